@@ -1,0 +1,338 @@
+// Config parsing via protobuf's JSON and text-format parsers, dotted-path overrides via
+// reflection, and semantic validation with messages that name the field.
+#include "proto/config_io.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace fedtrain {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+class CollectErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (first.empty()) first = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
+  }
+  std::string first;
+};
+
+absl::Status SetScalar(Message* msg, const FieldDescriptor* f, const std::string& value,
+                       const std::string& path) {
+  const Reflection* r = msg->GetReflection();
+  auto bad = [&](const char* what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set ", path, "=", value, ": expected ", what));
+  };
+  const bool rep = f->is_repeated();
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32: {
+      int32_t v;
+      if (!absl::SimpleAtoi(value, &v)) return bad("an integer");
+      rep ? r->AddInt32(msg, f, v) : r->SetInt32(msg, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_INT64: {
+      int64_t v;
+      if (!absl::SimpleAtoi(value, &v)) return bad("an integer");
+      rep ? r->AddInt64(msg, f, v) : r->SetInt64(msg, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_UINT32: {
+      uint32_t v;
+      if (!absl::SimpleAtoi(value, &v)) return bad("a non-negative integer");
+      rep ? r->AddUInt32(msg, f, v) : r->SetUInt32(msg, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_UINT64: {
+      uint64_t v;
+      if (!absl::SimpleAtoi(value, &v)) return bad("a non-negative integer");
+      rep ? r->AddUInt64(msg, f, v) : r->SetUInt64(msg, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT: {
+      double v;
+      if (!absl::SimpleAtod(value, &v)) return bad("a number");
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
+        rep ? r->AddDouble(msg, f, v) : r->SetDouble(msg, f, v);
+      } else {
+        rep ? r->AddFloat(msg, f, static_cast<float>(v)) : r->SetFloat(msg, f, static_cast<float>(v));
+      }
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_BOOL: {
+      bool v;
+      if (!absl::SimpleAtob(value, &v)) return bad("true or false");
+      rep ? r->AddBool(msg, f, v) : r->SetBool(msg, f, v);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_STRING:
+      rep ? r->AddString(msg, f, value) : r->SetString(msg, f, value);
+      break;
+    case FieldDescriptor::CPPTYPE_ENUM: {
+      const auto* ev = f->enum_type()->FindValueByName(value);
+      if (!ev) return bad(absl::StrCat("one of the names of ", f->enum_type()->name()).c_str());
+      rep ? r->AddEnum(msg, f, ev) : r->SetEnum(msg, f, ev);
+      break;
+    }
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      return absl::InvalidArgumentError(
+          absl::StrCat("--set ", path, ": is a message; set one of its fields (", path, ".x=...)"));
+  }
+  return absl::OkStatus();
+}
+
+void SetStructValue(google::protobuf::Struct* s, const std::string& key, const std::string& value) {
+  google::protobuf::Value& v = (*s->mutable_fields())[key];
+  double d;
+  bool b;
+  if (absl::SimpleAtod(value, &d)) {
+    v.set_number_value(d);
+  } else if (absl::SimpleAtob(value, &b) && (value == "true" || value == "false")) {
+    v.set_bool_value(b);
+  } else {
+    v.set_string_value(value);
+  }
+}
+
+std::vector<std::string> FieldNames(const Descriptor* d) {
+  std::vector<std::string> names;
+  for (int i = 0; i < d->field_count(); ++i) names.push_back(d->field(i)->name());
+  return names;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ExperimentConfig> ParseConfig(const std::string& text, const std::string& format,
+                                                 const std::string& source) {
+  v1::ExperimentConfig cfg;
+  if (format == "json") {
+    google::protobuf::util::JsonParseOptions opts;
+    opts.ignore_unknown_fields = false;
+    auto st = google::protobuf::util::JsonStringToMessage(text, &cfg, opts);
+    if (!st.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": invalid config: ", std::string(st.message())));
+  } else if (format == "text") {
+    google::protobuf::TextFormat::Parser parser;
+    CollectErrors errors;
+    parser.RecordErrorsTo(&errors);
+    if (!parser.ParseFromString(text, &cfg))
+      return absl::InvalidArgumentError(absl::StrCat(source, ": invalid config: ", errors.first));
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": unknown config format '", format, "' (json or text)"));
+  }
+  return cfg;
+}
+
+absl::StatusOr<v1::ExperimentConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot open (",
+                                                   std::strerror(errno), ")"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string format;
+  if (absl::EndsWith(path, ".json")) {
+    format = "json";
+  } else if (absl::EndsWith(path, ".textproto") || absl::EndsWith(path, ".pbtxt") ||
+             absl::EndsWith(path, ".txtpb") || absl::EndsWith(path, ".txt")) {
+    format = "text";
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config file ", path, ": unknown extension (use .json, .textproto, .pbtxt or .txt)"));
+  }
+  return ParseConfig(ss.str(), format, path);
+}
+
+absl::Status ApplyOverride(const std::string& assignment, v1::ExperimentConfig* cfg) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set ", assignment, ": expected path=value, e.g. local.lr=0.1"));
+  const std::string path = assignment.substr(0, eq);
+  const std::string value = assignment.substr(eq + 1);
+  std::vector<std::string> parts = absl::StrSplit(path, '.');
+  Message* msg = cfg;
+  std::string walked;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Descriptor* d = msg->GetDescriptor();
+    if (d->full_name() == "google.protobuf.Struct") {
+      // Free-form plug-in parameters: the rest of the path is the key.
+      std::vector<std::string> rest(parts.begin() + i, parts.end());
+      SetStructValue(static_cast<google::protobuf::Struct*>(msg), absl::StrJoin(rest, "."), value);
+      return absl::OkStatus();
+    }
+    const FieldDescriptor* f = d->FindFieldByName(parts[i]);
+    walked = walked.empty() ? parts[i] : absl::StrCat(walked, ".", parts[i]);
+    if (f == nullptr)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set ", path, ": unknown config field '", walked, "' (",
+          d == cfg->GetDescriptor() ? "top level" : d->name(), " has: ",
+          absl::StrJoin(FieldNames(d), ", "), ")"));
+    const bool last = i + 1 == parts.size();
+    if (!last) {
+      if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || f->is_repeated())
+        return absl::InvalidArgumentError(
+            absl::StrCat("--set ", path, ": '", walked, "' has no sub-fields"));
+      msg = msg->GetReflection()->MutableMessage(msg, f);
+      continue;
+    }
+    if (f->is_repeated()) {
+      msg->GetReflection()->ClearField(msg, f);
+      if (value.empty()) return absl::OkStatus();
+      for (absl::string_view item : absl::StrSplit(value, ',')) {
+        std::string s(absl::StripAsciiWhitespace(item));
+        if (absl::Status st = SetScalar(msg, f, s, path); !st.ok()) return st;
+      }
+      return absl::OkStatus();
+    }
+    return SetScalar(msg, f, value, path);
+  }
+  return absl::OkStatus();
+}
+
+void FillDefaults(Message* msg) {
+  const Descriptor* d = msg->GetDescriptor();
+  if (d->full_name() == "google.protobuf.Struct") return;
+  const Reflection* r = msg->GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->is_repeated()) continue;
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->message_type()->full_name() == "google.protobuf.Struct" && !r->HasField(*msg, f))
+        continue;
+      FillDefaults(r->MutableMessage(msg, f));
+      continue;
+    }
+    if (r->HasField(*msg, f)) continue;
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32: r->SetInt32(msg, f, f->default_value_int32()); break;
+      case FieldDescriptor::CPPTYPE_INT64: r->SetInt64(msg, f, f->default_value_int64()); break;
+      case FieldDescriptor::CPPTYPE_UINT32: r->SetUInt32(msg, f, f->default_value_uint32()); break;
+      case FieldDescriptor::CPPTYPE_UINT64: r->SetUInt64(msg, f, f->default_value_uint64()); break;
+      case FieldDescriptor::CPPTYPE_DOUBLE: r->SetDouble(msg, f, f->default_value_double()); break;
+      case FieldDescriptor::CPPTYPE_FLOAT: r->SetFloat(msg, f, f->default_value_float()); break;
+      case FieldDescriptor::CPPTYPE_BOOL: r->SetBool(msg, f, f->default_value_bool()); break;
+      case FieldDescriptor::CPPTYPE_STRING: r->SetString(msg, f, f->default_value_string()); break;
+      case FieldDescriptor::CPPTYPE_ENUM: r->SetEnum(msg, f, f->default_value_enum()); break;
+      case FieldDescriptor::CPPTYPE_MESSAGE: break;
+    }
+  }
+}
+
+namespace {
+absl::Status OneOf(const std::string& field, const std::string& value,
+                   std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed)
+    if (value == a) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, " must be one of ",
+                                                 absl::StrJoin(allowed, ", "), "; got '",
+                                                 value, "'"));
+}
+absl::Status Positive(const std::string& field, double v) {
+  if (v > 0 && std::isfinite(v)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, " must be > 0, got ", v));
+}
+absl::Status NonNegative(const std::string& field, double v) {
+  if (v >= 0 && std::isfinite(v)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, " must be >= 0, got ", v));
+}
+#define FT_CFG_CHECK(expr)                    \
+  do {                                        \
+    absl::Status s_ = (expr);                 \
+    if (!s_.ok()) return s_;                  \
+  } while (0)
+}  // namespace
+
+absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
+  FT_CFG_CHECK(OneOf("data.dataset", c.data().dataset(), {"fashion_mnist", "synthetic"}));
+  FT_CFG_CHECK(OneOf("model.type", c.model().type(), {"mlp", "softmax"}));
+  for (int i = 0; i < c.model().hidden_size(); ++i)
+    FT_CFG_CHECK(Positive(absl::StrCat("model.hidden[", i, "]"), c.model().hidden(i)));
+  if (c.model().type() == "softmax" && c.model().hidden_size() > 0)
+    return absl::InvalidArgumentError("model.hidden must be empty for model.type softmax");
+  FT_CFG_CHECK(OneOf("partition.method", c.partition().method(),
+                     {"iid", "dirichlet", "shards", "natural"}));
+  if (c.partition().method() == "natural" && c.data().dataset() != "synthetic")
+    return absl::InvalidArgumentError(
+        "partition.method natural needs a data set with its own split (data.dataset synthetic)");
+  if (c.partition().method() == "dirichlet") FT_CFG_CHECK(Positive("partition.alpha", c.partition().alpha()));
+  if (c.partition().method() == "shards")
+    FT_CFG_CHECK(Positive("partition.classes_per_client", c.partition().classes_per_client()));
+  FT_CFG_CHECK(NonNegative("partition.min_size", c.partition().min_size()));
+  const auto& fed = c.federation();
+  FT_CFG_CHECK(Positive("federation.num_clients", fed.num_clients()));
+  FT_CFG_CHECK(Positive("federation.clients_per_round", fed.clients_per_round()));
+  if (fed.clients_per_round() > fed.num_clients())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "federation.clients_per_round (", fed.clients_per_round(),
+        ") must not exceed federation.num_clients (", fed.num_clients(), ")"));
+  FT_CFG_CHECK(OneOf("federation.sampling", fed.sampling(), {"uniform_fixed"}));
+  if (c.data().dataset() == "synthetic" && c.partition().method() == "natural" &&
+      fed.num_clients() != c.data().synthetic().num_devices())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "federation.num_clients (", fed.num_clients(), ") must equal data.synthetic.num_devices (",
+        c.data().synthetic().num_devices(), ") with partition.method natural"));
+  const auto& l = c.local();
+  FT_CFG_CHECK(Positive("local.lr", l.lr()));
+  FT_CFG_CHECK(Positive("local.lr_decay", l.lr_decay()));
+  FT_CFG_CHECK(Positive("local.batch_size", l.batch_size()));
+  FT_CFG_CHECK(NonNegative("local.steps", l.steps()));
+  FT_CFG_CHECK(NonNegative("local.epochs", l.epochs()));
+  if (l.steps() == 0 && l.epochs() == 0)
+    return absl::InvalidArgumentError("one of local.steps or local.epochs must be > 0");
+  FT_CFG_CHECK(NonNegative("local.momentum", l.momentum()));
+  FT_CFG_CHECK(NonNegative("local.weight_decay", l.weight_decay()));
+  FT_CFG_CHECK(NonNegative("local.clip_norm", l.clip_norm()));
+  FT_CFG_CHECK(Positive("algorithm.server_lr", c.algorithm().server_lr()));
+  FT_CFG_CHECK(OneOf("algorithm.weighting", c.algorithm().weighting(), {"samples", "uniform"}));
+  FT_CFG_CHECK(OneOf("compression.compressor", c.compression().compressor(), {"identity"}));
+  FT_CFG_CHECK(OneOf("privacy.mechanism", c.privacy().mechanism(), {"none"}));
+  FT_CFG_CHECK(Positive("rounds", c.rounds()));
+  FT_CFG_CHECK(Positive("eval_every", c.eval_every()));
+  FT_CFG_CHECK(NonNegative("threads", c.threads()));
+  FT_CFG_CHECK(OneOf("output.progress", c.output().progress(), {"auto", "bar", "lines", "none"}));
+  if (c.data().dataset() == "synthetic") {
+    const auto& s = c.data().synthetic();
+    FT_CFG_CHECK(NonNegative("data.synthetic.alpha", s.alpha()));
+    FT_CFG_CHECK(NonNegative("data.synthetic.beta", s.beta()));
+    FT_CFG_CHECK(Positive("data.synthetic.num_devices", s.num_devices()));
+    FT_CFG_CHECK(Positive("data.synthetic.dim", s.dim()));
+    if (s.classes() < 2)
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.synthetic.classes must be >= 2, got ", s.classes()));
+  }
+  return absl::OkStatus();
+}
+
+std::string ConfigToJson(const Message& msg) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = true;
+  opts.preserve_proto_field_names = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(msg, &out, opts);
+  return out;
+}
+
+}  // namespace fedtrain

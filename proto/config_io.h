@@ -1,0 +1,42 @@
+// Reading, overriding, completing, validating and saving the ExperimentConfig.
+// Pure functions over proto messages; thread-compatible.
+#ifndef FEDTRAIN_PROTO_CONFIG_IO_H_
+#define FEDTRAIN_PROTO_CONFIG_IO_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fedtrain/v1/config.pb.h"
+
+namespace fedtrain {
+
+// Parses a config from text: JSON when `format` is "json", protobuf text format when "text".
+// InvalidArgument naming `source` and the parser's complaint (unknown fields are errors).
+absl::StatusOr<v1::ExperimentConfig> ParseConfig(const std::string& text, const std::string& format,
+                                                 const std::string& source);
+// Reads a file; the format follows the extension (.json; .textproto/.pbtxt/.txtpb/.txt).
+// NotFound for a missing file.
+absl::StatusOr<v1::ExperimentConfig> LoadConfigFile(const std::string& path);
+
+// Applies one "a.b.c=value" override. Repeated fields take comma-separated lists (replacing
+// the old list); google.protobuf.Struct fields accept any key (numbers, true/false, strings).
+// InvalidArgument naming the path for an unknown field or a value of the wrong type.
+absl::Status ApplyOverride(const std::string& assignment, v1::ExperimentConfig* cfg);
+
+// Sets every unset singular field to its default, recursively, so the saved config shows every
+// value the run used.
+void FillDefaults(google::protobuf::Message* msg);
+
+// Range and consistency checks that need no registry: counts > 0, sampled <= clients, known
+// data set / model / partition / sampling / weighting names, positive rates.
+// InvalidArgument naming the field, e.g. "federation.num_clients must be > 0, got -5".
+absl::Status ValidateConfig(const v1::ExperimentConfig& cfg);
+
+// Pretty JSON with the .proto field names.
+std::string ConfigToJson(const google::protobuf::Message& msg);
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_PROTO_CONFIG_IO_H_

@@ -1,0 +1,119 @@
+#include "proto/config_io.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+#include <fstream>
+
+namespace fedtrain {
+namespace {
+
+using ::fedtrain::testing::IsOk;
+using ::fedtrain::testing::StatusIs;
+using ::testing::HasSubstr;
+
+absl::StatusOr<v1::ExperimentConfig> Json(const std::string& s) {
+  return ParseConfig(s, "json", "test.json");
+}
+
+TEST(ConfigTest, JsonAndTextGiveTheSameConfig) {
+  FT_ASSERT_OK_AND_ASSIGN(auto a, Json(R"({"rounds": 7, "local": {"lr": 0.1},
+                                           "model": {"hidden": [64, 32]}})"));
+  FT_ASSERT_OK_AND_ASSIGN(auto b, ParseConfig("rounds: 7 local { lr: 0.1 } model { hidden: 64 hidden: 32 }",
+                                              "text", "t.textproto"));
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  EXPECT_EQ(a.rounds(), 7);
+  EXPECT_EQ(a.model().hidden_size(), 2);
+}
+
+TEST(ConfigTest, UnknownFieldIsAnErrorNamingIt) {
+  EXPECT_THAT(Json(R"({"roundz": 3})"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 HasSubstr("roundz")));
+  EXPECT_THAT(ParseConfig("local { lrr: 1 }", "text", "x.txt"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lrr")));
+}
+
+TEST(ConfigTest, OverridesWalkDottedPaths) {
+  v1::ExperimentConfig c;
+  FT_ASSERT_OK(ApplyOverride("local.lr=0.25", &c));
+  FT_ASSERT_OK(ApplyOverride("federation.num_clients=7", &c));
+  FT_ASSERT_OK(ApplyOverride("model.hidden=10,20", &c));
+  FT_ASSERT_OK(ApplyOverride("algorithm.name=fedavgm", &c));
+  FT_ASSERT_OK(ApplyOverride("data.synthetic.iid=true", &c));
+  FT_ASSERT_OK(ApplyOverride("algorithm.params.mu=0.5", &c));
+  FT_ASSERT_OK(ApplyOverride("algorithm.params.mode=paper", &c));
+  EXPECT_EQ(c.local().lr(), 0.25);
+  EXPECT_EQ(c.federation().num_clients(), 7);
+  EXPECT_THAT(c.model().hidden(), ::testing::ElementsAre(10, 20));
+  EXPECT_EQ(c.algorithm().name(), "fedavgm");
+  EXPECT_TRUE(c.data().synthetic().iid());
+  EXPECT_EQ(c.algorithm().params().fields().at("mu").number_value(), 0.5);
+  EXPECT_EQ(c.algorithm().params().fields().at("mode").string_value(), "paper");
+}
+
+TEST(ConfigTest, BadOverrides) {
+  v1::ExperimentConfig c;
+  EXPECT_THAT(ApplyOverride("local.lrr=1", &c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.lrr")));
+  EXPECT_THAT(ApplyOverride("local.lr=fast", &c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected a number")));
+  EXPECT_THAT(ApplyOverride("local=1", &c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is a message")));
+  EXPECT_THAT(ApplyOverride("rounds", &c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("path=value")));
+  EXPECT_THAT(ApplyOverride("rounds.x=1", &c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no sub-fields")));
+}
+
+TEST(ConfigTest, FillDefaultsMakesEveryValueVisible) {
+  v1::ExperimentConfig c;
+  FillDefaults(&c);
+  EXPECT_TRUE(c.has_rounds());
+  EXPECT_TRUE(c.local().has_lr());
+  EXPECT_TRUE(c.data().synthetic().has_alpha());
+  const std::string json = ConfigToJson(c);
+  EXPECT_THAT(json, HasSubstr("\"clients_per_round\": \"10\""));
+  // The saved JSON reads back to the same config.
+  FT_ASSERT_OK_AND_ASSIGN(auto back, Json(json));
+  EXPECT_EQ(back.SerializeAsString(), c.SerializeAsString());
+}
+
+TEST(ConfigTest, ValidationNamesTheField) {
+  v1::ExperimentConfig c;
+  FillDefaults(&c);
+  FT_EXPECT_OK(ValidateConfig(c));
+  auto with = [&](const std::string& o) {
+    v1::ExperimentConfig d = c;
+    EXPECT_THAT(ApplyOverride(o, &d), IsOk());
+    return ValidateConfig(d);
+  };
+  EXPECT_THAT(with("federation.num_clients=0"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("federation.num_clients must be > 0, got 0")));
+  EXPECT_THAT(with("federation.num_clients=-5"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got -5")));
+  EXPECT_THAT(with("federation.clients_per_round=101"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must not exceed federation.num_clients")));
+  EXPECT_THAT(with("local.lr=0"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.lr")));
+  EXPECT_THAT(with("data.dataset=cifar"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.dataset")));
+  EXPECT_THAT(with("partition.method=natural"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partition.method")));
+  EXPECT_THAT(with("compression.compressor=topk"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.compressor")));
+}
+
+TEST(ConfigTest, LoadFileErrors) {
+  testing::TempDir dir;
+  EXPECT_THAT(LoadConfigFile(dir.File("missing.json")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.json")));
+  std::ofstream(dir.File("c.yaml")) << "rounds: 1\n";
+  EXPECT_THAT(LoadConfigFile(dir.File("c.yaml")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("extension")));
+  std::ofstream(dir.File("c.json")) << "{\"rounds\": ";
+  EXPECT_THAT(LoadConfigFile(dir.File("c.json")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("c.json")));
+}
+
+}  // namespace
+}  // namespace fedtrain
