@@ -1,0 +1,27 @@
+#include "aggregators/algorithm.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace fedtrain {
+
+absl::Status AggregationWeights(absl::Span<const ClientUpdate> updates, const std::string& rule,
+                                std::vector<double>* w) {
+  w->assign(updates.size(), 0.0);
+  if (updates.empty()) return absl::OkStatus();
+  if (rule == "uniform") {
+    for (double& x : *w) x = 1.0 / static_cast<double>(updates.size());
+    return absl::OkStatus();
+  }
+  if (rule != "samples")
+    return absl::InvalidArgumentError(
+        absl::StrCat("algorithm.weighting must be samples or uniform, got '", rule, "'"));
+  double total = 0.0;
+  for (const ClientUpdate& u : updates) total += static_cast<double>(u.num_samples);
+  if (total <= 0.0)
+    return absl::InvalidArgumentError("sample-weighted aggregation with zero samples in total");
+  for (size_t i = 0; i < updates.size(); ++i)
+    (*w)[i] = static_cast<double>(updates[i].num_samples) / total;
+  return absl::OkStatus();
+}
+
+}  // namespace fedtrain

@@ -1,0 +1,51 @@
+// FedAvg and FedAvgM (server momentum), specs/federated.md §1.1 and §1.2.
+//
+// State and sizes (d = model dimension):
+//   FedAvg : server x (d); clients stateless; down x (d); up Delta_i (d) + n_i.
+//   FedAvgM: server x, m (2d); otherwise as FedAvg.
+//   Wire: 32 bits per coordinate each way with the identity codec.
+// Server step: Dbar = sum_i w_i Delta_i (double accumulation in client-id order),
+//   FedAvg : x <- x + eta_g Dbar
+//   FedAvgM: m <- beta m + Dbar; x <- x + eta_g m   (Nesterov: x <- x + eta_g (beta m + Dbar))
+// Client: K local SGD steps from x; Delta = y_K - x (new minus old, specs §0).
+#ifndef FEDTRAIN_AGGREGATORS_FEDAVG_H_
+#define FEDTRAIN_AGGREGATORS_FEDAVG_H_
+
+#include <string>
+#include <vector>
+
+#include "aggregators/algorithm.h"
+
+namespace fedtrain {
+
+struct FedAvgOptions {
+  double server_lr = 1.0;             // eta_g
+  std::string weighting = "samples";  // "samples" | "uniform"
+  bool server_momentum = false;       // FedAvgM
+  double beta = 0.9;
+  bool nesterov = false;
+};
+
+class FedAvgServer final : public ServerAlgorithm {
+ public:
+  explicit FedAvgServer(FedAvgOptions o) : o_(std::move(o)) {}
+  absl::Status Init(ConstVec x0, ServerState* s) override;
+  absl::Status DownPayload(const ServerState& s, Payload* down) const override;
+  absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
+                      ServerState* s) override;
+
+ private:
+  FedAvgOptions o_;
+  std::vector<float> mean_;  // scratch: the round's weighted mean delta
+};
+
+// The client half shared by FedAvg-family algorithms: plain local SGD, up = {Delta}.
+class FedAvgClient final : public ClientAlgorithm {
+ public:
+  absl::Status LocalUpdate(const Payload& down, LocalContext& ctx, ClientState* state,
+                           Payload* up, LocalResult* result) const override;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_AGGREGATORS_FEDAVG_H_

@@ -1,0 +1,54 @@
+// Registry entries for FedAvg and FedAvgM: the only place that reads their proto config.
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "aggregators/fedavg.h"
+#include "aggregators/registry.h"
+
+namespace fedtrain {
+namespace {
+
+class FedAvgFactory final : public AlgorithmFactory {
+ public:
+  explicit FedAvgFactory(bool momentum) : momentum_(momentum) {}
+  std::string name() const override { return momentum_ ? "fedavgm" : "fedavg"; }
+  int state_version() const override { return 1; }
+  absl::Status Validate(const Cfg& c) const override {
+    if (!(c.server_lr() > 0))
+      return absl::InvalidArgumentError(
+          absl::StrCat("algorithm.server_lr must be > 0, got ", c.server_lr()));
+    if (c.weighting() != "samples" && c.weighting() != "uniform")
+      return absl::InvalidArgumentError(absl::StrCat(
+          "algorithm.weighting must be samples or uniform, got '", c.weighting(), "'"));
+    if (momentum_ && !(c.momentum() >= 0 && c.momentum() < 1))
+      return absl::InvalidArgumentError(
+          absl::StrCat("algorithm.momentum (FedAvgM beta) must be in [0, 1), got ", c.momentum()));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
+    if (absl::Status s = Validate(c); !s.ok()) return s;
+    FedAvgOptions o;
+    o.server_lr = c.server_lr();
+    o.weighting = c.weighting();
+    o.server_momentum = momentum_;
+    o.beta = c.momentum();
+    o.nesterov = c.nesterov();
+    return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o));
+  }
+  absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
+    return std::unique_ptr<ClientAlgorithm>(new FedAvgClient());
+  }
+
+ private:
+  bool momentum_;
+};
+
+}  // namespace
+
+void RegisterBuiltinAlgorithms(AlgorithmRegistry* r) {
+  // Registration of fedtrain's own distinct names cannot collide.
+  (void)r->Register(std::make_unique<FedAvgFactory>(false));
+  (void)r->Register(std::make_unique<FedAvgFactory>(true));
+}
+
+}  // namespace fedtrain

@@ -1,0 +1,212 @@
+// The one `fedtrain` binary: `fedtrain simulate | plot | help`.
+// Exit codes: 0 success, 1 a run or plot failed (message on stderr), 2 bad usage.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "aggregators/registry.h"
+#include "cli/plot.h"
+#include "cli/progress.h"
+#include "proto/config_io.h"
+#include "sim/simulate.h"
+
+namespace fedtrain {
+namespace {
+
+constexpr char kMainHelp[] = R"(fedtrain: federated and distributed training
+
+usage: fedtrain <command> [options]
+
+commands:
+  simulate   run an experiment config with simulated clients in this process
+  plot       draw test accuracy/loss of runs against rounds and uplink bytes
+  help       show this help (also: fedtrain <command> --help)
+)";
+
+constexpr char kSimulateHelp[] = R"(usage: fedtrain simulate --config FILE [--set path=value ...] [options]
+
+Runs the experiment in FILE (.json, or protobuf text format: .textproto/.pbtxt/.txt) with
+simulated clients. Writes <output.dir>/<run_name>/ with config.json (the resolved config),
+metrics.jsonl and metrics.csv (one row per round), model.ftw (final weights), summary.json,
+partition_histogram.csv. The folder is named <run_name>.partial until the run completes.
+
+options:
+  --config FILE        experiment config (required)
+  --set path=value     override any config field, e.g. --set local.lr=0.1
+                       --set model.hidden=200,100  --set algorithm.params.mu=0.01
+                       (repeatable; applied in order after the file)
+  --out DIR            shorthand for --set output.dir=DIR
+  --threads N          shorthand for --set threads=N (results do not depend on it)
+  --print-config       print the resolved config as JSON and exit without running
+  --help               this help
+)";
+
+constexpr char kPlotHelp[] = R"(usage: fedtrain plot RUN_DIR... [-o OUT.png|OUT.svg] [--title T]
+
+Draws test accuracy and test loss against rounds and against cumulative uplink MB for one
+or several run folders (each holding metrics.csv) into one PNG or SVG figure.
+
+options:
+  -o, --output FILE    output file, .png or .svg (default: plot.png)
+  --title TEXT         figure title
+  --width N, --height N  figure size in pixels (default 1200 x 900)
+  --help               this help
+)";
+
+int Usage(const std::string& msg, const char* help) {
+  std::fprintf(stderr, "fedtrain: %s\n\n%s", msg.c_str(), help);
+  return 2;
+}
+
+bool IsHelp(const std::string& a) { return a == "--help" || a == "-h" || a == "help"; }
+
+int Simulate(const std::vector<std::string>& args) {
+  std::string config_path;
+  std::vector<std::string> sets;
+  bool print_config = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (IsHelp(a)) {
+      std::fputs(kSimulateHelp, stdout);
+      return 0;
+    } else if (a == "--config") {
+      if (!value(&config_path)) return Usage("--config needs a file", kSimulateHelp);
+    } else if (absl::StartsWith(a, "--config=")) {
+      config_path = a.substr(9);
+    } else if (a == "--set") {
+      if (!value(&v)) return Usage("--set needs path=value", kSimulateHelp);
+      sets.push_back(v);
+    } else if (absl::StartsWith(a, "--set=")) {
+      sets.push_back(a.substr(6));
+    } else if (a == "--out") {
+      if (!value(&v)) return Usage("--out needs a folder", kSimulateHelp);
+      sets.push_back("output.dir=" + v);
+    } else if (a == "--threads") {
+      if (!value(&v)) return Usage("--threads needs a number", kSimulateHelp);
+      sets.push_back("threads=" + v);
+    } else if (a == "--print-config") {
+      print_config = true;
+    } else {
+      return Usage(absl::StrCat("unknown option '", a, "'"), kSimulateHelp);
+    }
+  }
+  if (config_path.empty()) return Usage("simulate needs --config FILE", kSimulateHelp);
+
+  absl::StatusOr<v1::ExperimentConfig> cfg = LoadConfigFile(config_path);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "fedtrain simulate: %s\n", std::string(cfg.status().message()).c_str());
+    return 1;
+  }
+  for (const std::string& s : sets) {
+    if (absl::Status st = ApplyOverride(s, &*cfg); !st.ok()) {
+      std::fprintf(stderr, "fedtrain simulate: %s\n", std::string(st.message()).c_str());
+      return 1;
+    }
+  }
+  AlgorithmRegistry registry;
+  RegisterBuiltinAlgorithms(&registry);
+  if (print_config) {
+    absl::StatusOr<v1::ExperimentConfig> resolved = ResolveConfig(*cfg, registry);
+    if (!resolved.ok()) {
+      std::fprintf(stderr, "fedtrain simulate: %s\n",
+                   std::string(resolved.status().message()).c_str());
+      return 1;
+    }
+    std::printf("%s\n", ConfigToJson(*resolved).c_str());
+    return 0;
+  }
+  v1::ExperimentConfig probe = *cfg;
+  FillDefaults(&probe);
+  Progress progress(Progress::ModeFor(probe.output().progress(), stderr), stderr, probe.rounds());
+  absl::StatusOr<ExperimentOutcome> out =
+      RunExperiment(*cfg, registry, [&](const RoundSummary& s) { progress.OnRound(s); });
+  progress.Finish();
+  if (!out.ok()) {
+    std::fprintf(stderr, "fedtrain simulate: %s\n", std::string(out.status().message()).c_str());
+    return 1;
+  }
+  const SimulationResult& r = out->result;
+  std::printf("run folder: %s\n", out->run_dir.c_str());
+  if (r.final_test)
+    std::printf("final test accuracy %.2f%%  test loss %.4f  after %lld rounds in %.1f s\n",
+                100.0 * r.final_test->accuracy, r.final_test->loss,
+                static_cast<long long>(r.rounds), r.wall_s);
+  return 0;
+}
+
+int Plot(const std::vector<std::string>& args) {
+  PlotOptions opts;
+  opts.output = "plot.png";
+  std::vector<std::string> runs;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto next = [&](const char* what, std::string* out) {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      (void)what;
+      return true;
+    };
+    std::string v;
+    if (IsHelp(a)) {
+      std::fputs(kPlotHelp, stdout);
+      return 0;
+    } else if (a == "-o" || a == "--output") {
+      if (!next("file", &opts.output)) return Usage(a + " needs a file", kPlotHelp);
+    } else if (a == "--title") {
+      if (!next("text", &opts.title)) return Usage("--title needs text", kPlotHelp);
+    } else if (a == "--width" || a == "--height") {
+      int n;
+      if (!next("n", &v) || !absl::SimpleAtoi(v, &n)) return Usage(a + " needs a number", kPlotHelp);
+      (a == "--width" ? opts.width : opts.height) = n;
+    } else if (absl::StartsWith(a, "-")) {
+      return Usage(absl::StrCat("unknown option '", a, "'"), kPlotHelp);
+    } else {
+      runs.push_back(a);
+    }
+  }
+  if (runs.empty()) return Usage("plot needs at least one run folder", kPlotHelp);
+  if (absl::Status s = PlotRuns(runs, opts); !s.ok()) {
+    std::fprintf(stderr, "fedtrain plot: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  std::printf("wrote %s\n", opts.output.c_str());
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return Usage("no command given", kMainHelp);
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  if (IsHelp(cmd)) {
+    if (!args.empty() && args[0] == "simulate") return std::fputs(kSimulateHelp, stdout), 0;
+    if (!args.empty() && args[0] == "plot") return std::fputs(kPlotHelp, stdout), 0;
+    std::fputs(kMainHelp, stdout);
+    return 0;
+  }
+  if (cmd == "simulate") return Simulate(args);
+  if (cmd == "plot") return Plot(args);
+  return Usage(absl::StrCat("unknown command '", cmd, "'"), kMainHelp);
+}
+
+}  // namespace
+}  // namespace fedtrain
+
+int main(int argc, char** argv) {
+  const int rc = fedtrain::Main(argc, argv);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(rc);
+}

@@ -1,0 +1,37 @@
+// Progress display for `fedtrain simulate`: a one-line bar redrawn in place on a terminal
+// (round, loss, test accuracy, MB up/down, ETA), or one plain line per evaluated round when
+// the output is not a terminal (logs, CI). Not thread-safe: the round loop calls it.
+#ifndef FEDTRAIN_CLI_PROGRESS_H_
+#define FEDTRAIN_CLI_PROGRESS_H_
+
+#include <cstdio>
+#include <string>
+
+#include "server/coordinator.h"
+
+namespace fedtrain {
+
+class Progress {
+ public:
+  enum class Mode { kBar, kLines, kNone };
+  // "auto" picks kBar when `out` is a terminal.
+  static Mode ModeFor(const std::string& setting, std::FILE* out);
+  Progress(Mode mode, std::FILE* out, int64_t total_rounds)
+      : mode_(mode), out_(out), total_(total_rounds) {}
+  void OnRound(const RoundSummary& s);
+  // Ends the bar's line.
+  void Finish();
+  // The text of one status line (exposed for tests).
+  static std::string Line(const RoundSummary& s, int64_t total, double last_acc);
+
+ private:
+  Mode mode_;
+  std::FILE* out_;
+  int64_t total_;
+  double last_acc_ = -1.0;
+  bool drew_ = false;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_CLI_PROGRESS_H_

@@ -1,0 +1,53 @@
+// The Worker: task in, reply out (STYLE.md §6). Runs the client half of the algorithm on the
+// task's client data, then the uplink pipeline (compressor -> codec -> message). No sockets,
+// no sleeps: the same Worker serves the simulation (many per process, one per pool thread)
+// and the deployed worker process.
+// Not thread-safe: one Worker per thread (it owns a Trainer with scratch buffers). The
+// borrowed algorithm, compressor, data and store must outlive it.
+#ifndef FEDTRAIN_CLIENT_WORKER_H_
+#define FEDTRAIN_CLIENT_WORKER_H_
+
+#include <functional>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "aggregators/algorithm.h"
+#include "client/client_state_store.h"
+#include "compression/compressor.h"
+#include "fedtrain/v1/messages.pb.h"
+#include "models/local_sgd.h"
+#include "models/trainer.h"
+
+namespace fedtrain {
+
+// Client id -> that client's training data. NotFound for an id this worker does not hold.
+using ClientDataFn = std::function<absl::StatusOr<DataView>(ClientId)>;
+
+struct WorkerOptions {
+  LocalSgdOptions sgd;  // lr is replaced by each task's lr
+  size_t num_up_parts = 1;
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions opts, const ClientAlgorithm* algo, std::unique_ptr<Trainer> trainer,
+         ClientDataFn data, ClientStateStore* store, const Compressor* compressor)
+      : opts_(std::move(opts)), algo_(algo), trainer_(std::move(trainer)),
+        data_(std::move(data)), store_(store), compressor_(compressor) {}
+
+  // Errors: the task's payload fails to decode (InvalidArgument), the client is unknown
+  // (NotFound), local training fails. The caller reports them to the server.
+  absl::StatusOr<v1::UpdateMsg> Handle(const v1::TaskMsg& task);
+
+ private:
+  WorkerOptions opts_;
+  const ClientAlgorithm* algo_;
+  std::unique_ptr<Trainer> trainer_;
+  ClientDataFn data_;
+  ClientStateStore* store_;
+  const Compressor* compressor_;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_CLIENT_WORKER_H_

@@ -1,0 +1,49 @@
+#include "comm/inproc.h"
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedtrain {
+
+InProcHub::~InProcHub() {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+  mu_.Await(absl::Condition(&idle));
+}
+
+absl::Status InProcHub::SendTask(v1::TaskMsg task) {
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;
+  }
+  // The task moves into a shared_ptr because std::function needs a copyable callable.
+  auto t = std::make_shared<v1::TaskMsg>(std::move(task));
+  pool_->Schedule([this, t](int thread_index) {
+    absl::StatusOr<v1::UpdateMsg> r = handler_(thread_index, *t);
+    v1::UpdateMsg reply;
+    if (r.ok()) {
+      reply = std::move(r).value();
+    } else {
+      reply.set_round(t->round());
+      reply.set_client_id(t->client_id());
+      reply.set_error(r.status().ToString());
+    }
+    absl::MutexLock lock(&mu_);
+    replies_.push_back(std::move(reply));
+    --in_flight_;
+  });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::UpdateMsg> InProcHub::ReceiveUpdate(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !replies_.empty(); };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&ready), deadline))
+    return absl::DeadlineExceededError("no update arrived before the round deadline");
+  v1::UpdateMsg m = std::move(replies_.front());
+  replies_.pop_front();
+  return m;
+}
+
+}  // namespace fedtrain

@@ -1,0 +1,27 @@
+// The server end of a federated transport: hand a task to a client, receive updates.
+// Adapters move messages and report failures; they know nothing of rounds or models.
+// Implementations are thread-safe.
+#ifndef FEDTRAIN_COMM_TRANSPORT_H_
+#define FEDTRAIN_COMM_TRANSPORT_H_
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/vec.h"
+#include "fedtrain/v1/messages.pb.h"
+
+namespace fedtrain {
+
+class ServerTransport {
+ public:
+  virtual ~ServerTransport() = default;
+  // Queues `task` for client `task.client_id()`; returns without waiting for the reply.
+  // Unavailable when the client cannot be reached.
+  virtual absl::Status SendTask(v1::TaskMsg task) = 0;
+  // Next update from any client; DeadlineExceeded when none arrives by `deadline`.
+  virtual absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time deadline) = 0;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_COMM_TRANSPORT_H_

@@ -1,0 +1,214 @@
+#include "server/coordinator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "comm/payload_wire.h"
+#include "core/rng.h"
+#include "core/status_macros.h"
+
+namespace fedtrain {
+
+std::vector<ClientId> SampleClients(uint64_t seed, uint64_t round, int64_t n, int64_t m) {
+  FT_CHECK(n > 0 && m > 0 && m <= n);
+  std::vector<ClientId> out;
+  out.reserve(m);
+  if (m == n) {
+    for (int64_t i = 0; i < n; ++i) out.push_back(static_cast<ClientId>(i));
+    return out;
+  }
+  RngStream rng = RngStream::For(seed, round, 0, Purpose::kSampling);
+  absl::flat_hash_set<ClientId> chosen;
+  chosen.reserve(m);
+  for (int64_t j = n - m; j < n; ++j) {
+    const ClientId t = rng.UniformInt(static_cast<uint64_t>(j) + 1);
+    chosen.insert(chosen.contains(t) ? static_cast<ClientId>(j) : t);
+  }
+  out.assign(chosen.begin(), chosen.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Coordinator::Coordinator(CoordinatorOptions opts, ServerAlgorithm* algo,
+                         ServerTransport* transport, const Compressor* up_codec,
+                         Evaluator evaluator, MetricsSink* sink, const Clock* clock,
+                         ThreadPool* pool)
+    : opts_(std::move(opts)), algo_(algo), transport_(transport), up_codec_(up_codec),
+      evaluator_(std::move(evaluator)), sink_(sink), clock_(clock), pool_(pool) {}
+
+absl::Status Coordinator::Init(ConstVec x0) {
+  if (opts_.num_clients <= 0 || opts_.clients_per_round <= 0 ||
+      opts_.clients_per_round > opts_.num_clients)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot sample ", opts_.clients_per_round, " of ", opts_.num_clients, " clients"));
+  FT_RETURN_IF_ERROR(algo_->Init(x0, &state_));
+  start_ = clock_->Now();
+  initialised_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RoundSummary> Coordinator::RunRound() {
+  FT_CHECK(initialised_);
+  const uint64_t round = state_.round;
+  const size_t dim = state_.x.size();
+  RoundSummary sum;
+  sum.round = round;
+  sum.lr = opts_.lr * std::pow(opts_.lr_decay, static_cast<double>(round));
+
+  // 1. Select and broadcast.
+  std::vector<ClientId> sampled =
+      SampleClients(opts_.sampling_seed, round, opts_.num_clients, opts_.clients_per_round);
+  sum.sampled = static_cast<int64_t>(sampled.size());
+  Payload down;
+  FT_RETURN_IF_ERROR(algo_->DownPayload(state_, &down));
+  v1::TaskMsg proto_task;
+  proto_task.set_round(round);
+  proto_task.set_lr(sum.lr);
+  proto_task.set_seed(opts_.seed);
+  {
+    IdentityCompressor down_codec;  // downlink is uncompressed in this build
+    RngStream unused = RngStream::For(opts_.seed, round, 0, Purpose::kCompression);
+    FT_RETURN_IF_ERROR(EncodePayload(down, down_codec, unused, proto_task.mutable_down()));
+  }
+  absl::flat_hash_set<ClientId> pending;
+  RoundInfo info;
+  info.round = round;
+  info.num_clients = static_cast<uint64_t>(opts_.num_clients);
+  info.pool = pool_;
+  for (ClientId id : sampled) {
+    v1::TaskMsg t = proto_task;
+    t.set_client_id(id);
+    sum.bytes_down += t.ByteSizeLong();
+    if (absl::Status s = transport_->SendTask(std::move(t)); !s.ok()) {
+      info.dropped.push_back(id);
+      sum.rejections.push_back(absl::StrCat("client ", id, ": task not delivered: ", s.ToString()));
+      continue;
+    }
+    pending.insert(id);
+  }
+  info.sampled = sampled;
+
+  // 2. Collect until every pending client replied or the deadline passed.
+  std::map<ClientId, Payload> accepted;  // ordered by client id: the reduction order
+  std::map<ClientId, std::pair<uint64_t, int64_t>> meta;  // n_i, K_i
+  double loss_sum = 0.0, loss_weight = 0.0;
+  const absl::Time deadline = clock_->Now() + opts_.round_timeout;
+  while (!pending.empty()) {
+    absl::StatusOr<v1::UpdateMsg> got = transport_->ReceiveUpdate(deadline);
+    if (!got.ok()) {
+      if (got.status().code() != absl::StatusCode::kDeadlineExceeded) return got.status();
+      for (ClientId id : pending) {
+        info.dropped.push_back(id);
+        sum.rejections.push_back(absl::StrCat("client ", id, ": no reply by the round deadline"));
+      }
+      break;
+    }
+    const v1::UpdateMsg& m = *got;
+    sum.bytes_up += m.ByteSizeLong();
+    const ClientId id = m.client_id();
+    if (m.round() != round) {
+      sum.rejections.push_back(absl::StrCat("client ", id, ": update for round ", m.round(),
+                                            ", current round is ", round));
+      continue;  // a stale reply: the client may still answer this round
+    }
+    if (!pending.contains(id)) {
+      sum.rejections.push_back(
+          absl::StrCat("client ", id, ": was not asked this round or already replied"));
+      continue;
+    }
+    pending.erase(id);
+    auto reject = [&](const std::string& why) {
+      info.rejected.push_back(id);
+      sum.rejections.push_back(absl::StrCat("client ", id, ": ", why));
+    };
+    if (!m.error().empty()) {
+      reject(absl::StrCat("worker failed: ", m.error()));
+      continue;
+    }
+    if (m.num_samples() == 0) {
+      reject("reported 0 training samples");
+      continue;
+    }
+    if (!std::isfinite(m.train_loss())) {
+      reject("reported a non-finite training loss");
+      continue;
+    }
+    Payload p;
+    if (absl::Status s = DecodePayload(m.up(), *up_codec_, algo_->num_up_parts(), dim, &p);
+        !s.ok()) {
+      reject(std::string(s.message()));
+      continue;
+    }
+    accepted.emplace(id, std::move(p));
+    meta[id] = {m.num_samples(), static_cast<int64_t>(m.local_steps())};
+    loss_sum += m.train_loss() * static_cast<double>(m.num_samples());
+    loss_weight += static_cast<double>(m.num_samples());
+  }
+  std::sort(info.dropped.begin(), info.dropped.end());
+  std::sort(info.rejected.begin(), info.rejected.end());
+
+  // 3. Aggregate in client-id order.
+  std::vector<ClientUpdate> updates;
+  updates.reserve(accepted.size());
+  for (const auto& [id, p] : accepted) {
+    ClientUpdate u;
+    u.id = id;
+    u.num_samples = meta[id].first;
+    u.steps = meta[id].second;
+    for (const std::vector<float>& part : p.parts) u.parts.push_back(part);
+    updates.push_back(std::move(u));
+  }
+  FT_RETURN_IF_ERROR(algo_->Update(updates, info, &state_));
+  FT_CHECK(state_.round == round + 1);
+  if (absl::Status s = CheckFinite(state_.x, "global model"); !s.ok())
+    return absl::InternalError(absl::StrCat("round ", round, ": ", s.message(),
+                                            " (diverged: lower local.lr or algorithm.server_lr)"));
+
+  sum.received = static_cast<int64_t>(updates.size());
+  sum.rejected = static_cast<int64_t>(info.rejected.size() + info.dropped.size());
+  sum.train_loss = loss_weight > 0 ? loss_sum / loss_weight : std::nan("");
+  cum_up_ += sum.bytes_up;
+  cum_down_ += sum.bytes_down;
+  sum.cum_bytes_up = cum_up_;
+  sum.cum_bytes_down = cum_down_;
+
+  // 4. Evaluate every E rounds and after the last.
+  const bool last = static_cast<int64_t>(round) + 1 == opts_.rounds;
+  if (evaluator_ && ((round + 1) % static_cast<uint64_t>(opts_.eval_every) == 0 || last)) {
+    FT_ASSIGN_OR_RETURN(EvalMetrics e, evaluator_(state_.x));
+    sum.test = e;
+  }
+  sum.wall_s = absl::ToDoubleSeconds(clock_->Now() - start_);
+
+  if (sink_) {
+    MetricsRow row;
+    row.Set("round", static_cast<int64_t>(round))
+        .Set("sampled", sum.sampled)
+        .Set("received", sum.received)
+        .Set("rejected", sum.rejected)
+        .Set("train_loss", sum.train_loss)
+        .Set("test_loss", sum.test ? sum.test->loss : std::nan(""))
+        .Set("test_accuracy", sum.test ? sum.test->accuracy : std::nan(""))
+        .Set("bytes_up", static_cast<int64_t>(sum.bytes_up))
+        .Set("bytes_down", static_cast<int64_t>(sum.bytes_down))
+        .Set("cum_bytes_up", static_cast<int64_t>(sum.cum_bytes_up))
+        .Set("cum_bytes_down", static_cast<int64_t>(sum.cum_bytes_down))
+        .Set("lr", sum.lr)
+        .Set("wall_s", sum.wall_s);
+    FT_RETURN_IF_ERROR(sink_->Write(row));
+  }
+  return sum;
+}
+
+absl::Status Coordinator::Run(const std::function<void(const RoundSummary&)>& on_round) {
+  while (rounds_done() < opts_.rounds) {
+    FT_ASSIGN_OR_RETURN(RoundSummary s, RunRound());
+    if (on_round) on_round(s);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fedtrain

@@ -1,0 +1,93 @@
+// The Coordinator: the federated round loop (DESIGN.md "One round"): select clients, send
+// each a task with the server half's down payload, collect replies until all arrive or the
+// round deadline passes, decode and validate them, hand the valid ones (sorted by client id)
+// to the server half, evaluate every E rounds, write a metrics row.
+// The same Coordinator runs the simulation (InProcHub) and the deployed server (gRPC).
+// Not thread-safe: one thread (the round loop) owns it and all round state.
+#ifndef FEDTRAIN_SERVER_COORDINATOR_H_
+#define FEDTRAIN_SERVER_COORDINATOR_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "aggregators/algorithm.h"
+#include "comm/transport.h"
+#include "compression/compressor.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "core/thread_pool.h"
+#include "models/trainer.h"
+
+namespace fedtrain {
+
+struct CoordinatorOptions {
+  int64_t num_clients = 0;
+  int64_t clients_per_round = 0;
+  int64_t rounds = 0;
+  uint64_t seed = 0;           // keys the workers' RngStreams
+  uint64_t sampling_seed = 0;  // keys client selection (specs §7.5)
+  double lr = 0.01;            // eta_l^0
+  double lr_decay = 1.0;       // eta_l^r = lr * lr_decay^r
+  int64_t eval_every = 1;
+  absl::Duration round_timeout = absl::Minutes(10);
+};
+
+// Evaluates the global model on the test set.
+using Evaluator = std::function<absl::StatusOr<EvalMetrics>(ConstVec w)>;
+
+struct RoundSummary {
+  uint64_t round = 0;
+  int64_t sampled = 0, received = 0, rejected = 0;
+  double train_loss = 0.0;  // sample-weighted mean of the clients' reported losses
+  std::optional<EvalMetrics> test;
+  uint64_t bytes_up = 0, bytes_down = 0;  // serialized message sizes this round
+  uint64_t cum_bytes_up = 0, cum_bytes_down = 0;
+  double lr = 0.0;
+  double wall_s = 0.0;  // since Init
+  std::vector<std::string> rejections;  // one reason per rejected or failed reply
+};
+
+// `m` distinct client ids out of [0, n), sorted, drawn from RngStream(seed, round, 0,
+// kSampling) with Floyd's algorithm (O(m) whatever n is). m == n returns every id.
+std::vector<ClientId> SampleClients(uint64_t seed, uint64_t round, int64_t n, int64_t m);
+
+class Coordinator {
+ public:
+  // Borrows everything; `evaluator`, `sink` and `pool` may be null / empty.
+  Coordinator(CoordinatorOptions opts, ServerAlgorithm* algo, ServerTransport* transport,
+              const Compressor* up_codec, Evaluator evaluator, MetricsSink* sink,
+              const Clock* clock, ThreadPool* pool);
+
+  // Sets the initial global model (dimension d).
+  absl::Status Init(ConstVec x0);
+  // Runs the next round.
+  absl::StatusOr<RoundSummary> RunRound();
+  // Runs the remaining rounds, calling `on_round` after each.
+  absl::Status Run(const std::function<void(const RoundSummary&)>& on_round);
+
+  const ServerState& state() const { return state_; }
+  ConstVec model() const { return state_.x; }
+  int64_t rounds_done() const { return static_cast<int64_t>(state_.round); }
+
+ private:
+  CoordinatorOptions opts_;
+  ServerAlgorithm* algo_;
+  ServerTransport* transport_;
+  const Compressor* up_codec_;
+  Evaluator evaluator_;
+  MetricsSink* sink_;
+  const Clock* clock_;
+  ThreadPool* pool_;
+  ServerState state_;
+  absl::Time start_;
+  uint64_t cum_up_ = 0, cum_down_ = 0;
+  bool initialised_ = false;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_SERVER_COORDINATOR_H_
