@@ -1,0 +1,212 @@
+// Coordinator round loop with a scripted transport: validation of replies (round, sender,
+// codec, dimension, finiteness, worker errors), the deadline, client-order invariance (U2),
+// sampling (U5) and byte accounting.
+#include "server/coordinator.h"
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <set>
+#include <vector>
+
+#include "aggregators/fedavg.h"
+#include "comm/payload_wire.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace fedtrain {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Answers each task synchronously with `reply(task)`, delivers replies in the order given by
+// `order` (a permutation applied per round), and reports DeadlineExceeded when none is left.
+class ScriptedTransport final : public ServerTransport {
+ public:
+  std::function<std::vector<v1::UpdateMsg>(const v1::TaskMsg&)> reply;
+  bool reverse = false;
+  std::vector<v1::TaskMsg> tasks;
+  absl::Status SendTask(v1::TaskMsg t) override {
+    for (auto& m : reply(t)) queue_.push_back(std::move(m));
+    tasks.push_back(std::move(t));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time) override {
+    if (queue_.empty()) return absl::DeadlineExceededError("none left");
+    if (reverse) {
+      v1::UpdateMsg m = std::move(queue_.back());
+      queue_.pop_back();
+      return m;
+    }
+    v1::UpdateMsg m = std::move(queue_.front());
+    queue_.pop_front();
+    return m;
+  }
+
+ private:
+  std::deque<v1::UpdateMsg> queue_;
+};
+
+// A well-formed reply: delta_j = (client + 1) * 0.01 * (j + 1), n_i = client + 1.
+v1::UpdateMsg GoodReply(const v1::TaskMsg& t, size_t dim) {
+  v1::UpdateMsg m;
+  m.set_round(t.round());
+  m.set_client_id(t.client_id());
+  m.set_num_samples(t.client_id() + 1);
+  m.set_local_steps(1);
+  m.set_train_loss(1.0);
+  Payload p;
+  p.parts.emplace_back(dim);
+  for (size_t j = 0; j < dim; ++j)
+    p.parts[0][j] = static_cast<float>((t.client_id() + 1) * 0.01 * (j + 1));
+  IdentityCompressor c;
+  RngStream rng = RngStream::For(0, 0, 0, Purpose::kTest);
+  EXPECT_TRUE(EncodePayload(p, c, rng, m.mutable_up()).ok());
+  return m;
+}
+
+struct Harness {
+  FedAvgServer algo{FedAvgOptions{}};
+  ScriptedTransport net;
+  IdentityCompressor codec;
+  MemoryMetricsSink sink;
+  RealClock clock;
+  CoordinatorOptions opts;
+  std::unique_ptr<Coordinator> coord;
+  explicit Harness(int64_t n = 10, int64_t m = 4, int64_t rounds = 3) {
+    opts.num_clients = n;
+    opts.clients_per_round = m;
+    opts.rounds = rounds;
+    opts.seed = 5;
+    opts.sampling_seed = 6;
+    coord = std::make_unique<Coordinator>(opts, &algo, &net, &codec, nullptr, &sink, &clock,
+                                          nullptr);
+  }
+};
+
+TEST(SampleClientsTest, U5DistinctSortedAndSeeded) {
+  for (int64_t n : {1, 7, 100, 1000000}) {
+    for (int64_t m : {int64_t{1}, std::min<int64_t>(n, 5), n == 1000000 ? 1000 : n}) {
+      std::vector<ClientId> s = SampleClients(3, 2, n, m);
+      ASSERT_EQ(static_cast<int64_t>(s.size()), m);
+      EXPECT_TRUE(std::is_sorted(s.begin(), s.end()));
+      EXPECT_EQ(std::set<ClientId>(s.begin(), s.end()).size(), s.size());
+      EXPECT_LT(s.back(), static_cast<ClientId>(n));
+      EXPECT_EQ(s, SampleClients(3, 2, n, m));  // same (seed, round): same set
+    }
+  }
+  EXPECT_NE(SampleClients(3, 2, 1000, 10), SampleClients(3, 3, 1000, 10));
+  EXPECT_NE(SampleClients(3, 2, 1000, 10), SampleClients(4, 2, 1000, 10));
+}
+
+TEST(CoordinatorTest, U2ArrivalOrderDoesNotChangeTheModel) {
+  std::vector<float> x0(6, 0.5f);
+  std::vector<std::vector<float>> finals;
+  for (bool reverse : {false, true}) {
+    Harness h;
+    h.net.reverse = reverse;
+    h.net.reply = [](const v1::TaskMsg& t) { return std::vector<v1::UpdateMsg>{GoodReply(t, 6)}; };
+    FT_ASSERT_OK(h.coord->Init(x0));
+    FT_ASSERT_OK(h.coord->Run(nullptr));
+    finals.emplace_back(h.coord->model().begin(), h.coord->model().end());
+  }
+  EXPECT_EQ(finals[0], finals[1]);  // bitwise
+  EXPECT_NE(finals[0], x0);
+}
+
+TEST(CoordinatorTest, BadRepliesAreRejectedWithReasonsAndTheRoundGoesOn) {
+  Harness h(10, 10, 1);
+  h.net.reply = [](const v1::TaskMsg& t) {
+    v1::UpdateMsg m = GoodReply(t, 4);
+    switch (t.client_id()) {
+      case 1: m.set_round(t.round() + 7); break;                    // stale / future round
+      case 2: m.mutable_up()->mutable_parts(0)->set_dim(5); break;   // wrong dimension
+      case 3: {                                                     // NaN value
+        std::string* d = m.mutable_up()->mutable_parts(0)->mutable_data();
+        const float nan = std::nanf("");
+        std::memcpy(d->data(), &nan, 4);
+        break;
+      }
+      case 4: m.mutable_up()->mutable_parts(0)->set_codec("topk/1"); break;
+      case 5: m.set_error("out of memory"); break;
+      case 6: m.set_client_id(42); break;                           // not sampled
+      case 7: m.set_num_samples(0); break;
+      default: break;
+    }
+    std::vector<v1::UpdateMsg> out{m};
+    if (t.client_id() == 8) out.push_back(GoodReply(t, 4));          // duplicate reply
+    return out;
+  };
+  std::vector<float> x0(4, 0.0f);
+  FT_ASSERT_OK(h.coord->Init(x0));
+  FT_ASSERT_OK_AND_ASSIGN(RoundSummary s, h.coord->RunRound());
+  EXPECT_EQ(s.sampled, 10);
+  EXPECT_EQ(s.received, 3);  // clients 0, 8 and 9; 8's duplicate is refused
+  const std::string all = ::testing::PrintToString(s.rejections);
+  EXPECT_THAT(all, HasSubstr("client 1: update for round 7, current round is 0"));
+  EXPECT_THAT(all, HasSubstr("client 2: part 0 has 5 floats; model has 4"));
+  EXPECT_THAT(all, HasSubstr("client 3: part 0: decoded vector has a non-finite value"));
+  EXPECT_THAT(all, HasSubstr("client 4: part 0: codec 'topk/1'"));
+  EXPECT_THAT(all, HasSubstr("client 5: worker failed: out of memory"));
+  EXPECT_THAT(all, HasSubstr("client 42: was not asked this round"));
+  EXPECT_THAT(all, HasSubstr("client 7: reported 0 training samples"));
+  EXPECT_THAT(all, HasSubstr("client 8: was not asked this round or already replied"));
+  EXPECT_THAT(all, HasSubstr("no reply by the round deadline"));  // 1 and 6 never answered
+  // The model moved by the weighted mean of the accepted replies only.
+  for (float v : h.coord->model()) EXPECT_TRUE(std::isfinite(v));
+}
+
+TEST(CoordinatorTest, AcceptedSetAndModelMatchTheFormula) {
+  Harness h(3, 3, 1);
+  h.net.reply = [](const v1::TaskMsg& t) {
+    v1::UpdateMsg m = GoodReply(t, 2);
+    if (t.client_id() == 1) m.set_error("boom");
+    return std::vector<v1::UpdateMsg>{m};
+  };
+  std::vector<float> x0 = {1.0f, 1.0f};
+  FT_ASSERT_OK(h.coord->Init(x0));
+  FT_ASSERT_OK_AND_ASSIGN(RoundSummary s, h.coord->RunRound());
+  EXPECT_EQ(s.received, 2);
+  EXPECT_EQ(s.rejected, 1);
+  // Clients 0 (n=1) and 2 (n=3): weights 1/4, 3/4; deltas 0.01(j+1) and 0.03(j+1).
+  for (size_t j = 0; j < 2; ++j) {
+    const float d0 = static_cast<float>(0.01 * (j + 1)), d2 = static_cast<float>(0.03 * (j + 1));
+    EXPECT_EQ(h.coord->model()[j], 1.0f + static_cast<float>(0.25 * d0 + 0.75 * d2));
+  }
+}
+
+TEST(CoordinatorTest, AccountsBytesAndWritesMetricsRows) {
+  Harness h(10, 4, 2);
+  h.net.reply = [](const v1::TaskMsg& t) { return std::vector<v1::UpdateMsg>{GoodReply(t, 8)}; };
+  std::vector<float> x0(8, 0.0f);
+  FT_ASSERT_OK(h.coord->Init(x0));
+  uint64_t down = 0;
+  FT_ASSERT_OK(h.coord->Run([&](const RoundSummary& s) { down += s.bytes_down; }));
+  ASSERT_EQ(h.sink.rows.size(), 2u);
+  uint64_t expect_down = 0;
+  for (const v1::TaskMsg& t : h.net.tasks) expect_down += t.ByteSizeLong();
+  EXPECT_EQ(down, expect_down);
+  EXPECT_EQ(std::get<int64_t>(*h.sink.rows[1].Get("cum_bytes_down")), static_cast<int64_t>(expect_down));
+  EXPECT_GT(std::get<int64_t>(*h.sink.rows[1].Get("cum_bytes_up")), 2 * 4 * 8 * 4);
+  EXPECT_EQ(std::get<int64_t>(*h.sink.rows[0].Get("round")), 0);
+}
+
+TEST(CoordinatorTest, LearningRateDecaysPerRound) {
+  Harness h(4, 2, 3);
+  h.opts.lr = 0.1;
+  h.opts.lr_decay = 0.5;
+  h.coord = std::make_unique<Coordinator>(h.opts, &h.algo, &h.net, &h.codec, nullptr, &h.sink,
+                                          &h.clock, nullptr);
+  h.net.reply = [](const v1::TaskMsg& t) { return std::vector<v1::UpdateMsg>{GoodReply(t, 1)}; };
+  std::vector<float> x0(1, 0.0f);
+  FT_ASSERT_OK(h.coord->Init(x0));
+  FT_ASSERT_OK(h.coord->Run(nullptr));
+  ASSERT_EQ(h.net.tasks.size(), 6u);
+  EXPECT_EQ(h.net.tasks[0].lr(), 0.1);
+  EXPECT_EQ(h.net.tasks[2].lr(), 0.05);
+  EXPECT_EQ(h.net.tasks[4].lr(), 0.025);
+}
+
+}  // namespace
+}  // namespace fedtrain
