@@ -1,6 +1,7 @@
 // `fedtrain plot`: reads the metrics.csv of one or more run folders (written by
 // `fedtrain simulate`) and draws a 2x2 figure with cairo (test accuracy and test loss, each
 // against round and against cumulative uplink MB), one coloured line per run, as PNG or SVG.
+// The uplink axis turns logarithmic when the runs' total traffic differs 20-fold or more.
 // Pure functions of their arguments: thread-compatible, no shared state; every call owns the
 // cairo surface it draws on.
 #ifndef FEDTRAIN_CLI_PLOT_H_
@@ -19,7 +20,7 @@ struct PlotOptions {
   std::string output;  // Path of the figure; ".png" or ".svg" (any case) picks the format.
   int width = 1200;    // Pixels for PNG, points for SVG.
   int height = 900;
-  std::string title;   // Drawn above the panels; empty draws no title.
+  std::string title;  // Drawn above the panels; empty draws no title.
 };
 
 // The columns of one run's metrics.csv, looked up by header name so that extra columns and
@@ -54,6 +55,11 @@ absl::StatusOr<RunMetrics> ReadRunMetrics(const std::string& run_dir);
 // about `target` of them, all inside [lo, hi]. `min_step` bounds the spacing from below
 // (1 for round numbers, which have no fractional ticks).
 std::vector<double> NiceTicks(double lo, double hi, int target, double min_step = 0.0);
+
+// Tick positions for a log axis over [lo, hi] (lo > 0). Level 0: 1, 2 and 5 times each power
+// of ten; level k >= 1: the powers of ten whose exponent is a multiple of k. Used to draw
+// uplink traffic when runs differ by orders of magnitude (compressed against uncompressed).
+std::vector<double> LogTicks(double lo, double hi, int level);
 
 // Reads every run folder, then draws and writes the figure. InvalidArgument: no runs, an
 // empty output path, an unsupported extension (named), a size out of range. Errors from

@@ -28,7 +28,8 @@ absl::StatusOr<Partition> PartitionDirichlet(const Dataset& d, int num_clients, 
 
 // §7.3 exact-k-class shards: every class is cut into equal shards and each client receives
 // k shards of k different classes, so every client holds exactly k labels. Requires
-// num_clients * k to be a multiple of the number of classes (InvalidArgument otherwise).
+// num_clients * k to be a multiple of the number of classes and every class to have at least
+// num_clients * k / classes samples (InvalidArgument otherwise).
 // Samples left over by the integer division of a class into shards are dropped (counted in
 // the error-free result: sizes sum to <= n).
 absl::StatusOr<Partition> PartitionShards(const Dataset& d, int num_clients,

@@ -30,7 +30,8 @@ struct FederatedData {
 };
 
 // InvalidArgument (naming the field) for num_devices <= 0, dim <= 0, classes < 2,
-// negative alpha or beta.
+// negative alpha or beta. ResourceExhausted if the (uncapped, heavy-tailed) sizes total more
+// than uint32 indices address, which takes an astronomically unlucky seed.
 absl::StatusOr<FederatedData> GenerateSynthetic(const SyntheticOptions& opts);
 
 }  // namespace fedtrain
