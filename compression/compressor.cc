@@ -8,11 +8,13 @@
 namespace fedtrain {
 
 static_assert(sizeof(float) == 4, "float32 wire format");
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "identity/1 is little-endian float32 on the wire; this codec assumes a little-endian host"
+#endif
 
 absl::Status IdentityCompressor::Encode(ConstVec x, RngStream&, Encoded* out, Vec decoded) const {
   out->codec = codec();
   out->dim = x.size();
-  // The wire is little-endian; so are all platforms fedtrain builds on (x86-64, aarch64).
   out->bytes.assign(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
   if (!decoded.empty()) std::memcpy(decoded.data(), x.data(), x.size() * sizeof(float));
   return absl::OkStatus();

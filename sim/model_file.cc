@@ -10,24 +10,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/metrics.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace fedtrain {
 namespace {
 constexpr char kMagic[8] = {'F', 'T', 'M', 'O', 'D', 'E', 'L', '1'};
 
-// Reads the value of a top-level "key": in our own compact header JSON.
-std::string HeaderField(const std::string& json, const std::string& key) {
-  const std::string pat = absl::StrCat("\"", key, "\":");
-  size_t p = json.find(pat);
-  if (p == std::string::npos) return "";
-  p += pat.size();
-  if (p < json.size() && json[p] == '"') {
-    size_t e = json.find('"', p + 1);
-    return e == std::string::npos ? "" : json.substr(p + 1, e - p - 1);
-  }
-  size_t e = json.find_first_of(",}", p);
-  return json.substr(p, e - p);
-}
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "model.ftw stores little-endian float32; this writer assumes a little-endian host"
+#endif
 }  // namespace
 
 absl::Status SaveModel(const std::string& path, const std::string& model_desc,
@@ -68,11 +60,20 @@ absl::StatusOr<SavedModel> LoadModel(const std::string& path) {
   if (bytes.size() < 12 + static_cast<size_t>(h)) return bad("truncated header");
   SavedModel m;
   m.header_json = bytes.substr(12, h);
-  m.model = HeaderField(m.header_json, "model");
-  uint64_t dim = 0, hash = 0;
-  if (!absl::SimpleAtoi(HeaderField(m.header_json, "dim"), &dim)) return bad("no dim");
-  if (!absl::SimpleAtoi(HeaderField(m.header_json, "round"), &m.round)) return bad("no round");
-  if (!absl::SimpleHexAtoi(HeaderField(m.header_json, "fnv1a64"), &hash)) return bad("no hash");
+  // The header is JSON; protobuf's parser reads it into a Struct (numbers as doubles: dim
+  // and round are far below 2^53).
+  google::protobuf::Struct header;
+  if (!google::protobuf::util::JsonStringToMessage(m.header_json, &header).ok())
+    return bad("header is not JSON");
+  const auto& f = header.fields();
+  auto num = [&](const char* k) { return f.count(k) ? f.at(k).number_value() : -1.0; };
+  if (!f.count("model") || num("dim") < 0 || num("round") < 0 || !f.count("fnv1a64"))
+    return bad("header lacks model, dim, round or fnv1a64");
+  m.model = f.at("model").string_value();
+  const uint64_t dim = static_cast<uint64_t>(num("dim"));
+  m.round = static_cast<uint64_t>(num("round"));
+  uint64_t hash = 0;
+  if (!absl::SimpleHexAtoi(f.at("fnv1a64").string_value(), &hash)) return bad("bad fnv1a64");
   const size_t body = bytes.size() - 12 - h;
   if (body != dim * sizeof(float))
     return bad(absl::StrCat("header says ", dim, " floats, file holds ", body, " bytes"));
