@@ -16,6 +16,7 @@
 #include "data/dataset.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/random_data.h"
 #include "models/mlp.h"
 #include "tests/testing/status_matchers.h"
 
@@ -59,16 +60,7 @@ class QuadraticTrainer final : public Trainer {
   ParamLayout layout_;
 };
 
-Dataset RandomDataset(uint64_t seed, size_t n, size_t features, int classes) {
-  RngStream rng = RngStream::For(seed, 0, 0, Purpose::kTest);
-  Dataset d;
-  d.num_features = features;
-  d.num_classes = classes;
-  d.features.resize(n * features);
-  for (float& x : d.features) x = static_cast<float>(rng.Normal());
-  for (size_t i = 0; i < n; ++i) d.labels.push_back(static_cast<int32_t>(rng.UniformInt(classes)));
-  return d;
-}
+using ::fedtrain::testing::RandomDataset;
 
 RngStream MinibatchRng(uint64_t client) {
   return RngStream::For(11, 0, client, Purpose::kMinibatch);

@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/random_data.h"
 #include "tests/testing/status_matchers.h"
 
 namespace fedtrain {
@@ -32,17 +33,7 @@ std::vector<int32_t> RandomLabels(RngStream& rng, size_t n, size_t classes) {
   return labels;
 }
 
-// Dataset with standard-normal features and uniform labels.
-Dataset RandomDataset(uint64_t seed, size_t n, size_t features, int classes) {
-  RngStream rng = RngStream::For(seed, 0, 0, Purpose::kTest);
-  Dataset d;
-  d.num_features = features;
-  d.num_classes = classes;
-  d.features.resize(n * features);
-  for (float& x : d.features) x = static_cast<float>(rng.Normal());
-  for (size_t i = 0; i < n; ++i) d.labels.push_back(static_cast<int32_t>(rng.UniformInt(classes)));
-  return d;
-}
+using ::fedtrain::testing::RandomDataset;
 
 // Independent plain-loop forward and backward pass in double, one sample at a time (no
 // Eigen): returns the mean loss, its gradient in `grad` (when not null) and the smallest
