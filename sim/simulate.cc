@@ -79,17 +79,22 @@ absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cf
 absl::StatusOr<SimulationResult> RunSimulation(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const ExperimentData& data, MetricsSink* sink,
-    const std::function<void(const RoundSummary&)>& on_round) {
+    const std::function<void(const RoundSummary&)>& on_round, const Trainer* model) {
   if (data.partition.num_clients() != cfg.federation().num_clients())
     return absl::InvalidArgumentError(absl::StrCat(
         "partition has ", data.partition.num_clients(), " clients; federation.num_clients is ",
         cfg.federation().num_clients()));
-  MlpSpec spec;
-  spec.inputs = data.train.num_features;
-  spec.classes = static_cast<size_t>(data.train.num_classes);
-  if (cfg.model().type() == "mlp")
-    for (int64_t h : cfg.model().hidden()) spec.hidden.push_back(static_cast<size_t>(h));
-  FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> proto_trainer, MakeMlpTrainer(spec));
+  std::unique_ptr<Trainer> proto_trainer;
+  if (model != nullptr) {
+    proto_trainer = model->Clone();
+  } else {
+    MlpSpec spec;
+    spec.inputs = data.train.num_features;
+    spec.classes = static_cast<size_t>(data.train.num_classes);
+    if (cfg.model().type() == "mlp")
+      for (int64_t h : cfg.model().hidden()) spec.hidden.push_back(static_cast<size_t>(h));
+    FT_ASSIGN_OR_RETURN(proto_trainer, MakeMlpTrainer(spec));
+  }
 
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));

@@ -45,11 +45,13 @@ struct SimulationResult {
   uint64_t cum_bytes_up = 0, cum_bytes_down = 0;
 };
 
-// Runs a resolved config. `sink` and `on_round` may be null.
+// Runs a resolved config. `sink` and `on_round` may be null. `model`, when given, replaces the
+// config's model section: a user's own Trainer, cloned once per worker thread and once for
+// evaluation (it must accept the data set's features and labels).
 absl::StatusOr<SimulationResult> RunSimulation(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const ExperimentData& data, MetricsSink* sink,
-    const std::function<void(const RoundSummary&)>& on_round);
+    const std::function<void(const RoundSummary&)>& on_round, const Trainer* model = nullptr);
 
 struct ExperimentOutcome {
   std::string run_dir;

@@ -3,7 +3,9 @@
 // config errors surfacing before any training.
 #include "sim/simulate.h"
 
+#include <atomic>
 #include <cmath>
+#include <memory>
 
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
@@ -127,6 +129,52 @@ TEST(SimulateTest, U6OneClientOneRoundEqualsLocalSgd) {
     const float tol = 2.0f * (std::nextafter(m, INFINITY) - m);
     EXPECT_NEAR(fed.result.model[j], y[j], tol) << j;
   }
+}
+
+// A user's own Trainer (here: one that wraps softmax regression and counts gradient calls)
+// plugs into the simulation without touching the config's model section.
+class CountingTrainer final : public Trainer {
+ public:
+  CountingTrainer(std::unique_ptr<Trainer> inner, std::shared_ptr<std::atomic<int>> calls)
+      : inner_(std::move(inner)), calls_(std::move(calls)) {}
+  size_t dim() const override { return inner_->dim(); }
+  const ParamLayout& layout() const override { return inner_->layout(); }
+  std::string description() const override { return "counting:" + inner_->description(); }
+  void InitParams(RngStream& rng, Vec w) const override { inner_->InitParams(rng, w); }
+  absl::StatusOr<double> Gradient(ConstVec w, const Batch& b, Vec grad) override {
+    calls_->fetch_add(1);
+    return inner_->Gradient(w, b, grad);
+  }
+  absl::StatusOr<EvalMetrics> Evaluate(ConstVec w, const DataView& d) override {
+    return inner_->Evaluate(w, d);
+  }
+  std::unique_ptr<Trainer> Clone() const override {
+    return std::make_unique<CountingTrainer>(inner_->Clone(), calls_);
+  }
+
+ private:
+  std::unique_ptr<Trainer> inner_;
+  std::shared_ptr<std::atomic<int>> calls_;
+};
+
+TEST(SimulateTest, UserTrainerReplacesTheConfigModel) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  v1::ExperimentConfig c = TinyConfig();
+  c.set_threads(2);
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ResolveConfig(c, reg));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData data, LoadExperimentData(cfg));
+  FT_ASSERT_OK_AND_ASSIGN(auto softmax, MakeMlpTrainer({data.train.num_features, {},
+                                                        static_cast<size_t>(data.train.num_classes)}));
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  CountingTrainer user(std::move(softmax), calls);
+  FT_ASSERT_OK_AND_ASSIGN(SimulationResult r,
+                          RunSimulation(cfg, reg, data, nullptr, nullptr, &user));
+  EXPECT_GT(calls->load(), 0);
+  EXPECT_EQ(r.model_description, "counting:softmax:60-10");
+  // Same maths as the config's own softmax model: the same weights.
+  FT_ASSERT_OK_AND_ASSIGN(Ran builtin, RunTiny(TinyConfig(), 2));
+  EXPECT_EQ(r.model, builtin.result.model);
 }
 
 TEST(SimulateTest, ConfigErrorsComeBeforeTraining) {
