@@ -289,6 +289,7 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
         "federation.clients_per_round (", fed.clients_per_round(),
         ") must not exceed federation.num_clients (", fed.num_clients(), ")"));
   FT_CFG_CHECK(OneOf("federation.sampling", fed.sampling(), {"uniform_fixed"}));
+  FT_CFG_CHECK(Positive("federation.round_timeout_s", fed.round_timeout_s()));
   if (c.data().dataset() == "synthetic" && c.partition().method() == "natural" &&
       fed.num_clients() != c.data().synthetic().num_devices())
     return absl::InvalidArgumentError(absl::StrCat(

@@ -146,6 +146,7 @@ absl::StatusOr<SimulationResult> RunSimulation(
   copts.lr = l.lr();
   copts.lr_decay = l.lr_decay();
   copts.eval_every = cfg.eval_every();
+  copts.round_timeout = absl::Seconds(cfg.federation().round_timeout_s());
   RealClock clock;
   Coordinator coord(copts, server.get(), &hub, compressor.get(), evaluator, sink, &clock, &pool);
   FT_RETURN_IF_ERROR(coord.Init(x0));
