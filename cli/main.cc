@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "aggregators/registry.h"
 #include "cli/plot.h"
+#include "cli/plugins.h"
 #include "cli/progress.h"
 #include "proto/config_io.h"
 #include "sim/simulate.h"
@@ -43,6 +44,8 @@ options:
                        (repeatable; applied in order after the file)
   --out DIR            shorthand for --set output.dir=DIR
   --threads N          shorthand for --set threads=N (results do not depend on it)
+  --plugin LIB.so      shorthand for adding LIB.so to the config's `plugins` (algorithm
+                       plug-ins, see the README); repeatable
   --print-config       print the resolved config as JSON and exit without running
   --help               this help
 )";
@@ -68,7 +71,7 @@ bool IsHelp(const std::string& a) { return a == "--help" || a == "-h" || a == "h
 
 int Simulate(const std::vector<std::string>& args) {
   std::string config_path;
-  std::vector<std::string> sets;
+  std::vector<std::string> sets, plugins;
   bool print_config = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -96,6 +99,9 @@ int Simulate(const std::vector<std::string>& args) {
     } else if (a == "--threads") {
       if (!value(&v)) return Usage("--threads needs a number", kSimulateHelp);
       sets.push_back("threads=" + v);
+    } else if (a == "--plugin") {
+      if (!value(&v)) return Usage("--plugin needs a shared library", kSimulateHelp);
+      plugins.push_back(v);
     } else if (a == "--print-config") {
       print_config = true;
     } else {
@@ -115,8 +121,15 @@ int Simulate(const std::vector<std::string>& args) {
       return 1;
     }
   }
+  for (const std::string& p : plugins) cfg->add_plugins(p);
   AlgorithmRegistry registry;
   RegisterBuiltinAlgorithms(&registry);
+  for (const std::string& plugin : cfg->plugins()) {
+    if (absl::Status st = LoadPlugin(plugin, &registry); !st.ok()) {
+      std::fprintf(stderr, "fedtrain simulate: %s\n", std::string(st.message()).c_str());
+      return 1;
+    }
+  }
   if (print_config) {
     absl::StatusOr<v1::ExperimentConfig> resolved = ResolveConfig(*cfg, registry);
     if (!resolved.ok()) {
