@@ -6,6 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config ccache    # compiler and build tools
+  clang                                      # the sanitizer / thread-safety test build
   libgrpc++-dev protobuf-compiler-grpc       # gRPC (the cluster transport) and its codegen
   libprotobuf-dev protobuf-compiler          # wire messages and the config schema
   libabsl-dev                                # Status, strings, Mutex, time

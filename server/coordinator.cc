@@ -93,8 +93,12 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
 
   // 2. Collect until every pending client replied or the deadline passed.
   std::map<ClientId, Payload> accepted;  // ordered by client id: the reduction order
-  std::map<ClientId, std::pair<uint64_t, int64_t>> meta;  // n_i, K_i
-  double loss_sum = 0.0, loss_weight = 0.0;
+  struct Meta {
+    uint64_t num_samples;
+    int64_t steps;
+    double train_loss;
+  };
+  std::map<ClientId, Meta> meta;
   const absl::Time deadline = clock_->Now() + opts_.round_timeout;
   while (!pending.empty()) {
     absl::StatusOr<v1::UpdateMsg> got = transport_->ReceiveUpdate(deadline);
@@ -143,21 +147,23 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
       continue;
     }
     accepted.emplace(id, std::move(p));
-    meta[id] = {m.num_samples(), static_cast<int64_t>(m.local_steps())};
-    loss_sum += m.train_loss() * static_cast<double>(m.num_samples());
-    loss_weight += static_cast<double>(m.num_samples());
+    meta[id] = {m.num_samples(), static_cast<int64_t>(m.local_steps()), m.train_loss()};
   }
   std::sort(info.dropped.begin(), info.dropped.end());
   std::sort(info.rejected.begin(), info.rejected.end());
 
-  // 3. Aggregate in client-id order.
+  // 3. Aggregate in client-id order (the loss too, so metrics are reproducible bit for bit).
   std::vector<ClientUpdate> updates;
   updates.reserve(accepted.size());
+  double loss_sum = 0.0, loss_weight = 0.0;
   for (const auto& [id, p] : accepted) {
+    const Meta& mi = meta.at(id);
+    loss_sum += mi.train_loss * static_cast<double>(mi.num_samples);
+    loss_weight += static_cast<double>(mi.num_samples);
     ClientUpdate u;
     u.id = id;
-    u.num_samples = meta[id].first;
-    u.steps = meta[id].second;
+    u.num_samples = mi.num_samples;
+    u.steps = mi.steps;
     for (const std::vector<float>& part : p.parts) u.parts.push_back(part);
     updates.push_back(std::move(u));
   }

@@ -65,6 +65,29 @@ TEST(SimulateTest, BitIdenticalWeightsForAnyThreadCount) {
   }
 }
 
+TEST(SimulateTest, MetricsAreThreadInvariantExceptWallTime) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  std::vector<MemoryMetricsSink> sinks(2);
+  for (int t : {1, 2}) {
+    v1::ExperimentConfig c = TinyConfig();
+    c.set_threads(t);
+    FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ResolveConfig(c, reg));
+    FT_ASSERT_OK_AND_ASSIGN(ExperimentData data, LoadExperimentData(cfg));
+    FT_ASSERT_OK(RunSimulation(cfg, reg, data, &sinks[t - 1], nullptr).status());
+  }
+  ASSERT_EQ(sinks[0].rows.size(), 5u);
+  ASSERT_EQ(sinks[1].rows.size(), 5u);
+  for (size_t r = 0; r < 5; ++r) {
+    for (const auto& [key, value] : sinks[0].rows[r].items()) {
+      if (key == "wall_s") continue;
+      const MetricsRow::Value* other = sinks[1].rows[r].Get(key);
+      ASSERT_NE(other, nullptr) << key;
+      EXPECT_TRUE(*other == value) << "round " << r << " column " << key;  // bitwise
+    }
+  }
+}
+
 TEST(SimulateTest, MlpOnFashionShapedDataIsThreadInvariantToo) {
   v1::ExperimentConfig c = TinyConfig();
   ASSERT_TRUE(ApplyOverride("model.type=mlp", &c).ok());
