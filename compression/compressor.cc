@@ -30,7 +30,7 @@ absl::Status IdentityCompressor::Decode(const Encoded& in, Vec out) const {
   if (in.bytes.size() != in.dim * sizeof(float))
     return absl::InvalidArgumentError(absl::StrCat("identity/1 payload of ", in.bytes.size(),
                                                    " bytes for ", in.dim, " floats"));
-  std::memcpy(out.data(), in.bytes.data(), in.bytes.size());
+  if (!in.bytes.empty()) std::memcpy(out.data(), in.bytes.data(), in.bytes.size());
   return CheckFinite(out, "decoded vector");
 }
 

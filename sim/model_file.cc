@@ -78,7 +78,7 @@ absl::StatusOr<SavedModel> LoadModel(const std::string& path) {
   if (body != dim * sizeof(float))
     return bad(absl::StrCat("header says ", dim, " floats, file holds ", body, " bytes"));
   m.weights.resize(dim);
-  std::memcpy(m.weights.data(), bytes.data() + 12 + h, body);
+  if (body > 0) std::memcpy(m.weights.data(), bytes.data() + 12 + h, body);  // data() may be null
   if (HashFloats(m.weights) != hash) return bad("weights do not match their checksum");
   return m;
 }
