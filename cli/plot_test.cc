@@ -23,7 +23,9 @@ namespace {
 
 using ::fedtrain::testing::IsOk;
 using ::fedtrain::testing::StatusIs;
+using ::fedtrain::testing::ReadFileBytes;
 using ::fedtrain::testing::TempDir;
+using ::fedtrain::testing::WriteFileBytes;
 using ::testing::AllOf;
 using ::testing::DoubleNear;
 using ::testing::ElementsAre;
@@ -52,25 +54,12 @@ std::string FakeMetricsCsv(int rounds, int eval_every, double tau, double up) {
   return out;
 }
 
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-  ASSERT_TRUE(f.good()) << path;
-}
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 // Makes <parent>/<name>/ with config.json and the given metrics.csv; returns the folder.
 std::string MakeRun(const TempDir& tmp, const std::string& name, const std::string& csv) {
   const std::string dir = tmp.File(name);
   std::filesystem::create_directories(dir);
-  WriteText(dir + "/config.json", "{}\n");
-  WriteText(dir + "/metrics.csv", csv);
+  WriteFileBytes(dir + "/config.json", "{}\n");
+  WriteFileBytes(dir + "/metrics.csv", csv);
   return dir;
 }
 
@@ -232,7 +221,7 @@ TEST_F(PlotRunsTest, WritesPngOfTheRequestedSize) {
   opts.height = 700;
   opts.title = "FedAvg vs SCAFFOLD-M";
   FT_ASSERT_OK(PlotRuns(runs_, opts));
-  const std::string png = ReadBytes(opts.output);
+  const std::string png = ReadFileBytes(opts.output);
   ASSERT_GT(png.size(), 24u + 1000u);  // A blank 1000x700 image compresses to far less.
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
   EXPECT_EQ(png.substr(12, 4), "IHDR");
@@ -247,7 +236,7 @@ TEST_F(PlotRunsTest, WritesSvg) {
   PlotOptions opts;
   opts.output = tmp_.File("fig.SVG");  // The extension is matched without case.
   FT_ASSERT_OK(PlotRuns(runs_, opts));
-  const std::string svg = ReadBytes(opts.output);
+  const std::string svg = ReadFileBytes(opts.output);
   EXPECT_THAT(svg, HasSubstr("<svg"));
   EXPECT_THAT(svg, HasSubstr("</svg>"));
 }

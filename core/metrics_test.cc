@@ -11,13 +11,6 @@
 namespace fedtrain {
 namespace {
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(MetricsTest, WritesJsonlAndCsv) {
   testing::TempDir dir;
   {
@@ -29,10 +22,10 @@ TEST(MetricsTest, WritesJsonlAndCsv) {
     r2.Set("round", int64_t{1}).Set("loss", std::nan("")).Set("name", std::string("c"));
     FT_ASSERT_OK(sink->Write(r2));
   }
-  EXPECT_EQ(ReadAll(dir.File("metrics.jsonl")),
+  EXPECT_EQ(testing::ReadFileBytes(dir.File("metrics.jsonl")),
             "{\"round\":0,\"loss\":0.5,\"name\":\"a\\\"b\"}\n"
             "{\"round\":1,\"loss\":null,\"name\":\"c\"}\n");
-  EXPECT_EQ(ReadAll(dir.File("metrics.csv")), "round,loss,name\n0,0.5,a\"b\n1,nan,c\n");
+  EXPECT_EQ(testing::ReadFileBytes(dir.File("metrics.csv")), "round,loss,name\n0,0.5,a\"b\n1,nan,c\n");
 }
 
 }  // namespace

@@ -25,7 +25,10 @@ namespace {
 namespace fs = std::filesystem;
 using ::fedtrain::testing::IsOk;
 using ::fedtrain::testing::StatusIs;
+using ::fedtrain::testing::ListDir;
+using ::fedtrain::testing::ReadFileBytes;
 using ::fedtrain::testing::TempDir;
+using ::fedtrain::testing::WriteFileBytes;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -33,25 +36,6 @@ using ::testing::StartsWith;
 
 constexpr char kDesc[] = "mlp:3-2";
 constexpr size_t kPrefixBytes = 12;  // magic (8) + header length (4)
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 // A two-tensor layout (a 2x3 weight, a bias of 2) and weights that include values whose
 // bits are easy to get wrong: negative zero, a subnormal, the largest float.
@@ -97,7 +81,7 @@ TEST_F(ModelFileTest, RoundTripsAnEmptyModel) {
 
 TEST_F(ModelFileTest, FileHasTheDocumentedLayout) {
   ASSERT_THAT(Save(), IsOk());
-  const std::string bytes = ReadBytes(path_);
+  const std::string bytes = ReadFileBytes(path_);
   ASSERT_GE(bytes.size(), kPrefixBytes);
   EXPECT_EQ(bytes.substr(0, 8), "FTMODEL1");
   const auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])); };
@@ -135,52 +119,52 @@ TEST_F(ModelFileTest, UnwritableFolderFailsAndLeavesNothing) {
 
 TEST_F(ModelFileTest, CorruptedWeightFailsChecksum) {
   ASSERT_THAT(Save(), IsOk());
-  std::string bytes = ReadBytes(path_);
+  std::string bytes = ReadFileBytes(path_);
   bytes[bytes.size() - 5] ^= 0x01;  // one bit of the second-to-last weight
-  WriteBytes(path_, bytes);
+  WriteFileBytes(path_, bytes);
   EXPECT_THAT(LoadModel(path_), StatusIs(absl::StatusCode::kDataLoss,
                                          AllOf(HasSubstr(path_), HasSubstr("checksum"))));
 }
 
 TEST_F(ModelFileTest, TruncatedWeightsAreDataLoss) {
   ASSERT_THAT(Save(), IsOk());
-  const std::string bytes = ReadBytes(path_);
-  WriteBytes(path_, bytes.substr(0, bytes.size() - 4));  // the last weight is cut off
+  const std::string bytes = ReadFileBytes(path_);
+  WriteFileBytes(path_, bytes.substr(0, bytes.size() - 4));  // the last weight is cut off
   EXPECT_THAT(LoadModel(path_), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path_)));
 }
 
 TEST_F(ModelFileTest, TruncatedHeaderIsDataLoss) {
   ASSERT_THAT(Save(), IsOk());
-  WriteBytes(path_, ReadBytes(path_).substr(0, kPrefixBytes + 10));
+  WriteFileBytes(path_, ReadFileBytes(path_).substr(0, kPrefixBytes + 10));
   EXPECT_THAT(LoadModel(path_), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path_)));
 }
 
 TEST_F(ModelFileTest, FileShorterThanMagicIsDataLoss) {
-  WriteBytes(path_, "FTMO");
+  WriteFileBytes(path_, "FTMO");
   EXPECT_THAT(LoadModel(path_), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path_)));
 }
 
 TEST_F(ModelFileTest, EmptyFileIsDataLoss) {
-  WriteBytes(path_, "");
+  WriteFileBytes(path_, "");
   EXPECT_THAT(LoadModel(path_), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path_)));
 }
 
 TEST_F(ModelFileTest, BadMagicIsDataLoss) {
   ASSERT_THAT(Save(), IsOk());
-  std::string bytes = ReadBytes(path_);
+  std::string bytes = ReadFileBytes(path_);
   bytes[7] = '2';  // "FTMODEL2": a format this reader does not know
-  WriteBytes(path_, bytes);
+  WriteFileBytes(path_, bytes);
   EXPECT_THAT(LoadModel(path_), StatusIs(absl::StatusCode::kDataLoss,
                                          AllOf(HasSubstr(path_), HasSubstr("magic"))));
 }
 
 TEST_F(ModelFileTest, HeaderDimDisagreeingWithBodyIsDataLoss) {
   ASSERT_THAT(Save(), IsOk());
-  std::string bytes = ReadBytes(path_);
+  std::string bytes = ReadFileBytes(path_);
   const size_t at = bytes.find("\"dim\":8");
   ASSERT_NE(at, std::string::npos);
   bytes[at + 6] = '9';  // same header length, one float more than the file holds
-  WriteBytes(path_, bytes);
+  WriteFileBytes(path_, bytes);
   EXPECT_THAT(LoadModel(path_), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(path_)));
 }
 

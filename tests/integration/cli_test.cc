@@ -41,7 +41,10 @@ namespace fedtrain {
 namespace {
 
 namespace fs = std::filesystem;
+using ::fedtrain::testing::ListDir;
+using ::fedtrain::testing::ReadFileBytes;
 using ::fedtrain::testing::TempDir;
+using ::fedtrain::testing::WriteFileBytes;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -66,28 +69,6 @@ struct ChildResult {
   std::string out;  // stdout
   std::string err;  // stderr
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
-
-// Entry names of `dir`, sorted; empty when `dir` does not exist.
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    names.push_back(it->path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 std::string EnvOrEmpty(const char* name) {
   const char* v = std::getenv(name);
@@ -169,8 +150,8 @@ ChildResult RunFedtrain(const std::vector<std::string>& args, const std::string&
   } while (reaped < 0 && errno == EINTR);
   result.timed_out = killed;
   if (reaped == pid && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  result.out = ReadFile(out_path);
-  result.err = ReadFile(err_path);
+  result.out = ReadFileBytes(out_path);
+  result.err = ReadFileBytes(err_path);
   return result;
 }
 
@@ -344,7 +325,7 @@ TEST_F(CliTest, UnknownAlgorithmListsRegisteredOnes) {
 
 TEST_F(CliTest, UnknownFieldInConfigFileIsNamed) {
   const std::string config = tmp_.File("roundz.json");
-  WriteFile(config, R"({"name": "typo", "data": {"dataset": "synthetic"}, "roundz": 3})");
+  WriteFileBytes(config, R"({"name": "typo", "data": {"dataset": "synthetic"}, "roundz": 3})");
   ChildResult r = Simulate(config, {}, out_);
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_THAT(r.err, AllOf(HasSubstr(config), HasSubstr("roundz")));
@@ -439,7 +420,7 @@ TEST_F(CliTest, CorruptDataFileIsNamed) {
   fs::create_directory(data);
   // Not gzip (zlib then reads the bytes as they are) and not an IDX magic.
   for (const std::string& f : FashionMnistFiles(data))
-    WriteFile(f, "this is not an IDX file, just some garbage bytes\n");
+    WriteFileBytes(f, "this is not an IDX file, just some garbage bytes\n");
   ChildResult r = Simulate(Example("fmnist_mlp_fedavg.json"), {"--set", "data.path=" + data},
                            out_);
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
@@ -489,14 +470,14 @@ TEST_F(CliTest, TinyRunWritesCompleteFolderAndNeverOverwrites) {
               ElementsAre("config.json", "metrics.csv", "metrics.jsonl", "model.ftw",
                           "partition_histogram.csv", "summary.json"));
 
-  const std::vector<std::string> csv = NonEmptyLines(ReadFile(run + "/metrics.csv"));
+  const std::vector<std::string> csv = NonEmptyLines(ReadFileBytes(run + "/metrics.csv"));
   ASSERT_EQ(csv.size(), 4u) << "a header and one row per round";
   EXPECT_THAT(csv[0], AllOf(StartsWith("round"), HasSubstr("test_accuracy")));
-  EXPECT_EQ(NonEmptyLines(ReadFile(run + "/metrics.jsonl")).size(), 3u);
+  EXPECT_EQ(NonEmptyLines(ReadFileBytes(run + "/metrics.jsonl")).size(), 3u);
 
   // config.json is the resolved config, readable as a config again. int64 fields print as
   // JSON strings in the proto3 JSON mapping.
-  const std::string config_json = ReadFile(run + "/config.json");
+  const std::string config_json = ReadFileBytes(run + "/config.json");
   EXPECT_THAT(config_json, HasSubstr("\"rounds\": \"3\""));
   FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg,
                           ParseConfig(config_json, "json", run + "/config.json"));
@@ -504,10 +485,10 @@ TEST_F(CliTest, TinyRunWritesCompleteFolderAndNeverOverwrites) {
   EXPECT_EQ(cfg.eval_every(), 1);
   EXPECT_EQ(cfg.output().run_name(), kSyntheticRunName);
 
-  EXPECT_THAT(ReadFile(run + "/summary.json"),
+  EXPECT_THAT(ReadFileBytes(run + "/summary.json"),
               AllOf(StartsWith("{"), HasSubstr("\"test_accuracy\""), HasSubstr("\"rounds\"")));
   // 30 devices: one histogram row per client.
-  EXPECT_EQ(NonEmptyLines(ReadFile(run + "/partition_histogram.csv")).size(), 30u);
+  EXPECT_EQ(NonEmptyLines(ReadFileBytes(run + "/partition_histogram.csv")).size(), 30u);
 
   FT_ASSERT_OK_AND_ASSIGN(SavedModel model, LoadModel(run + "/model.ftw"));
   EXPECT_EQ(model.round, 3u);
@@ -515,16 +496,16 @@ TEST_F(CliTest, TinyRunWritesCompleteFolderAndNeverOverwrites) {
   EXPECT_FALSE(model.weights.empty());
 
   // The same command again goes to "<name>-2" and leaves the first run alone.
-  WriteFile(run + "/marker", "first run");
-  const std::string first_model = ReadFile(run + "/model.ftw");
+  WriteFileBytes(run + "/marker", "first run");
+  const std::string first_model = ReadFileBytes(run + "/model.ftw");
   ChildResult again = SimulateSynthetic(TinyRun());
   ASSERT_EQ(again.exit_code, 0) << Describe(again);
   const std::string second = run + "-2";
   EXPECT_THAT(again.out, HasSubstr("run folder: " + second));
   EXPECT_THAT(ListDir(out_),
               ElementsAre(kSyntheticRunName, absl::StrCat(kSyntheticRunName, "-2")));
-  EXPECT_EQ(ReadFile(run + "/marker"), "first run");
-  EXPECT_EQ(ReadFile(run + "/model.ftw"), first_model);
+  EXPECT_EQ(ReadFileBytes(run + "/marker"), "first run");
+  EXPECT_EQ(ReadFileBytes(run + "/model.ftw"), first_model);
   EXPECT_TRUE(fs::exists(second + "/model.ftw"));
   EXPECT_THAT(ListDir(cwd_), IsEmpty());
 
@@ -532,7 +513,7 @@ TEST_F(CliTest, TinyRunWritesCompleteFolderAndNeverOverwrites) {
   const std::string png = tmp_.File("p.png");
   ChildResult plot = RunCli({"plot", run, "-o", png});
   ASSERT_EQ(plot.exit_code, 0) << Describe(plot);
-  EXPECT_THAT(ReadFile(png), StartsWith("\x89PNG\r\n\x1a\n"));
+  EXPECT_THAT(ReadFileBytes(png), StartsWith("\x89PNG\r\n\x1a\n"));
   EXPECT_THAT(ListDir(cwd_), IsEmpty());
 }
 
@@ -556,14 +537,14 @@ TEST_F(CliTest, WeightsDoNotDependOnThreadCount) {
   ASSERT_EQ(r1.exit_code, 0) << Describe(r1);
   ChildResult r2 = Simulate(Example("synthetic_logreg.json"), args2, out2);
   ASSERT_EQ(r2.exit_code, 0) << Describe(r2);
-  const std::string model1 = ReadFile(absl::StrCat(out1, "/", kSyntheticRunName, "/model.ftw"));
-  const std::string model2 = ReadFile(absl::StrCat(out2, "/", kSyntheticRunName, "/model.ftw"));
+  const std::string model1 = ReadFileBytes(absl::StrCat(out1, "/", kSyntheticRunName, "/model.ftw"));
+  const std::string model2 = ReadFileBytes(absl::StrCat(out2, "/", kSyntheticRunName, "/model.ftw"));
   ASSERT_FALSE(model1.empty());
   EXPECT_TRUE(model1 == model2) << "model.ftw differs between --threads 1 and --threads 2";
   // The threads really differed (the resolved configs record them).
-  EXPECT_THAT(ReadFile(absl::StrCat(out1, "/", kSyntheticRunName, "/config.json")),
+  EXPECT_THAT(ReadFileBytes(absl::StrCat(out1, "/", kSyntheticRunName, "/config.json")),
               HasSubstr("\"threads\": \"1\""));
-  EXPECT_THAT(ReadFile(absl::StrCat(out2, "/", kSyntheticRunName, "/config.json")),
+  EXPECT_THAT(ReadFileBytes(absl::StrCat(out2, "/", kSyntheticRunName, "/config.json")),
               HasSubstr("\"threads\": \"2\""));
 }
 

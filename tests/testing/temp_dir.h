@@ -1,9 +1,11 @@
-// A temporary directory removed (recursively) when the object goes out of scope.
+// Temporary directories (removed recursively when the object goes out of scope) and small
+// file helpers for tests.
 #ifndef FEDTRAIN_TESTS_TESTING_TEMP_DIR_H_
 #define FEDTRAIN_TESTS_TESTING_TEMP_DIR_H_
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace fedtrain::testing {
 
@@ -17,6 +19,13 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The whole file as bytes; "" when it cannot be read.
+std::string ReadFileBytes(const std::string& path);
+// Creates or replaces a file; records a test failure naming it when that fails.
+void WriteFileBytes(const std::string& path, const std::string& bytes);
+// Entry names of `dir`, sorted; empty when `dir` does not exist.
+std::vector<std::string> ListDir(const std::string& dir);
 
 }  // namespace fedtrain::testing
 
