@@ -33,7 +33,7 @@ struct Payload {
 struct ServerState {
   std::vector<float> x;                               // global model
   std::map<std::string, std::vector<float>> vectors;  // e.g. "momentum"
-  uint64_t round = 0;                                 // rounds completed
+  uint64_t round = 0;  // rounds completed; kept by the Coordinator, algorithms only read it
 };
 
 // Per-client persistent state (control variates, EF memory, ...); survives absent rounds.

@@ -10,7 +10,6 @@ absl::Status FedAvgServer::Init(ConstVec x0, ServerState* s) {
   s->x.assign(x0.begin(), x0.end());
   s->vectors.clear();
   if (o_.server_momentum) s->vectors["momentum"].assign(x0.size(), 0.0f);
-  s->round = 0;
   return absl::OkStatus();
 }
 
@@ -26,7 +25,6 @@ absl::Status FedAvgServer::Update(absl::Span<const ClientUpdate> updates, const 
   if (updates.empty()) {
     // No update arrived: the model stays; FedAvgM's momentum is not advanced either, since
     // Dbar is undefined (not zero) without participants.
-    ++s->round;
     return absl::OkStatus();
   }
   std::vector<double> w;
@@ -48,7 +46,6 @@ absl::Status FedAvgServer::Update(absl::Span<const ClientUpdate> updates, const 
       s->x[j] += eta * (o_.nesterov ? beta * m[j] + mean_[j] : m[j]);
     }
   }
-  ++s->round;
   return absl::OkStatus();
 }
 

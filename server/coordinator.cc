@@ -45,6 +45,7 @@ absl::Status Coordinator::Init(ConstVec x0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot sample ", opts_.clients_per_round, " of ", opts_.num_clients, " clients"));
   FT_RETURN_IF_ERROR(algo_->Init(x0, &state_));
+  state_.round = 0;
   start_ = clock_->Now();
   initialised_ = true;
   return absl::OkStatus();
@@ -168,7 +169,10 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     updates.push_back(std::move(u));
   }
   FT_RETURN_IF_ERROR(algo_->Update(updates, info, &state_));
-  FT_CHECK(state_.round == round + 1);
+  state_.round = round + 1;
+  if (state_.x.size() != dim)
+    return absl::InternalError(absl::StrCat("round ", round, ": the algorithm changed the model from ",
+                                            dim, " to ", state_.x.size(), " floats"));
   if (absl::Status s = CheckFinite(state_.x, "global model"); !s.ok())
     return absl::InternalError(absl::StrCat("round ", round, ": ", s.message(),
                                             " (diverged: lower local.lr or algorithm.server_lr)"));

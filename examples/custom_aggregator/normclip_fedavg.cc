@@ -24,7 +24,6 @@ class NormClipServer final : public fedtrain::ServerAlgorithm {
 
   absl::Status Init(fedtrain::ConstVec x0, fedtrain::ServerState* s) override {
     s->x.assign(x0.begin(), x0.end());
-    s->round = 0;
     return absl::OkStatus();
   }
   absl::Status DownPayload(const fedtrain::ServerState& s, fedtrain::Payload* down) const override {
@@ -33,7 +32,6 @@ class NormClipServer final : public fedtrain::ServerAlgorithm {
   }
   absl::Status Update(absl::Span<const fedtrain::ClientUpdate> updates,
                       const fedtrain::RoundInfo& info, fedtrain::ServerState* s) override {
-    ++s->round;
     if (updates.empty()) return absl::OkStatus();
     std::vector<double> w;
     if (absl::Status st = fedtrain::AggregationWeights(updates, weighting_, &w); !st.ok()) return st;
