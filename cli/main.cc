@@ -165,10 +165,9 @@ int Plot(const std::vector<std::string>& args) {
   std::vector<std::string> runs;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto next = [&](const char* what, std::string* out) {
+    auto next = [&](std::string* out) {
       if (i + 1 >= args.size()) return false;
       *out = args[++i];
-      (void)what;
       return true;
     };
     std::string v;
@@ -176,12 +175,12 @@ int Plot(const std::vector<std::string>& args) {
       std::fputs(kPlotHelp, stdout);
       return 0;
     } else if (a == "-o" || a == "--output") {
-      if (!next("file", &opts.output)) return Usage(a + " needs a file", kPlotHelp);
+      if (!next(&opts.output)) return Usage(a + " needs a file", kPlotHelp);
     } else if (a == "--title") {
-      if (!next("text", &opts.title)) return Usage("--title needs text", kPlotHelp);
+      if (!next(&opts.title)) return Usage("--title needs text", kPlotHelp);
     } else if (a == "--width" || a == "--height") {
       int n;
-      if (!next("n", &v) || !absl::SimpleAtoi(v, &n)) return Usage(a + " needs a number", kPlotHelp);
+      if (!next(&v) || !absl::SimpleAtoi(v, &n)) return Usage(a + " needs a number", kPlotHelp);
       (a == "--width" ? opts.width : opts.height) = n;
     } else if (absl::StartsWith(a, "-")) {
       return Usage(absl::StrCat("unknown option '", a, "'"), kPlotHelp);

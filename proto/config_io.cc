@@ -19,6 +19,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "core/status_macros.h"
 
 namespace fedtrain {
 namespace {
@@ -258,68 +259,63 @@ absl::Status NonNegative(const std::string& field, double v) {
   if (v >= 0 && std::isfinite(v)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(field, " must be >= 0, got ", v));
 }
-#define FT_CFG_CHECK(expr)                    \
-  do {                                        \
-    absl::Status s_ = (expr);                 \
-    if (!s_.ok()) return s_;                  \
-  } while (0)
 }  // namespace
 
 absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
-  FT_CFG_CHECK(OneOf("data.dataset", c.data().dataset(), {"fashion_mnist", "synthetic"}));
-  FT_CFG_CHECK(OneOf("model.type", c.model().type(), {"mlp", "softmax"}));
+  FT_RETURN_IF_ERROR(OneOf("data.dataset", c.data().dataset(), {"fashion_mnist", "synthetic"}));
+  FT_RETURN_IF_ERROR(OneOf("model.type", c.model().type(), {"mlp", "softmax"}));
   for (int i = 0; i < c.model().hidden_size(); ++i)
-    FT_CFG_CHECK(Positive(absl::StrCat("model.hidden[", i, "]"), c.model().hidden(i)));
+    FT_RETURN_IF_ERROR(Positive(absl::StrCat("model.hidden[", i, "]"), c.model().hidden(i)));
   if (c.model().type() == "softmax" && c.model().hidden_size() > 0)
     return absl::InvalidArgumentError("model.hidden must be empty for model.type softmax");
-  FT_CFG_CHECK(OneOf("partition.method", c.partition().method(),
+  FT_RETURN_IF_ERROR(OneOf("partition.method", c.partition().method(),
                      {"iid", "dirichlet", "shards", "natural"}));
   if (c.partition().method() == "natural" && c.data().dataset() != "synthetic")
     return absl::InvalidArgumentError(
         "partition.method natural needs a data set with its own split (data.dataset synthetic)");
-  if (c.partition().method() == "dirichlet") FT_CFG_CHECK(Positive("partition.alpha", c.partition().alpha()));
+  if (c.partition().method() == "dirichlet") FT_RETURN_IF_ERROR(Positive("partition.alpha", c.partition().alpha()));
   if (c.partition().method() == "shards")
-    FT_CFG_CHECK(Positive("partition.classes_per_client", c.partition().classes_per_client()));
-  FT_CFG_CHECK(NonNegative("partition.min_size", c.partition().min_size()));
+    FT_RETURN_IF_ERROR(Positive("partition.classes_per_client", c.partition().classes_per_client()));
+  FT_RETURN_IF_ERROR(NonNegative("partition.min_size", c.partition().min_size()));
   const auto& fed = c.federation();
-  FT_CFG_CHECK(Positive("federation.num_clients", fed.num_clients()));
-  FT_CFG_CHECK(Positive("federation.clients_per_round", fed.clients_per_round()));
+  FT_RETURN_IF_ERROR(Positive("federation.num_clients", fed.num_clients()));
+  FT_RETURN_IF_ERROR(Positive("federation.clients_per_round", fed.clients_per_round()));
   if (fed.clients_per_round() > fed.num_clients())
     return absl::InvalidArgumentError(absl::StrCat(
         "federation.clients_per_round (", fed.clients_per_round(),
         ") must not exceed federation.num_clients (", fed.num_clients(), ")"));
-  FT_CFG_CHECK(OneOf("federation.sampling", fed.sampling(), {"uniform_fixed"}));
-  FT_CFG_CHECK(Positive("federation.round_timeout_s", fed.round_timeout_s()));
+  FT_RETURN_IF_ERROR(OneOf("federation.sampling", fed.sampling(), {"uniform_fixed"}));
+  FT_RETURN_IF_ERROR(Positive("federation.round_timeout_s", fed.round_timeout_s()));
   if (c.data().dataset() == "synthetic" && c.partition().method() == "natural" &&
       fed.num_clients() != c.data().synthetic().num_devices())
     return absl::InvalidArgumentError(absl::StrCat(
         "federation.num_clients (", fed.num_clients(), ") must equal data.synthetic.num_devices (",
         c.data().synthetic().num_devices(), ") with partition.method natural"));
   const auto& l = c.local();
-  FT_CFG_CHECK(Positive("local.lr", l.lr()));
-  FT_CFG_CHECK(Positive("local.lr_decay", l.lr_decay()));
-  FT_CFG_CHECK(Positive("local.batch_size", l.batch_size()));
-  FT_CFG_CHECK(NonNegative("local.steps", l.steps()));
-  FT_CFG_CHECK(NonNegative("local.epochs", l.epochs()));
+  FT_RETURN_IF_ERROR(Positive("local.lr", l.lr()));
+  FT_RETURN_IF_ERROR(Positive("local.lr_decay", l.lr_decay()));
+  FT_RETURN_IF_ERROR(Positive("local.batch_size", l.batch_size()));
+  FT_RETURN_IF_ERROR(NonNegative("local.steps", l.steps()));
+  FT_RETURN_IF_ERROR(NonNegative("local.epochs", l.epochs()));
   if (l.steps() == 0 && l.epochs() == 0)
     return absl::InvalidArgumentError("one of local.steps or local.epochs must be > 0");
-  FT_CFG_CHECK(NonNegative("local.momentum", l.momentum()));
-  FT_CFG_CHECK(NonNegative("local.weight_decay", l.weight_decay()));
-  FT_CFG_CHECK(NonNegative("local.clip_norm", l.clip_norm()));
-  FT_CFG_CHECK(Positive("algorithm.server_lr", c.algorithm().server_lr()));
-  FT_CFG_CHECK(OneOf("algorithm.weighting", c.algorithm().weighting(), {"samples", "uniform"}));
-  FT_CFG_CHECK(OneOf("compression.compressor", c.compression().compressor(), {"identity"}));
-  FT_CFG_CHECK(OneOf("privacy.mechanism", c.privacy().mechanism(), {"none"}));
-  FT_CFG_CHECK(Positive("rounds", c.rounds()));
-  FT_CFG_CHECK(Positive("eval_every", c.eval_every()));
-  FT_CFG_CHECK(NonNegative("threads", c.threads()));
-  FT_CFG_CHECK(OneOf("output.progress", c.output().progress(), {"auto", "bar", "lines", "none"}));
+  FT_RETURN_IF_ERROR(NonNegative("local.momentum", l.momentum()));
+  FT_RETURN_IF_ERROR(NonNegative("local.weight_decay", l.weight_decay()));
+  FT_RETURN_IF_ERROR(NonNegative("local.clip_norm", l.clip_norm()));
+  FT_RETURN_IF_ERROR(Positive("algorithm.server_lr", c.algorithm().server_lr()));
+  FT_RETURN_IF_ERROR(OneOf("algorithm.weighting", c.algorithm().weighting(), {"samples", "uniform"}));
+  FT_RETURN_IF_ERROR(OneOf("compression.compressor", c.compression().compressor(), {"identity"}));
+  FT_RETURN_IF_ERROR(OneOf("privacy.mechanism", c.privacy().mechanism(), {"none"}));
+  FT_RETURN_IF_ERROR(Positive("rounds", c.rounds()));
+  FT_RETURN_IF_ERROR(Positive("eval_every", c.eval_every()));
+  FT_RETURN_IF_ERROR(NonNegative("threads", c.threads()));
+  FT_RETURN_IF_ERROR(OneOf("output.progress", c.output().progress(), {"auto", "bar", "lines", "none"}));
   if (c.data().dataset() == "synthetic") {
     const auto& s = c.data().synthetic();
-    FT_CFG_CHECK(NonNegative("data.synthetic.alpha", s.alpha()));
-    FT_CFG_CHECK(NonNegative("data.synthetic.beta", s.beta()));
-    FT_CFG_CHECK(Positive("data.synthetic.num_devices", s.num_devices()));
-    FT_CFG_CHECK(Positive("data.synthetic.dim", s.dim()));
+    FT_RETURN_IF_ERROR(NonNegative("data.synthetic.alpha", s.alpha()));
+    FT_RETURN_IF_ERROR(NonNegative("data.synthetic.beta", s.beta()));
+    FT_RETURN_IF_ERROR(Positive("data.synthetic.num_devices", s.num_devices()));
+    FT_RETURN_IF_ERROR(Positive("data.synthetic.dim", s.dim()));
     if (s.classes() < 2)
       return absl::InvalidArgumentError(
           absl::StrCat("data.synthetic.classes must be >= 2, got ", s.classes()));
