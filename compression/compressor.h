@@ -1,11 +1,22 @@
-// Uplink compressors and their codecs. Pure: no sockets, threads, files or clocks.
-// Thread-compatible: const methods may run concurrently (one compressor serves every
-// worker thread). Each compressor names its codec ("identity/1"); the name travels with the
-// bytes and a decoder refuses a codec it does not implement.
+// Uplink compressors and their codecs (specs/compression.md §1). Pure: no sockets, threads,
+// files or clocks. Thread-compatible: const methods may run concurrently (one compressor
+// serves every worker thread).
 //
-// This build ships the identity compressor (32 bits per coordinate, little-endian float32).
-// Decode() validates what the server will rely on: codec id, declared and actual size, and
-// that every value is finite.
+// A compressor is built for one vector length d (MakeCompressor(options, d)). Encode() draws
+// what it needs from the caller's RngStream (keyed (seed, round, client, kCompression)) and
+// writes the wire bytes; `decoded`, when not empty, receives exactly what Decode() will
+// produce from those bytes (error feedback needs it without a second pass: spec §2's rule
+// that a worker updates its state with the values as the server reconstructs them).
+//
+// Every message names its codec (Encoded::codec, e.g. "topk/1"); the bytes start with a
+// small header (encoding and value type flags, k or bucket size) that Decode() checks against
+// its own configuration. Decode() validates everything the server relies on: codec id,
+// header, exact byte length, indices in range and strictly increasing, and finite values;
+// any mismatch is InvalidArgument naming the problem, and `out` is then unspecified.
+//
+// Two numeric entry points: float (the training pipeline: model updates are float32) and
+// double (error-feedback state and the float64 validation harness; with value_type f64 the
+// round trip is exact, as spec §1 asks for tests).
 #ifndef FEDTRAIN_COMPRESSION_COMPRESSOR_H_
 #define FEDTRAIN_COMPRESSION_COMPRESSOR_H_
 
@@ -15,41 +26,87 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/rng.h"
 #include "core/vec.h"
 
 namespace fedtrain {
 
 struct Encoded {
-  std::string codec;  // e.g. "identity/1"
+  std::string codec;  // e.g. "identity/1", "topk/1"
   uint64_t dim = 0;   // decoded length
-  std::string bytes;
+  std::string bytes;  // header + payload
+};
+
+// Class constants of spec §1.8 for the compressor's d.
+struct CompressorInfo {
+  bool unbiased = false;             // E[C(x)] = x
+  bool positively_homogeneous = false;
+  double delta = 1.0;                // contractive parameter (worst case); 0 if not contractive
+  double omega = 0.0;                // variance parameter of unbiased compressors
+};
+
+// What a compressor is; the names match the config fields (compression.<field>) so errors can
+// name them.
+struct CompressorOptions {
+  // "identity", "topk", "randk" (unscaled, contractive), "randk_scaled" (d/k, unbiased),
+  // "qsgd", "sign" (scaled sign), "natural".
+  std::string compressor = "identity";
+  double k_fraction = 0.0;  // topk / randk: k = max(1, round(k_fraction * d)) when k == 0
+  int64_t k = 0;            // explicit k; wins over k_fraction
+  int64_t levels = 15;      // qsgd: s >= 1
+  int64_t bucket = 512;     // qsgd bucket size; sign block size (0 = the whole vector)
+  // Sparse messages (topk, randk*): "auto" (smallest of packed / varint / bitmap for the
+  // message at hand), "packed", "u32", "varint", "bitmap", "seed" (randk only: values plus
+  // a 64-bit seed from which the server regenerates the indices).
+  std::string index_encoding = "auto";
+  std::string value_type = "f32";  // values on the wire: "f32" or "f64"
 };
 
 class Compressor {
  public:
   virtual ~Compressor() = default;
   virtual std::string codec() const = 0;
-  // Encodes `x`; `decoded`, when not empty, receives exactly what Decode() will produce
-  // (error feedback needs it without a second pass).
+  virtual size_t dim() const = 0;
+  virtual CompressorInfo info() const = 0;
+  // Payload size in bits for a full message (k non-zeros for sparse ones) with the
+  // configured encoding, excluding the header: the spec §1.8 formula. For "auto" and
+  // "varint" (data-dependent) the size of the packed encoding, which auto never exceeds.
+  virtual uint64_t PayloadBits() const = 0;
+
   virtual absl::Status Encode(ConstVec x, RngStream& rng, Encoded* out, Vec decoded) const = 0;
-  // Decodes into `out` (size == in.dim). InvalidArgument for a codec mismatch, a size that
-  // does not match, or a non-finite value (naming the first bad index).
+  virtual absl::Status Encode(absl::Span<const double> x, RngStream& rng, Encoded* out,
+                              absl::Span<double> decoded) const = 0;
   virtual absl::Status Decode(const Encoded& in, Vec out) const = 0;
+  virtual absl::Status Decode(const Encoded& in, absl::Span<double> out) const = 0;
 };
 
+// Raw float32 ("identity/1", no header: 4 bytes per value, little-endian). Any length.
 class IdentityCompressor final : public Compressor {
  public:
+  explicit IdentityCompressor(size_t dim = 0) : dim_(dim) {}
   std::string codec() const override { return "identity/1"; }
+  size_t dim() const override { return dim_; }
+  CompressorInfo info() const override { return {true, true, 1.0, 0.0}; }
+  uint64_t PayloadBits() const override { return 32ull * dim_; }
   absl::Status Encode(ConstVec x, RngStream& rng, Encoded* out, Vec decoded) const override;
+  absl::Status Encode(absl::Span<const double> x, RngStream& rng, Encoded* out,
+                      absl::Span<double> decoded) const override;
   absl::Status Decode(const Encoded& in, Vec out) const override;
+  absl::Status Decode(const Encoded& in, absl::Span<double> out) const override;
+
+ private:
+  size_t dim_;
 };
 
-// NotFound listing the known names ("identity").
-absl::StatusOr<std::unique_ptr<Compressor>> MakeCompressor(const std::string& name);
+// Validates the options against d (InvalidArgument naming the field, e.g.
+// "compression.k_fraction"; NotFound for an unknown compressor, listing the known ones).
+absl::StatusOr<std::unique_ptr<Compressor>> MakeCompressor(const CompressorOptions& o,
+                                                           size_t dim);
 
 // InvalidArgument naming the first non-finite index of `v` (`what` says whose vector).
 absl::Status CheckFinite(ConstVec v, const std::string& what);
+absl::Status CheckFinite(absl::Span<const double> v, const std::string& what);
 
 }  // namespace fedtrain
 

@@ -99,8 +99,10 @@ absl::StatusOr<SimulationResult> RunSimulation(
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ClientAlgorithm> client, factory->MakeClient(cfg.algorithm()));
+  CompressorOptions comp_opts;
+  comp_opts.compressor = cfg.compression().compressor();
   FT_ASSIGN_OR_RETURN(std::unique_ptr<Compressor> compressor,
-                      MakeCompressor(cfg.compression().compressor()));
+                      MakeCompressor(comp_opts, proto_trainer->dim()));
 
   std::vector<float> x0(proto_trainer->dim());
   RngStream init_rng = RngStream::For(cfg.seed(), 0, 0, Purpose::kModelInit);
