@@ -1,9 +1,14 @@
 #include "compression/compressor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "compression/bit_io.h"
+#include "compression/compressor_internal.h"
+#include "core/status_macros.h"
 
 namespace fedtrain {
 
@@ -20,6 +25,9 @@ absl::Status IdentityEncode(const IdentityCompressor& c, absl::Span<const T> x, 
   if (c.dim() != 0 && x.size() != c.dim())
     return absl::InvalidArgumentError(
         absl::StrCat("vector of ", x.size(), " values; the compressor is for ", c.dim()));
+  if (!decoded.empty() && decoded.size() != x.size())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "identity/1: `decoded` has ", decoded.size(), " values; expected 0 or ", x.size()));
   out->codec = c.codec();
   out->dim = x.size();
   out->bytes.resize(x.size() * sizeof(float));
@@ -68,12 +76,217 @@ absl::Status IdentityCompressor::Decode(const Encoded& in, absl::Span<double> ou
   return IdentityDecode(*this, in, out);
 }
 
+namespace compression_internal {
+
+void WriteHeader(const Header& h, std::string* out) {
+  char buf[kHeaderBytes];
+  buf[0] = static_cast<char>(h.kind);
+  buf[1] = static_cast<char>((h.encoding & 0x0f) | ((h.value_type & 0x03) << 4));
+  buf[2] = 0;
+  buf[3] = 0;
+  StoreLE<uint32_t>(buf + 4, h.d);
+  StoreLE<uint32_t>(buf + 8, h.a);
+  StoreLE<uint32_t>(buf + 12, h.b);
+  out->append(buf, kHeaderBytes);
+}
+
+absl::Status ReadHeader(const std::string& bytes, Header* h) {
+  if (bytes.size() < kHeaderBytes)
+    return absl::InvalidArgumentError(absl::StrCat("message of ", bytes.size(),
+                                                   " bytes is shorter than its ", kHeaderBytes,
+                                                   "-byte header"));
+  const char* p = bytes.data();
+  const uint8_t flags = static_cast<uint8_t>(p[1]);
+  if ((flags & 0xc0) != 0 || p[2] != 0 || p[3] != 0)
+    return absl::InvalidArgumentError("message header has reserved bits set");
+  h->kind = static_cast<uint8_t>(p[0]);
+  h->encoding = flags & 0x0f;
+  h->value_type = (flags >> 4) & 0x03;
+  h->d = LoadLE<uint32_t>(p + 4);
+  h->a = LoadLE<uint32_t>(p + 8);
+  h->b = LoadLE<uint32_t>(p + 12);
+  return absl::OkStatus();
+}
+
+absl::Status CheckEnvelope(const Compressor& c, const Encoded& in, size_t out_size) {
+  if (in.codec != c.codec())
+    return absl::InvalidArgumentError(
+        absl::StrCat("codec '", in.codec, "' where '", c.codec(), "' was expected"));
+  if (in.dim != c.dim() || out_size != c.dim())
+    return absl::InvalidArgumentError(absl::StrCat("message for a vector of ", in.dim,
+                                                   " values, output of ", out_size,
+                                                   "; the compressor is for ", c.dim()));
+  return absl::OkStatus();
+}
+
+absl::Status CheckEncodeArgs(const Compressor& c, size_t x_size, size_t decoded_size) {
+  if (x_size != c.dim())
+    return absl::InvalidArgumentError(
+        absl::StrCat(c.codec(), ": vector of ", x_size, " values; the compressor is for ",
+                     c.dim()));
+  if (decoded_size != 0 && decoded_size != c.dim())
+    return absl::InvalidArgumentError(
+        absl::StrCat(c.codec(), ": `decoded` has ", decoded_size, " values; expected 0 or ",
+                     c.dim()));
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Raw little-endian float64 values, no header ("identity_f64/1"): spec §1.1 with 64-bit
+// values, so the round trip of a double vector is exact (U1).
+class IdentityF64Compressor final : public CompressorBase<IdentityF64Compressor> {
+ public:
+  explicit IdentityF64Compressor(size_t dim) : dim_(dim) {}
+  std::string codec() const override { return "identity_f64/1"; }
+  size_t dim() const override { return dim_; }
+  CompressorInfo info() const override { return {true, true, 1.0, 0.0}; }
+  uint64_t PayloadBits() const override { return 64ull * dim_; }
+
+  template <typename T>
+  absl::Status EncodeT(absl::Span<const T> x, RngStream&, Encoded* out,
+                       absl::Span<T> decoded) const {
+    FT_RETURN_IF_ERROR(CheckEncodeArgs(*this, x.size(), decoded.size()));
+    FT_RETURN_IF_ERROR(CheckFinite(x, "identity_f64 input"));
+    out->codec = codec();
+    out->dim = dim_;
+    out->bytes.resize(dim_ * sizeof(double));
+    char* p = out->bytes.data();
+    for (size_t i = 0; i < dim_; ++i) StoreLE<double>(p + 8 * i, static_cast<double>(x[i]));
+    if (!decoded.empty())
+      for (size_t i = 0; i < dim_; ++i) decoded[i] = x[i];
+    return absl::OkStatus();
+  }
+
+  template <typename T>
+  absl::Status DecodeT(const Encoded& in, absl::Span<T> out) const {
+    FT_RETURN_IF_ERROR(CheckEnvelope(*this, in, out.size()));
+    if (in.bytes.size() != dim_ * sizeof(double))
+      return absl::InvalidArgumentError(absl::StrCat("identity_f64/1 payload of ",
+                                                     in.bytes.size(), " bytes for ", dim_,
+                                                     " doubles"));
+    const char* p = in.bytes.data();
+    for (size_t i = 0; i < dim_; ++i) {
+      const double v = LoadLE<double>(p + 8 * i);
+      // A float output cannot hold values beyond float range: refuse rather than write inf.
+      if (!std::isfinite(v) || !std::isfinite(static_cast<T>(v)))
+        return absl::InvalidArgumentError(
+            absl::StrCat("identity_f64/1 value ", v, " at index ", i, " is not finite"));
+      out[i] = static_cast<T>(v);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  size_t dim_;
+};
+
+}  // namespace
+}  // namespace compression_internal
+
+namespace {
+
+constexpr const char* kKnownCompressors =
+    "identity, topk, randk, randk_scaled, qsgd, sign, natural";
+
+absl::StatusOr<uint8_t> ParseIndexEncoding(const std::string& s) {
+  using namespace compression_internal;  // NOLINT: enum constants
+  if (s == "auto") return uint8_t{kEncAuto};
+  if (s == "packed") return uint8_t{kEncPacked};
+  if (s == "u32") return uint8_t{kEncU32};
+  if (s == "varint") return uint8_t{kEncVarint};
+  if (s == "bitmap") return uint8_t{kEncBitmap};
+  if (s == "seed") return uint8_t{kEncSeed};
+  return absl::InvalidArgumentError(absl::StrCat(
+      "compression.index_encoding '", s, "' is unknown; known: auto, packed, u32, varint, "
+      "bitmap, seed"));
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Compressor>> MakeCompressor(const CompressorOptions& o,
                                                            size_t dim) {
-  if (o.compressor == "identity" && o.value_type == "f32")
-    return std::unique_ptr<Compressor>(new IdentityCompressor(dim));
-  return absl::NotFoundError(
-      absl::StrCat("unknown compressor '", o.compressor, "'; known: identity"));
+  using namespace compression_internal;  // NOLINT: enum constants
+  const std::string& name = o.compressor;
+  const bool sparse = name == "topk" || name == "randk" || name == "randk_scaled";
+  const bool known = sparse || name == "identity" || name == "qsgd" || name == "sign" ||
+                     name == "natural";
+  if (!known)
+    return absl::NotFoundError(
+        absl::StrCat("unknown compressor '", name, "'; known: ", kKnownCompressors));
+  uint8_t vt;
+  if (o.value_type == "f32") {
+    vt = kF32;
+  } else if (o.value_type == "f64") {
+    vt = kF64;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compression.value_type '", o.value_type, "' is unknown; known: f32, f64"));
+  }
+  FT_ASSIGN_OR_RETURN(const uint8_t enc, ParseIndexEncoding(o.index_encoding));
+  if (enc == kEncSeed && name != "randk" && name != "randk_scaled")
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compression.index_encoding 'seed' is only for randk and randk_scaled, not '", name,
+        "'"));
+  if (name == "identity") {
+    if (vt == kF32) return std::unique_ptr<Compressor>(new IdentityCompressor(dim));
+    return std::unique_ptr<Compressor>(new IdentityF64Compressor(dim));
+  }
+  if (dim > UINT32_MAX)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compressor '", name, "' takes vectors of at most 2^32-1 values, not ", dim));
+  if (sparse) {
+    if (o.k < 0 || static_cast<uint64_t>(o.k) > dim)
+      return absl::InvalidArgumentError(
+          absl::StrCat("compression.k = ", o.k, " must be in (0, d] with d = ", dim));
+    if (o.k_fraction != 0.0 && !(o.k_fraction > 0.0 && o.k_fraction <= 1.0))
+      return absl::InvalidArgumentError(
+          absl::StrCat("compression.k_fraction = ", o.k_fraction, " must be in (0, 1]"));
+    uint64_t k = static_cast<uint64_t>(o.k);
+    if (k == 0) {
+      if (o.k_fraction == 0.0)
+        return absl::InvalidArgumentError(absl::StrCat(
+            "compressor '", name, "' needs compression.k or compression.k_fraction"));
+      if (dim == 0)
+        return absl::InvalidArgumentError(
+            "compression.k_fraction: no k in (0, d] for an empty vector (d = 0)");
+      k = static_cast<uint64_t>(std::llround(o.k_fraction * static_cast<double>(dim)));
+      if (k < 1) k = 1;
+      if (k > dim) k = dim;
+    }
+    SparseConfig c;
+    c.kind = name == "topk" ? kKindTopK : name == "randk" ? kKindRandK : kKindRandKScaled;
+    c.d = dim;
+    c.k = static_cast<uint32_t>(k);
+    c.encoding = enc;
+    c.value_type = vt;
+    return NewSparseCompressor(c);
+  }
+  QuantizerConfig c;
+  c.d = dim;
+  c.value_type = vt;
+  if (name == "qsgd") {
+    c.kind = kKindQsgd;
+    if (o.levels < 1 || o.levels > 65536)
+      return absl::InvalidArgumentError(
+          absl::StrCat("compression.levels = ", o.levels, " must be in [1, 65536]"));
+    if (o.bucket < 1)
+      return absl::InvalidArgumentError(
+          absl::StrCat("compression.bucket = ", o.bucket, " must be >= 1 for qsgd"));
+    c.levels = static_cast<uint32_t>(o.levels);
+    c.bucket = static_cast<uint32_t>(
+        std::min<uint64_t>(static_cast<uint64_t>(o.bucket), std::max<size_t>(dim, 1)));
+  } else if (name == "sign") {
+    c.kind = kKindSign;
+    if (o.bucket < 0)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "compression.bucket = ", o.bucket, " must be >= 0 for sign (0 = whole vector)"));
+    const uint64_t b = o.bucket == 0 ? dim : static_cast<uint64_t>(o.bucket);
+    c.bucket = static_cast<uint32_t>(std::max<uint64_t>(1, std::min<uint64_t>(b, dim)));
+  } else {
+    c.kind = kKindNatural;
+  }
+  return NewQuantizer(c);
 }
 
 namespace {

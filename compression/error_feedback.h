@@ -58,6 +58,13 @@ struct FeedbackOptions {
 // InvalidArgument naming compression.eta when eta is outside [0, 1).
 absl::Status ValidateFeedbackOptions(const FeedbackOptions& o);
 
+// EF21's theory constant xi(delta) = sqrt(1 - delta) / (1 - sqrt(1 - delta)) (spec §2.2;
+// about 2/delta - 1 for small delta, 0 for delta = 1). delta must be in (0, 1].
+double Ef21Xi(double delta);
+// The EF21 step bound gamma = 1 / (L + l_mean * xi(delta)): l_mean = L_QM for EF21, L_AM for
+// EF21-W (spec §2.2, §2.3).
+double Ef21TheoryStep(double l, double l_mean, double delta);
+
 // One worker's feedback state for one vector of length d.
 struct FeedbackState {
   std::vector<double> e;  // EF14 and EControl: accumulated compression error (empty = 0)
