@@ -37,8 +37,11 @@ struct ServerState {
 };
 
 // Per-client persistent state (control variates, EF memory, ...); survives absent rounds.
+// `wide` holds double-precision vectors (error-feedback errors and trackers, spec
+// compression.md §0), keyed like "ef.e.0" (error of up part 0).
 struct ClientState {
   std::map<std::string, std::vector<float>> vectors;
+  std::map<std::string, std::vector<double>> wide;
 };
 
 // A decoded, validated client message, as the server half sees it.
@@ -47,6 +50,9 @@ struct ClientUpdate {
   uint64_t num_samples = 0;  // n_i
   int64_t steps = 0;         // K_i actually run
   std::vector<ConstVec> parts;
+  // Per part: true when the part is an error-feedback tracker's dense initialisation
+  // (identity codec) rather than a compressed message. Empty means all false.
+  std::vector<bool> dense;
 };
 
 struct RoundInfo {
@@ -64,6 +70,12 @@ class ServerAlgorithm {
   // Number of d-vectors in each client's up payload (validated by the Coordinator).
   virtual size_t num_up_parts() const { return 1; }
   virtual absl::Status DownPayload(const ServerState& s, Payload* down) const = 0;
+  // Checks one decoded update before the round's Update (the Coordinator rejects the update,
+  // with this status's message as the reason, when it is not OK). Must not change state.
+  virtual absl::Status CheckUpdate(const ClientUpdate& u) const {
+    (void)u;
+    return absl::OkStatus();
+  }
   // `updates` are sorted by client id; accumulate in double, in that order. May be empty
   // (every sampled client failed): the algorithm decides what that means (FedAvg: no move).
   virtual absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,

@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "aggregators/dsgd.h"
 #include "aggregators/fedavg.h"
 #include "aggregators/registry.h"
 
@@ -49,6 +50,7 @@ void RegisterBuiltinAlgorithms(AlgorithmRegistry* r) {
   // Registration of fedtrain's own distinct names cannot collide.
   (void)r->Register(std::make_unique<FedAvgFactory>(false));
   (void)r->Register(std::make_unique<FedAvgFactory>(true));
+  (void)r->Register(MakeDsgdFactory());
 }
 
 }  // namespace fedtrain

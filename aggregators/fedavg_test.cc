@@ -181,11 +181,11 @@ TEST(FedAvgServerTest, U8IdenticalClientsGiveThatClientsModel) {
 TEST(RegistryTest, BuiltinsAndErrors) {
   AlgorithmRegistry r;
   RegisterBuiltinAlgorithms(&r);
-  EXPECT_THAT(r.Names(), ::testing::ElementsAre("fedavg", "fedavgm"));
+  EXPECT_THAT(r.Names(), ::testing::ElementsAre("dsgd", "fedavg", "fedavgm"));
   FT_ASSERT_OK_AND_ASSIGN(const AlgorithmFactory* f, r.Find("fedavg"));
   EXPECT_EQ(f->name(), "fedavg");
   EXPECT_THAT(r.Find("scaffold"), StatusIs(absl::StatusCode::kNotFound,
-                                           HasSubstr("registered: fedavg, fedavgm")));
+                                           HasSubstr("registered: dsgd, fedavg, fedavgm")));
   class Dup final : public AlgorithmFactory {
    public:
     std::string name() const override { return "fedavg"; }

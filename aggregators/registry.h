@@ -42,7 +42,7 @@ class AlgorithmRegistry {
   std::map<std::string, std::unique_ptr<AlgorithmFactory>> factories_;
 };
 
-// Registers fedtrain's own algorithms ("fedavg", "fedavgm").
+// Registers fedtrain's own algorithms ("fedavg", "fedavgm", "dsgd").
 void RegisterBuiltinAlgorithms(AlgorithmRegistry* r);
 
 }  // namespace fedtrain

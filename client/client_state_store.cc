@@ -11,7 +11,7 @@ absl::Status MemoryClientStateStore::Load(ClientId id, ClientState* out) {
 
 absl::Status MemoryClientStateStore::Save(ClientId id, ClientState state) {
   absl::MutexLock lock(&mu_);
-  if (state.vectors.empty()) {
+  if (state.vectors.empty() && state.wide.empty()) {
     states_.erase(id);
   } else {
     states_[id] = std::move(state);

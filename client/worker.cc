@@ -50,7 +50,8 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
   msg.set_local_steps(static_cast<uint64_t>(result.steps));
   msg.set_train_loss(result.train_loss);
   RngStream comp_rng = RngStream::For(task.seed(), task.round(), id, Purpose::kCompression);
-  if (absl::Status s = EncodePayload(up, *compressor_, comp_rng, msg.mutable_up()); !s.ok())
+  // update -> clip -> error feedback -> compressor -> codec; feedback state goes into `state`.
+  if (absl::Status s = uplink_->Encode(up, comp_rng, &state, msg.mutable_up()); !s.ok())
     return fail(s);
   // Commit the client's state only once the reply is complete: a failed task leaves the
   // stored state as it was.

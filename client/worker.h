@@ -3,7 +3,7 @@
 // no sleeps: the same Worker serves the simulation (many per process, one per pool thread)
 // and the deployed worker process.
 // Not thread-safe: one Worker per thread (it owns a Trainer with scratch buffers). The
-// borrowed algorithm, compressor, data and store must outlive it.
+// borrowed algorithm, uplink encoder, data and store must outlive it.
 #ifndef FEDTRAIN_CLIENT_WORKER_H_
 #define FEDTRAIN_CLIENT_WORKER_H_
 
@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "aggregators/algorithm.h"
 #include "client/client_state_store.h"
+#include "client/uplink.h"
 #include "compression/compressor.h"
 #include "fedtrain/v1/messages.pb.h"
 #include "models/local_sgd.h"
@@ -31,9 +32,9 @@ struct WorkerOptions {
 class Worker {
  public:
   Worker(WorkerOptions opts, const ClientAlgorithm* algo, std::unique_ptr<Trainer> trainer,
-         ClientDataFn data, ClientStateStore* store, const Compressor* compressor)
+         ClientDataFn data, ClientStateStore* store, const UplinkEncoder* uplink)
       : opts_(std::move(opts)), algo_(algo), trainer_(std::move(trainer)),
-        data_(std::move(data)), store_(store), compressor_(compressor) {}
+        data_(std::move(data)), store_(store), uplink_(uplink) {}
 
   // Errors: the task's payload fails to decode (InvalidArgument), the client is unknown
   // (NotFound), local training fails. The caller reports them to the server.
@@ -45,7 +46,7 @@ class Worker {
   std::unique_ptr<Trainer> trainer_;
   ClientDataFn data_;
   ClientStateStore* store_;
-  const Compressor* compressor_;
+  const UplinkEncoder* uplink_;
 };
 
 }  // namespace fedtrain

@@ -20,7 +20,9 @@ absl::Status EncodePayload(const Payload& p, const Compressor& c, RngStream& rng
 }
 
 absl::Status DecodePayload(const v1::Payload& in, const Compressor& c, size_t expected_parts,
-                           size_t dim, Payload* out) {
+                           size_t dim, Payload* out, const Compressor* dense,
+                           std::vector<bool>* is_dense) {
+  if (is_dense != nullptr) is_dense->assign(expected_parts, false);
   if (static_cast<size_t>(in.parts_size()) != expected_parts)
     return absl::InvalidArgumentError(
         absl::StrCat("payload has ", in.parts_size(), " parts; expected ", expected_parts));
@@ -32,7 +34,10 @@ absl::Status DecodePayload(const v1::Payload& in, const Compressor& c, size_t ex
           absl::StrCat("part ", i, " has ", t.dim(), " floats; model has ", dim));
     Encoded e{t.codec(), t.dim(), t.data()};
     out->parts[i].resize(dim);
-    if (absl::Status s = c.Decode(e, absl::MakeSpan(out->parts[i])); !s.ok())
+    const bool use_dense = dense != nullptr && t.codec() == dense->codec();
+    if (use_dense && is_dense != nullptr) (*is_dense)[i] = true;
+    const Compressor& codec = use_dense ? *dense : c;
+    if (absl::Status s = codec.Decode(e, absl::MakeSpan(out->parts[i])); !s.ok())
       return absl::InvalidArgumentError(absl::StrCat("part ", i, ": ", s.message()));
   }
   out->scalars.clear();

@@ -147,4 +147,36 @@ absl::StatusOr<LocalSgdResult> RunLocalSgd(Trainer& trainer, const DataView& dat
   return result;
 }
 
+absl::StatusOr<double> LocalGradient(Trainer& trainer, const DataView& data,
+                                     const LocalSgdOptions& opts, RngStream& rng, ConstVec w,
+                                     Vec grad) {
+  if (opts.batch_size <= 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("local.batch_size must be > 0, got ", opts.batch_size));
+  if (data.data == nullptr) return absl::InvalidArgumentError("local data: the view has no data set");
+  const size_t n = data.size();
+  if (n == 0) return absl::InvalidArgumentError("local data is empty: no samples to train on");
+  const size_t d = trainer.dim();
+  if (w.size() != d || grad.size() != d)
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights have ", w.size(), " floats; model has ", d));
+  const size_t len = std::min(static_cast<size_t>(opts.batch_size), n);
+  std::vector<uint32_t> indices(len);
+  if (len == n) {
+    for (size_t i = 0; i < n; ++i) indices[i] = data.index(i);
+  } else {
+    std::vector<uint32_t> perm(n);
+    Reshuffle(rng, &perm);
+    for (size_t i = 0; i < len; ++i) indices[i] = data.index(perm[i]);
+  }
+  const Batch b{data.data, absl::MakeConstSpan(indices)};
+  FT_ASSIGN_OR_RETURN(const double loss, trainer.Gradient(w, b, grad));
+  if (opts.clip_norm > 0) ClipToNorm(opts.clip_norm, grad);
+  if (opts.weight_decay > 0) {
+    const float wd = static_cast<float>(opts.weight_decay);
+    for (size_t j = 0; j < d; ++j) grad[j] += wd * w[j];
+  }
+  return loss;
+}
+
 }  // namespace fedtrain

@@ -47,6 +47,14 @@ absl::StatusOr<LocalSgdResult> RunLocalSgd(Trainer& trainer, const DataView& dat
                                            const LocalSgdOptions& opts, RngStream& rng, Vec w,
                                            const GradientHook& hook = nullptr);
 
+// One stochastic gradient at `w` (distributed SGD, specs/compression.md §2): the loss
+// gradient on a minibatch of min(B, n) distinct samples drawn from `rng` (the whole local
+// data, in stored order, when B >= n), clipped to opts.clip_norm, plus opts.weight_decay * w.
+// Returns the minibatch loss. opts.lr, steps, epochs and momentum are not used.
+absl::StatusOr<double> LocalGradient(Trainer& trainer, const DataView& data,
+                                     const LocalSgdOptions& opts, RngStream& rng, ConstVec w,
+                                     Vec grad);
+
 }  // namespace fedtrain
 
 #endif  // FEDTRAIN_MODELS_LOCAL_SGD_H_

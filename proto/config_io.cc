@@ -259,6 +259,31 @@ absl::Status NonNegative(const std::string& field, double v) {
   if (v >= 0 && std::isfinite(v)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(field, " must be >= 0, got ", v));
 }
+
+// Names and ranges that do not depend on the model size; MakeCompressor checks k against d.
+absl::Status ValidateCompression(const v1::ExperimentConfig& cfg) {
+  const auto& c = cfg.compression();
+  FT_RETURN_IF_ERROR(OneOf("compression.compressor", c.compressor(),
+                           {"identity", "topk", "randk", "randk_scaled", "qsgd", "sign",
+                            "natural"}));
+  FT_RETURN_IF_ERROR(OneOf("compression.index_encoding", c.index_encoding(),
+                           {"auto", "packed", "u32", "varint", "bitmap", "seed"}));
+  FT_RETURN_IF_ERROR(OneOf("compression.value_type", c.value_type(), {"f32", "f64"}));
+  FT_RETURN_IF_ERROR(OneOf("compression.feedback", c.feedback(),
+                           {"none", "ef14", "ef21", "econtrol"}));
+  FT_RETURN_IF_ERROR(OneOf("compression.tracker_init", c.tracker_init(), {"dense", "compressed"}));
+  FT_RETURN_IF_ERROR(NonNegative("compression.clip_norm", c.clip_norm()));
+  if (c.feedback() == "econtrol" && !(c.eta() >= 0 && c.eta() < 1))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compression.eta must be set in [0, 1) for feedback econtrol (spec §2.4 suggests "
+        "delta/8 .. delta, e.g. k_fraction/2 for topk); got ", c.eta()));
+  if ((c.feedback() == "ef21" || c.feedback() == "econtrol") &&
+      cfg.algorithm().weighting() != "uniform")
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compression.feedback ", c.feedback(), " tracks the uniform mean over all clients "
+        "(specs/compression.md §2.2); set algorithm.weighting to uniform"));
+  return absl::OkStatus();
+}
 }  // namespace
 
 absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
@@ -304,7 +329,7 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
   FT_RETURN_IF_ERROR(NonNegative("local.clip_norm", l.clip_norm()));
   FT_RETURN_IF_ERROR(Positive("algorithm.server_lr", c.algorithm().server_lr()));
   FT_RETURN_IF_ERROR(OneOf("algorithm.weighting", c.algorithm().weighting(), {"samples", "uniform"}));
-  FT_RETURN_IF_ERROR(OneOf("compression.compressor", c.compression().compressor(), {"identity"}));
+  FT_RETURN_IF_ERROR(ValidateCompression(c));
   FT_RETURN_IF_ERROR(OneOf("privacy.mechanism", c.privacy().mechanism(), {"none"}));
   FT_RETURN_IF_ERROR(Positive("rounds", c.rounds()));
   FT_RETURN_IF_ERROR(Positive("eval_every", c.eval_every()));

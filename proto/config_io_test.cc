@@ -99,8 +99,26 @@ TEST(ConfigTest, ValidationNamesTheField) {
   EXPECT_THAT(with("data.dataset=cifar"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.dataset")));
   EXPECT_THAT(with("partition.method=natural"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partition.method")));
-  EXPECT_THAT(with("compression.compressor=topk"),
+  EXPECT_THAT(with("compression.compressor=zip"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.compressor")));
+  EXPECT_THAT(with("compression.feedback=ef15"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.feedback")));
+  EXPECT_THAT(with("compression.index_encoding=gzip"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.index_encoding")));
+  EXPECT_THAT(with("compression.value_type=f16"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.value_type")));
+  // EControl needs an explicit eta in [0, 1), and tracker methods need uniform weighting.
+  EXPECT_THAT(with("compression.feedback=econtrol"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.eta")));
+  v1::ExperimentConfig e = c;
+  ASSERT_THAT(ApplyOverride("compression.feedback=econtrol", &e), IsOk());
+  ASSERT_THAT(ApplyOverride("compression.eta=1", &e), IsOk());
+  EXPECT_THAT(ValidateConfig(e), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got 1")));
+  ASSERT_THAT(ApplyOverride("compression.eta=0.005", &e), IsOk());
+  EXPECT_THAT(ValidateConfig(e),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("algorithm.weighting")));
+  ASSERT_THAT(ApplyOverride("algorithm.weighting=uniform", &e), IsOk());
+  FT_EXPECT_OK(ValidateConfig(e));
 }
 
 TEST(ConfigTest, LoadFileErrors) {

@@ -98,6 +98,7 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     uint64_t num_samples;
     int64_t steps;
     double train_loss;
+    std::vector<bool> dense;
   };
   std::map<ClientId, Meta> meta;
   const absl::Time deadline = clock_->Now() + opts_.round_timeout;
@@ -142,13 +143,28 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
       continue;
     }
     Payload p;
-    if (absl::Status s = DecodePayload(m.up(), *up_codec_, algo_->num_up_parts(), dim, &p);
+    std::vector<bool> dense;
+    if (absl::Status s = DecodePayload(m.up(), *up_codec_, algo_->num_up_parts(), dim, &p,
+                                       dense_codec_, &dense);
         !s.ok()) {
       reject(std::string(s.message()));
       continue;
     }
+    {
+      ClientUpdate probe;
+      probe.id = id;
+      probe.num_samples = m.num_samples();
+      probe.steps = static_cast<int64_t>(m.local_steps());
+      for (const std::vector<float>& part : p.parts) probe.parts.push_back(part);
+      probe.dense = dense;
+      if (absl::Status s = algo_->CheckUpdate(probe); !s.ok()) {
+        reject(std::string(s.message()));
+        continue;
+      }
+    }
     accepted.emplace(id, std::move(p));
-    meta[id] = {m.num_samples(), static_cast<int64_t>(m.local_steps()), m.train_loss()};
+    meta[id] = {m.num_samples(), static_cast<int64_t>(m.local_steps()), m.train_loss(),
+                std::move(dense)};
   }
   std::sort(info.dropped.begin(), info.dropped.end());
   std::sort(info.rejected.begin(), info.rejected.end());
@@ -166,6 +182,7 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     u.num_samples = mi.num_samples;
     u.steps = mi.steps;
     for (const std::vector<float>& part : p.parts) u.parts.push_back(part);
+    u.dense = mi.dense;
     updates.push_back(std::move(u));
   }
   FT_RETURN_IF_ERROR(algo_->Update(updates, info, &state_));

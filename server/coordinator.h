@@ -62,6 +62,9 @@ class Coordinator {
               const Compressor* up_codec, Evaluator evaluator, MetricsSink* sink,
               const Clock* clock, ThreadPool* pool);
 
+  // Also accept `dense` (borrowed, may be null) as an up codec: error-feedback trackers'
+  // dense initialisations (ClientUpdate::dense tells the algorithm which parts used it).
+  void SetDenseCodec(const Compressor* dense) { dense_codec_ = dense; }
   // Sets the initial global model (dimension d).
   absl::Status Init(ConstVec x0);
   // Runs the next round.
@@ -78,6 +81,7 @@ class Coordinator {
   ServerAlgorithm* algo_;
   ServerTransport* transport_;
   const Compressor* up_codec_;
+  const Compressor* dense_codec_ = nullptr;
   Evaluator evaluator_;
   MetricsSink* sink_;
   const Clock* clock_;

@@ -4,6 +4,7 @@
 #include "server/coordinator.h"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <set>
@@ -206,6 +207,59 @@ TEST(CoordinatorTest, LearningRateDecaysPerRound) {
   EXPECT_EQ(h.net.tasks[0].lr(), 0.1);
   EXPECT_EQ(h.net.tasks[2].lr(), 0.05);
   EXPECT_EQ(h.net.tasks[4].lr(), 0.025);
+}
+
+// A compressed uplink: corrupt Top-K messages (truncated, an index out of range, a header
+// for another k) are rejected with the sender named and counted; the round goes on with the
+// rest, and the model moves by their mean only.
+TEST(CoordinatorTest, CorruptCompressedMessagesAreRejectedAndCounted) {
+  CompressorOptions o;
+  o.compressor = "topk";
+  o.k = 2;
+  o.index_encoding = "u32";
+  FT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Compressor> topk, MakeCompressor(o, 6));
+  o.k = 3;
+  FT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Compressor> topk3, MakeCompressor(o, 6));
+  FedAvgServer algo{FedAvgOptions{}};
+  ScriptedTransport net;
+  MemoryMetricsSink sink;
+  RealClock clock;
+  CoordinatorOptions opts;
+  opts.num_clients = 5;
+  opts.clients_per_round = 5;
+  opts.rounds = 1;
+  Coordinator coord(opts, &algo, &net, topk.get(), nullptr, &sink, &clock, nullptr);
+  net.reply = [&](const v1::TaskMsg& t) {
+    v1::UpdateMsg m;
+    m.set_round(t.round());
+    m.set_client_id(t.client_id());
+    m.set_num_samples(1);
+    m.set_train_loss(1.0);
+    Payload p;
+    p.parts.push_back({0.f, 1.f, 0.f, -2.f, 0.5f, 0.f});
+    RngStream rng = RngStream::For(0, 0, t.client_id(), Purpose::kCompression);
+    const Compressor& c = t.client_id() == 3 ? *topk3 : *topk;
+    EXPECT_TRUE(EncodePayload(p, c, rng, m.mutable_up()).ok());
+    std::string* d = m.mutable_up()->mutable_parts(0)->mutable_data();
+    if (t.client_id() == 1) d->resize(d->size() - 3);  // truncated
+    if (t.client_id() == 2) {                         // last index -> 0xffffffff
+      for (size_t b = d->size() - 12; b < d->size() - 8; ++b) (*d)[b] = '\xff';
+    }
+    return std::vector<v1::UpdateMsg>{m};
+  };
+  std::vector<float> x0(6, 0.0f);
+  FT_ASSERT_OK(coord.Init(x0));
+  FT_ASSERT_OK_AND_ASSIGN(RoundSummary s, coord.RunRound());
+  EXPECT_EQ(s.received, 2);  // clients 0 and 4
+  EXPECT_EQ(s.rejected, 3);
+  EXPECT_EQ(std::get<int64_t>(*sink.rows[0].Get("rejected")), 3);
+  const std::string all = ::testing::PrintToString(s.rejections);
+  EXPECT_THAT(all, HasSubstr("client 1: part 0:"));
+  EXPECT_THAT(all, HasSubstr("client 2: part 0:"));
+  EXPECT_THAT(all, HasSubstr("client 3: part 0:"));
+  // Top-2 of (0, 1, 0, -2, 0.5, 0) keeps indices 1 and 3; the mean of two equal messages.
+  const std::vector<float> want = {0.f, 1.f, 0.f, -2.f, 0.f, 0.f};
+  for (size_t j = 0; j < 6; ++j) EXPECT_EQ(coord.model()[j], want[j]) << j;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "sim/simulate.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -7,9 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/client_state_store.h"
+#include "client/uplink.h"
 #include "client/worker.h"
 #include "comm/inproc.h"
 #include "compression/compressor.h"
+#include "compression/error_feedback.h"
 #include "core/clock.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
@@ -17,6 +20,7 @@
 #include "data/synthetic.h"
 #include "models/mlp.h"
 #include "proto/config_io.h"
+#include "server/tracker_server.h"
 #include "sim/model_file.h"
 
 namespace fedtrain {
@@ -76,6 +80,53 @@ absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cf
   return d;
 }
 
+namespace {
+
+// The config's model (MLP or softmax regression) for the data set's shape.
+absl::StatusOr<std::unique_ptr<Trainer>> ConfigModel(const v1::ExperimentConfig& cfg,
+                                                     const ExperimentData& data) {
+  MlpSpec spec;
+  spec.inputs = data.train.num_features;
+  spec.classes = static_cast<size_t>(data.train.num_classes);
+  if (cfg.model().type() == "mlp")
+    for (int64_t h : cfg.model().hidden()) spec.hidden.push_back(static_cast<size_t>(h));
+  return MakeMlpTrainer(spec);
+}
+
+// The uplink pipeline of compression.*: compressor, the tracker's dense codec, feedback.
+struct Uplink {
+  std::unique_ptr<Compressor> compressor;
+  std::unique_ptr<Compressor> dense;  // only for tracker feedback (ef21, econtrol)
+  UplinkOptions options;
+};
+
+absl::StatusOr<Uplink> MakeUplink(const v1::CompressionConfig& cc, size_t dim) {
+  Uplink up;
+  CompressorOptions o;
+  o.compressor = cc.compressor();
+  o.k_fraction = cc.k_fraction();
+  o.k = cc.k();
+  o.levels = cc.levels();
+  o.bucket = cc.bucket();
+  o.index_encoding = cc.index_encoding();
+  o.value_type = cc.value_type();
+  FT_ASSIGN_OR_RETURN(up.compressor, MakeCompressor(o, dim));
+  FT_ASSIGN_OR_RETURN(up.options.feedback.method, ParseFeedback(cc.feedback()));
+  up.options.feedback.eta = std::max(0.0, cc.eta());  // -1 = unset; validated for econtrol
+  up.options.feedback.init =
+      cc.tracker_init() == "compressed" ? TrackerInit::kCompressed : TrackerInit::kDense;
+  up.options.clip_norm = cc.clip_norm();
+  FT_RETURN_IF_ERROR(ValidateFeedbackOptions(up.options.feedback));
+  if (HasTracker(up.options.feedback.method)) {
+    CompressorOptions dense;
+    dense.value_type = cc.value_type();
+    FT_ASSIGN_OR_RETURN(up.dense, MakeCompressor(dense, dim));
+  }
+  return up;
+}
+
+}  // namespace
+
 absl::StatusOr<SimulationResult> RunSimulation(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const ExperimentData& data, MetricsSink* sink,
@@ -88,21 +139,17 @@ absl::StatusOr<SimulationResult> RunSimulation(
   if (model != nullptr) {
     proto_trainer = model->Clone();
   } else {
-    MlpSpec spec;
-    spec.inputs = data.train.num_features;
-    spec.classes = static_cast<size_t>(data.train.num_classes);
-    if (cfg.model().type() == "mlp")
-      for (int64_t h : cfg.model().hidden()) spec.hidden.push_back(static_cast<size_t>(h));
-    FT_ASSIGN_OR_RETURN(proto_trainer, MakeMlpTrainer(spec));
+    FT_ASSIGN_OR_RETURN(proto_trainer, ConfigModel(cfg, data));
   }
 
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ClientAlgorithm> client, factory->MakeClient(cfg.algorithm()));
-  CompressorOptions comp_opts;
-  comp_opts.compressor = cfg.compression().compressor();
-  FT_ASSIGN_OR_RETURN(std::unique_ptr<Compressor> compressor,
-                      MakeCompressor(comp_opts, proto_trainer->dim()));
+  FT_ASSIGN_OR_RETURN(Uplink up, MakeUplink(cfg.compression(), proto_trainer->dim()));
+  if (HasTracker(up.options.feedback.method))
+    server = std::make_unique<TrackerServer>(std::move(server), up.options.feedback,
+                                             static_cast<uint64_t>(cfg.federation().num_clients()));
+  UplinkEncoder uplink(up.options, up.compressor.get(), up.dense.get());
 
   std::vector<float> x0(proto_trainer->dim());
   RngStream init_rng = RngStream::For(cfg.seed(), 0, 0, Purpose::kModelInit);
@@ -130,7 +177,7 @@ absl::StatusOr<SimulationResult> RunSimulation(
   std::vector<std::unique_ptr<Worker>> workers;
   for (int t = 0; t < threads; ++t)
     workers.push_back(std::make_unique<Worker>(wopts, client.get(), proto_trainer->Clone(),
-                                               data_fn, &store, compressor.get()));
+                                               data_fn, &store, &uplink));
   InProcHub hub(&pool, [&workers](int tid, const v1::TaskMsg& task) {
     return workers[tid]->Handle(task);
   });
@@ -150,7 +197,9 @@ absl::StatusOr<SimulationResult> RunSimulation(
   copts.eval_every = cfg.eval_every();
   copts.round_timeout = absl::Seconds(cfg.federation().round_timeout_s());
   RealClock clock;
-  Coordinator coord(copts, server.get(), &hub, compressor.get(), evaluator, sink, &clock, &pool);
+  Coordinator coord(copts, server.get(), &hub, up.compressor.get(), evaluator, sink, &clock,
+                    &pool);
+  coord.SetDenseCodec(up.dense.get());
   FT_RETURN_IF_ERROR(coord.Init(x0));
 
   SimulationResult result;
@@ -197,6 +246,11 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   // Everything that can be checked before training is checked before any folder exists.
   FT_ASSIGN_OR_RETURN(v1::ExperimentConfig cfg, ResolveConfig(raw, registry));
   FT_ASSIGN_OR_RETURN(ExperimentData data, LoadExperimentData(cfg));
+  {
+    // Settings that need the model size (compression.k against d) are checked here too.
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> model, ConfigModel(cfg, data));
+    FT_RETURN_IF_ERROR(MakeUplink(cfg.compression(), model->dim()).status());
+  }
 
   std::error_code ec;
   fs::create_directories(cfg.output().dir(), ec);

@@ -206,7 +206,7 @@ TEST(SimulateTest, ConfigErrorsComeBeforeTraining) {
   v1::ExperimentConfig c = TinyConfig();
   c.mutable_algorithm()->set_name("nope");
   EXPECT_THAT(ResolveConfig(c, reg), StatusIs(absl::StatusCode::kNotFound,
-                                              HasSubstr("registered: fedavg, fedavgm")));
+                                              HasSubstr("registered: dsgd, fedavg, fedavgm")));
   c = TinyConfig();
   c.mutable_federation()->set_clients_per_round(13);
   EXPECT_THAT(ResolveConfig(c, reg), StatusIs(absl::StatusCode::kInvalidArgument,
@@ -221,6 +221,99 @@ TEST(SimulateTest, MissingDataFileIsNamed) {
   FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ResolveConfig(c, reg));
   EXPECT_THAT(LoadExperimentData(cfg), StatusIs(absl::StatusCode::kNotFound,
                                                 HasSubstr("/nonexistent/fmnist")));
+}
+
+// The uplink pipeline (compressor -> codec, with and without error feedback) keeps the
+// thread-count invariance and really shrinks the uplink.
+TEST(SimulateTest, CompressedRunsAreThreadInvariantAndSendFewerBytes) {
+  FT_ASSERT_OK_AND_ASSIGN(Ran plain, RunTiny(TinyConfig(), 1));
+  const std::vector<std::vector<std::string>> variants = {
+      {"compression.compressor=topk", "compression.k_fraction=0.1"},
+      {"compression.compressor=topk", "compression.k_fraction=0.1", "compression.feedback=ef14"},
+      {"compression.compressor=topk", "compression.k_fraction=0.1",
+       "compression.feedback=econtrol", "compression.eta=0.05", "algorithm.weighting=uniform"},
+      {"compression.compressor=topk", "compression.k_fraction=0.1", "compression.feedback=ef21",
+       "algorithm.weighting=uniform", "compression.tracker_init=compressed"},
+      {"compression.compressor=randk", "compression.k_fraction=0.1",
+       "compression.index_encoding=seed", "compression.feedback=ef14"},
+      {"compression.compressor=qsgd", "compression.levels=3", "compression.bucket=64"},
+      {"compression.compressor=sign", "compression.feedback=ef14"},
+      {"compression.compressor=natural", "compression.clip_norm=1"},
+  };
+  for (const auto& v : variants) {
+    v1::ExperimentConfig c = TinyConfig();
+    std::string name;
+    for (const std::string& o : v) {
+      ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+      name += o + " ";
+    }
+    FT_ASSERT_OK_AND_ASSIGN(Ran one, RunTiny(c, 1));
+    FT_ASSERT_OK_AND_ASSIGN(Ran two, RunTiny(c, 2));
+    EXPECT_EQ(one.result.model, two.result.model) << name;
+    EXPECT_LT(one.result.cum_bytes_up, plain.result.cum_bytes_up) << name;
+    EXPECT_NE(one.hash, plain.hash) << name;  // compression changed the trajectory
+    ASSERT_TRUE(one.result.final_test.has_value()) << name;
+    EXPECT_TRUE(std::isfinite(one.result.final_test->loss)) << name;
+  }
+}
+
+// dsgd with the identity codec, everyone every round and full local batches is distributed
+// gradient descent: x <- x - lr * mean_i grad f_i(x).
+TEST(SimulateTest, DsgdIsDistributedGradientDescent) {
+  v1::ExperimentConfig c = TinyConfig();
+  for (const char* o : {"algorithm.name=dsgd", "algorithm.weighting=uniform",
+                        "federation.clients_per_round=12", "local.batch_size=100000",
+                        "rounds=3"})
+    ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  c.set_threads(2);
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ResolveConfig(c, reg));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData data, LoadExperimentData(cfg));
+  FT_ASSERT_OK_AND_ASSIGN(SimulationResult r, RunSimulation(cfg, reg, data, nullptr, nullptr));
+
+  MlpSpec spec;
+  spec.inputs = data.train.num_features;
+  spec.classes = static_cast<size_t>(data.train.num_classes);
+  FT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Trainer> t, MakeMlpTrainer(spec));
+  std::vector<float> x(t->dim()), g(t->dim());
+  RngStream init = RngStream::For(cfg.seed(), 0, 0, Purpose::kModelInit);
+  t->InitParams(init, absl::MakeSpan(x));
+  for (int round = 0; round < 3; ++round) {
+    std::vector<double> mean(t->dim(), 0.0);
+    for (size_t i = 0; i < data.partition.clients.size(); ++i) {
+      const auto& idx = data.partition.clients[i];
+      const Batch b{&data.train, absl::MakeConstSpan(idx)};
+      FT_ASSERT_OK(t->Gradient(x, b, absl::MakeSpan(g)).status());
+      for (size_t j = 0; j < g.size(); ++j) mean[j] += g[j] / 12.0;
+    }
+    for (size_t j = 0; j < x.size(); ++j) x[j] -= static_cast<float>(0.05 * mean[j]);
+  }
+  // 1e-5 relative: the pipeline rounds each client's -lr*g_i to float32 before averaging.
+  for (size_t j = 0; j < x.size(); ++j)
+    EXPECT_NEAR(r.model[j], x[j], 1e-5 * (1.0 + std::fabs(x[j]))) << j;
+}
+
+TEST(SimulateTest, CompressionConfigErrorsNameTheField) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  for (const auto& [o, field] : std::vector<std::pair<std::string, std::string>>{
+           {"compression.k=100000", "compression.k"},
+           {"compression.k_fraction=1.5", "compression.k_fraction"},
+           {"compression.levels=0", "compression.levels"}}) {
+    v1::ExperimentConfig c = TinyConfig();
+    ASSERT_TRUE(ApplyOverride(o.rfind("compression.levels", 0) == 0
+                                  ? "compression.compressor=qsgd"
+                                  : "compression.compressor=topk",
+                              &c)
+                    .ok());
+    ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ResolveConfig(c, reg));
+    FT_ASSERT_OK_AND_ASSIGN(ExperimentData data, LoadExperimentData(cfg));
+    EXPECT_THAT(RunSimulation(cfg, reg, data, nullptr, nullptr).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(field)))
+        << o;
+  }
 }
 
 }  // namespace

@@ -385,6 +385,39 @@ INSTANTIATE_TEST_SUITE_P(
                      {"federation.clients_per_round (6)", "federation.num_clients (5)"}}),
     BadValueCaseName);
 
+// Compression settings (spec compression.md §1): names, ranges, and k against the model
+// size (softmax regression on Synthetic: d = 60 * 10 + 10 = 610), all before any folder.
+INSTANTIATE_TEST_SUITE_P(
+    Compression, CliBadValueTest,
+    ::testing::Values(
+        BadValueCase{"UnknownCompressor",
+                     {"compression.compressor=zip"},
+                     {"compression.compressor must be one of", "'zip'"}},
+        BadValueCase{"UnknownFeedback",
+                     {"compression.feedback=ef15"},
+                     {"compression.feedback must be one of", "'ef15'"}},
+        BadValueCase{"KAboveDimension",
+                     {"compression.compressor=topk", "compression.k=611"},
+                     {"compression.k", "611"}},
+        BadValueCase{"KFractionAboveOne",
+                     {"compression.compressor=topk", "compression.k_fraction=1.5"},
+                     {"compression.k_fraction"}},
+        BadValueCase{"TopKWithoutK",
+                     {"compression.compressor=topk"},
+                     {"compression.k"}},
+        BadValueCase{"QsgdZeroLevels",
+                     {"compression.compressor=qsgd", "compression.levels=0"},
+                     {"compression.levels"}},
+        BadValueCase{"SeedIndicesForTopK",
+                     {"compression.compressor=topk", "compression.k=5",
+                      "compression.index_encoding=seed"},
+                     {"compression.index_encoding"}},
+        BadValueCase{"EControlWithoutEta",
+                     {"compression.compressor=topk", "compression.k=5",
+                      "compression.feedback=econtrol", "algorithm.weighting=uniform"},
+                     {"compression.eta"}}),
+    BadValueCaseName);
+
 // ---------------------------------------------------------------------------------------
 // Data errors (Fashion-MNIST): found while loading, before any folder exists.
 

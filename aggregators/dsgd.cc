@@ -1,0 +1,61 @@
+#include "aggregators/dsgd.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "aggregators/fedavg.h"
+#include "core/status_macros.h"
+#include "models/local_sgd.h"
+
+namespace fedtrain {
+
+absl::Status DsgdClient::LocalUpdate(const Payload& down, LocalContext& ctx, ClientState*,
+                                     Payload* up, LocalResult* result) const {
+  if (down.parts.empty()) return absl::InvalidArgumentError("down payload has no model");
+  const std::vector<float>& x = down.parts[0];
+  std::vector<float> g(x.size());
+  FT_ASSIGN_OR_RETURN(const double loss,
+                      LocalGradient(*ctx.trainer, ctx.data, ctx.sgd, *ctx.rng, x,
+                                    absl::MakeSpan(g)));
+  const double lr = ctx.sgd.lr;
+  for (float& v : g) v = static_cast<float>(-lr * static_cast<double>(v));
+  up->parts.clear();
+  up->parts.push_back(std::move(g));
+  up->scalars.clear();
+  result->steps = 1;
+  result->train_loss = loss;
+  return absl::OkStatus();
+}
+
+namespace {
+
+class DsgdFactory final : public AlgorithmFactory {
+ public:
+  std::string name() const override { return "dsgd"; }
+  int state_version() const override { return 1; }
+  absl::Status Validate(const Cfg& c) const override {
+    if (!(c.server_lr() > 0))
+      return absl::InvalidArgumentError(
+          absl::StrCat("algorithm.server_lr must be > 0, got ", c.server_lr()));
+    if (c.weighting() != "samples" && c.weighting() != "uniform")
+      return absl::InvalidArgumentError(absl::StrCat(
+          "algorithm.weighting must be samples or uniform, got '", c.weighting(), "'"));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
+    FT_RETURN_IF_ERROR(Validate(c));
+    FedAvgOptions o;
+    o.server_lr = c.server_lr();
+    o.weighting = c.weighting();
+    return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o));
+  }
+  absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
+    return std::unique_ptr<ClientAlgorithm>(new DsgdClient());
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<AlgorithmFactory> MakeDsgdFactory() { return std::make_unique<DsgdFactory>(); }
+
+}  // namespace fedtrain

@@ -1,0 +1,70 @@
+#include "server/tracker_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace fedtrain {
+
+absl::Status TrackerServer::Init(ConstVec x0, ServerState* s) {
+  if (!HasTracker(o_.method))
+    return absl::InvalidArgumentError(absl::StrCat("feedback ", FeedbackName(o_.method),
+                                                   " keeps no server tracker"));
+  if (num_clients_ == 0) return absl::InvalidArgumentError("tracker feedback needs N > 0 clients");
+  FT_RETURN_IF_ERROR(inner_->Init(x0, s));
+  trackers_.clear();
+  for (size_t p = 0; p < inner_->num_up_parts(); ++p)
+    trackers_.emplace_back(x0.size(), num_clients_, o_.init);
+  return absl::OkStatus();
+}
+
+absl::Status TrackerServer::CheckUpdate(const ClientUpdate& u) const {
+  FT_RETURN_IF_ERROR(inner_->CheckUpdate(u));
+  if (u.parts.size() != trackers_.size())
+    return absl::InvalidArgumentError(
+        absl::StrCat(u.parts.size(), " up parts; expected ", trackers_.size()));
+  for (size_t p = 0; p < trackers_.size(); ++p) {
+    const bool dense = p < u.dense.size() && u.dense[p];
+    if (absl::Status s = trackers_[p].Check(u.id, dense); !s.ok())
+      return absl::InvalidArgumentError(absl::StrCat("part ", p, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrackerServer::Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
+                                   ServerState* s) {
+  const double inv_n = 1.0 / static_cast<double>(num_clients_);
+  const double share = static_cast<double>(updates.size()) * inv_n;  // |S| / N
+  // v[i][p] = h^t + (|S|/N) c_i, built before the trackers move.
+  std::vector<std::vector<std::vector<float>>> v(updates.size());
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const ClientUpdate& u = updates[i];
+    if (u.parts.size() != trackers_.size())
+      return absl::InvalidArgumentError(absl::StrCat("client ", u.id, ": ", u.parts.size(),
+                                                     " up parts; expected ", trackers_.size()));
+    v[i].resize(trackers_.size());
+    for (size_t p = 0; p < trackers_.size(); ++p) {
+      absl::Span<const double> h = trackers_[p].h();
+      ConstVec c = u.parts[p];
+      if (c.size() != h.size())
+        return absl::InvalidArgumentError(absl::StrCat("client ", u.id, " part ", p, ": ",
+                                                       c.size(), " floats; model has ", h.size()));
+      std::vector<float>& out = v[i][p];
+      out.resize(h.size());
+      for (size_t j = 0; j < h.size(); ++j)
+        out[j] = static_cast<float>(h[j] + share * static_cast<double>(c[j]));
+    }
+  }
+  // Fold the messages in, in client-id order (the Coordinator sorts `updates`).
+  for (const ClientUpdate& u : updates)
+    for (size_t p = 0; p < trackers_.size(); ++p)
+      trackers_[p].Add(u.id, u.parts[p], p < u.dense.size() && u.dense[p], inv_n);
+  std::vector<ClientUpdate> inner_updates(updates.begin(), updates.end());
+  for (size_t i = 0; i < inner_updates.size(); ++i) {
+    inner_updates[i].parts.clear();
+    for (const std::vector<float>& part : v[i]) inner_updates[i].parts.push_back(part);
+    inner_updates[i].dense.clear();
+  }
+  return inner_->Update(inner_updates, info, s);
+}
+
+}  // namespace fedtrain

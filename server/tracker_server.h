@@ -1,0 +1,56 @@
+// Server half of the tracker error-feedback methods (EF21, EControl; specs/compression.md
+// §2.2, §2.4) around any server algorithm.
+//
+// For every up part it keeps the tracker average h = (1/N) sum_i h_i over all N clients
+// (TrackerAggregate, double). A client's message is the increment of its own tracker (its
+// dense initialisation the first time, then C(...)); absent clients keep their trackers, so
+// h moves by (1/N) sum_{i in S} c_i (spec §2.2, partial participation). The wrapped
+// algorithm is handed, for each received client i,
+//     v_i = h^t + (|S|/N) c_i,
+// whose uniform mean over the |S| received clients is exactly h^{t+1}: FedAvg with uniform
+// weights and server_lr 1 then steps x <- x + h^{t+1}, which is EF21's / EControl's server
+// step in the pipeline's sign convention (updates are y - x). Config validation requires
+// algorithm.weighting = uniform with these methods. With no update in a round the wrapped
+// algorithm decides (FedAvg does not move).
+//
+// CheckUpdate() enforces the init protocol before anything changes: a dense message only as
+// a client's first, and (with dense init) a compressed one only after it.
+// Not thread-safe (the Coordinator's round loop owns it).
+#ifndef FEDTRAIN_SERVER_TRACKER_SERVER_H_
+#define FEDTRAIN_SERVER_TRACKER_SERVER_H_
+
+#include <memory>
+#include <vector>
+
+#include "aggregators/algorithm.h"
+#include "compression/error_feedback.h"
+
+namespace fedtrain {
+
+class TrackerServer final : public ServerAlgorithm {
+ public:
+  TrackerServer(std::unique_ptr<ServerAlgorithm> inner, FeedbackOptions o, uint64_t num_clients)
+      : inner_(std::move(inner)), o_(o), num_clients_(num_clients) {}
+
+  absl::Status Init(ConstVec x0, ServerState* s) override;
+  size_t num_up_parts() const override { return inner_->num_up_parts(); }
+  absl::Status DownPayload(const ServerState& s, Payload* down) const override {
+    return inner_->DownPayload(s, down);
+  }
+  absl::Status CheckUpdate(const ClientUpdate& u) const override;
+  absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
+                      ServerState* s) override;
+
+  // One tracker per up part (for tests and checkpoints).
+  const std::vector<TrackerAggregate>& trackers() const { return trackers_; }
+
+ private:
+  std::unique_ptr<ServerAlgorithm> inner_;
+  FeedbackOptions o_;
+  uint64_t num_clients_;
+  std::vector<TrackerAggregate> trackers_;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_SERVER_TRACKER_SERVER_H_
