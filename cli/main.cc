@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "aggregators/registry.h"
+#include "cli/ef_validate.h"
 #include "cli/plot.h"
 #include "cli/plugins.h"
 #include "cli/progress.h"
@@ -27,6 +28,7 @@ usage: fedtrain <command> [options]
 commands:
   simulate   run an experiment config with simulated clients in this process
   plot       draw test accuracy/loss of runs against rounds and uplink bytes
+  ef-validate  float64 validation runs of the error-feedback methods (examples/ef/)
   help       show this help (also: fedtrain <command> --help)
 )";
 
@@ -210,6 +212,7 @@ int Main(int argc, char** argv) {
   }
   if (cmd == "simulate") return Simulate(args);
   if (cmd == "plot") return Plot(args);
+  if (cmd == "ef-validate") return EfValidateCommand(args, stdout, stderr);
   return Usage(absl::StrCat("unknown command '", cmd, "'"), kMainHelp);
 }
 

@@ -20,6 +20,29 @@ PACKAGES=(
   dataset-fashion-mnist                      # Fashion-MNIST IDX files
 )
 
+# breast_cancer.csv (specs/compression.md §4.3/§4.4, `fedtrain ef-validate`). Debian ships it
+# only inside python3-sklearn, which pulls ~70 packages: download that one .deb and extract
+# just the CSV. Skipped when the file is already there.
+BREAST_CANCER_CSV=/usr/local/share/fedtrain/datasets/breast_cancer.csv
+install_breast_cancer_csv() {
+  if [ -s "$BREAST_CANCER_CSV" ]; then
+    echo "install_deps: $BREAST_CANCER_CSV present"
+    return 0
+  fi
+  local sudo="" tmp member="./usr/lib/python3/dist-packages/sklearn/datasets/data/breast_cancer.csv"
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  tmp=$(mktemp -d)
+  # apt-get download runs as the calling user and writes into the current directory.
+  if ! (cd "$tmp" && apt-get download -q python3-sklearn >/dev/null 2>&1); then
+    $sudo apt-get update -q
+    (cd "$tmp" && apt-get download -q python3-sklearn)
+  fi
+  dpkg-deb --fsys-tarfile "$tmp"/python3-sklearn_*.deb | tar -x -C "$tmp" "$member"
+  $sudo install -D -m 0644 "$tmp/$member" "$BREAST_CANCER_CSV"
+  rm -rf "$tmp"
+  echo "install_deps: installed $BREAST_CANCER_CSV"
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -28,6 +51,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install_deps: all ${#PACKAGES[@]} packages present"
+  install_breast_cancer_csv
   exit 0
 fi
 
@@ -37,3 +61,4 @@ echo "install_deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_breast_cancer_csv
