@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "aggregators/fedavg.h"
+#include "aggregators/params.h"
 #include "core/status_macros.h"
 #include "models/local_sgd.h"
 
@@ -40,14 +41,16 @@ class DsgdFactory final : public AlgorithmFactory {
     if (c.weighting() != "samples" && c.weighting() != "uniform")
       return absl::InvalidArgumentError(absl::StrCat(
           "algorithm.weighting must be samples or uniform, got '", c.weighting(), "'"));
-    return absl::OkStatus();
+    FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
+    return ParamReader(c.params(), name()).Finish();  // typed fields only
   }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
     FT_RETURN_IF_ERROR(Validate(c));
     FedAvgOptions o;
     o.server_lr = c.server_lr();
     o.weighting = c.weighting();
-    return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o));
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+    return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o, std::move(reducer)));
   }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
     return std::unique_ptr<ClientAlgorithm>(new DsgdClient());

@@ -1,7 +1,6 @@
 #include "aggregators/fedavg.h"
 
 #include "absl/strings/str_cat.h"
-#include "aggregators/weighted_mean.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
@@ -33,7 +32,7 @@ absl::Status FedAvgServer::Update(absl::Span<const ClientUpdate> updates, const 
   deltas.reserve(updates.size());
   for (const ClientUpdate& u : updates) deltas.push_back(u.parts.at(0));
   mean_.resize(d);
-  FT_RETURN_IF_ERROR(WeightedMean(deltas, w, absl::MakeSpan(mean_), info.pool));
+  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_), info.pool));
   const float eta = static_cast<float>(o_.server_lr);
   if (!o_.server_momentum) {
     for (size_t j = 0; j < d; ++j) s->x[j] += eta * mean_[j];

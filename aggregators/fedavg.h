@@ -11,10 +11,12 @@
 #ifndef FEDTRAIN_AGGREGATORS_FEDAVG_H_
 #define FEDTRAIN_AGGREGATORS_FEDAVG_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "aggregators/algorithm.h"
+#include "aggregators/reducer.h"
 
 namespace fedtrain {
 
@@ -26,9 +28,12 @@ struct FedAvgOptions {
   bool nesterov = false;
 };
 
+// Averages with a Reducer (the weighted mean unless another is given).
 class FedAvgServer final : public ServerAlgorithm {
  public:
-  explicit FedAvgServer(FedAvgOptions o) : o_(std::move(o)) {}
+  explicit FedAvgServer(FedAvgOptions o,
+                        std::unique_ptr<Reducer> reducer = std::make_unique<MeanReducer>())
+      : o_(std::move(o)), reducer_(std::move(reducer)) {}
   absl::Status Init(ConstVec x0, ServerState* s) override;
   absl::Status DownPayload(const ServerState& s, Payload* down) const override;
   absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
@@ -36,6 +41,7 @@ class FedAvgServer final : public ServerAlgorithm {
 
  private:
   FedAvgOptions o_;
+  std::unique_ptr<Reducer> reducer_;
   std::vector<float> mean_;  // scratch: the round's weighted mean delta
 };
 

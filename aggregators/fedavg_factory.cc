@@ -4,7 +4,9 @@
 #include "absl/strings/str_cat.h"
 #include "aggregators/dsgd.h"
 #include "aggregators/fedavg.h"
+#include "aggregators/params.h"
 #include "aggregators/registry.h"
+#include "core/status_macros.h"
 
 namespace fedtrain {
 namespace {
@@ -24,7 +26,8 @@ class FedAvgFactory final : public AlgorithmFactory {
     if (momentum_ && !(c.momentum() >= 0 && c.momentum() < 1))
       return absl::InvalidArgumentError(
           absl::StrCat("algorithm.momentum (FedAvgM beta) must be in [0, 1), got ", c.momentum()));
-    return absl::OkStatus();
+    FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
+    return ParamReader(c.params(), name()).Finish();  // typed fields only
   }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
     if (absl::Status s = Validate(c); !s.ok()) return s;
@@ -34,7 +37,8 @@ class FedAvgFactory final : public AlgorithmFactory {
     o.server_momentum = momentum_;
     o.beta = c.momentum();
     o.nesterov = c.nesterov();
-    return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o));
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+    return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o, std::move(reducer)));
   }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
     return std::unique_ptr<ClientAlgorithm>(new FedAvgClient());
@@ -51,6 +55,9 @@ void RegisterBuiltinAlgorithms(AlgorithmRegistry* r) {
   (void)r->Register(std::make_unique<FedAvgFactory>(false));
   (void)r->Register(std::make_unique<FedAvgFactory>(true));
   (void)r->Register(MakeDsgdFactory());
+  RegisterProxFamily(r);
+  RegisterScaffoldFamily(r);
+  RegisterFedSpeed(r);
 }
 
 }  // namespace fedtrain

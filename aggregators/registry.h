@@ -42,8 +42,13 @@ class AlgorithmRegistry {
   std::map<std::string, std::unique_ptr<AlgorithmFactory>> factories_;
 };
 
-// Registers fedtrain's own algorithms ("fedavg", "fedavgm", "dsgd").
+// Registers fedtrain's own algorithms: "fedavg", "fedavgm", "dsgd" and the families below.
 void RegisterBuiltinAlgorithms(AlgorithmRegistry* r);
+
+// One registration function per algorithm family, each in its family's *_factory.cc.
+void RegisterProxFamily(AlgorithmRegistry* r);      // fedprox, fedadagrad, fedadam, fedyogi, feddyn
+void RegisterScaffoldFamily(AlgorithmRegistry* r);  // scaffold, fedavg_m, scaffold_m, *_vr
+void RegisterFedSpeed(AlgorithmRegistry* r);        // fedspeed
 
 }  // namespace fedtrain
 

@@ -73,7 +73,7 @@ void Reshuffle(RngStream& rng, std::vector<uint32_t>* perm) {
 
 absl::StatusOr<LocalSgdResult> RunLocalSgd(Trainer& trainer, const DataView& data,
                                            const LocalSgdOptions& opts, RngStream& rng, Vec w,
-                                           const GradientHook& hook) {
+                                           const GradientHook& hook, const GradientFn& gradient) {
   FT_RETURN_IF_ERROR(ValidateOptions(opts));
   if (data.data == nullptr) {
     return absl::InvalidArgumentError("local data: the view has no data set");
@@ -123,7 +123,9 @@ absl::StatusOr<LocalSgdResult> RunLocalSgd(Trainer& trainer, const DataView& dat
     pos += len;
 
     const Batch b{data.data, absl::MakeConstSpan(indices.data(), len)};
-    FT_ASSIGN_OR_RETURN(const double loss, trainer.Gradient(w, b, absl::MakeSpan(grad)));
+    FT_ASSIGN_OR_RETURN(const double loss,
+                        gradient ? gradient(ConstVec(w.data(), d), b, absl::MakeSpan(grad))
+                                 : trainer.Gradient(w, b, absl::MakeSpan(grad)));
     loss_sum += loss;
     result.samples_seen += static_cast<int64_t>(len);
 

@@ -31,6 +31,12 @@ struct LocalSgdOptions {
 // correct the gradient (FedProx: + mu (y - x); SCAFFOLD: - c_i + c). `y` is the iterate.
 using GradientHook = std::function<void(ConstVec y, Vec grad)>;
 
+// Replaces trainer.Gradient(y, batch, grad) for algorithms whose step needs more than one
+// gradient on the same minibatch (FedSpeed's perturbed gradient, the momentum paper's VR
+// correction) or that record the raw gradients (SCAFFOLD-M's c_i). Returns the batch loss.
+// Clipping, weight decay and the GradientHook still apply to what it writes into `grad`.
+using GradientFn = std::function<absl::StatusOr<double>(ConstVec y, const Batch& b, Vec grad)>;
+
 struct LocalSgdResult {
   int64_t steps = 0;       // K_i actually run
   double mean_loss = 0.0;  // mean of the minibatch losses seen
@@ -45,7 +51,8 @@ struct LocalSgdResult {
 // neither steps nor epochs positive.
 absl::StatusOr<LocalSgdResult> RunLocalSgd(Trainer& trainer, const DataView& data,
                                            const LocalSgdOptions& opts, RngStream& rng, Vec w,
-                                           const GradientHook& hook = nullptr);
+                                           const GradientHook& hook = nullptr,
+                                           const GradientFn& gradient = nullptr);
 
 // One stochastic gradient at `w` (distributed SGD, specs/compression.md §2): the loss
 // gradient on a minibatch of min(B, n) distinct samples drawn from `rng` (the whole local

@@ -206,7 +206,7 @@ TEST(SimulateTest, ConfigErrorsComeBeforeTraining) {
   v1::ExperimentConfig c = TinyConfig();
   c.mutable_algorithm()->set_name("nope");
   EXPECT_THAT(ResolveConfig(c, reg), StatusIs(absl::StatusCode::kNotFound,
-                                              HasSubstr("registered: dsgd, fedavg, fedavgm")));
+                                              ::testing::AllOf(HasSubstr("registered: "), HasSubstr("fedavgm"))));
   c = TinyConfig();
   c.mutable_federation()->set_clients_per_round(13);
   EXPECT_THAT(ResolveConfig(c, reg), StatusIs(absl::StatusCode::kInvalidArgument,

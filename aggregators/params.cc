@@ -1,0 +1,83 @@
+#include "aggregators/params.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace fedtrain {
+
+bool Range::Contains(double v) const {
+  if (lo_open ? !(v > lo) : !(v >= lo)) return false;
+  if (hi_open ? !(v < hi) : !(v <= hi)) return false;
+  return true;
+}
+
+std::string Range::ToString() const {
+  return absl::StrCat(lo_open ? "(" : "[", lo, ", ", hi, hi_open ? ")" : "]");
+}
+
+absl::StatusOr<double> ParamReader::Number(const std::string& key, double def, Range range) {
+  known_.insert(key);
+  double v = def;
+  auto it = params_.fields().find(key);
+  if (it != params_.fields().end()) {
+    if (it->second.kind_case() != google::protobuf::Value::kNumberValue)
+      return absl::InvalidArgumentError(
+          absl::StrCat("algorithm.params.", key, " of ", algorithm_, " must be a number"));
+    v = it->second.number_value();
+  }
+  if (!std::isfinite(v) || !range.Contains(v))
+    return absl::InvalidArgumentError(absl::StrCat("algorithm.params.", key, " of ", algorithm_,
+                                                   " must be in ", range.ToString(), "; got ", v));
+  return v;
+}
+
+absl::StatusOr<int64_t> ParamReader::Integer(const std::string& key, int64_t def, Range range) {
+  absl::StatusOr<double> v = Number(key, static_cast<double>(def), range);
+  if (!v.ok()) return v.status();
+  if (*v != std::floor(*v) || std::fabs(*v) > 9.0e15)
+    return absl::InvalidArgumentError(absl::StrCat("algorithm.params.", key, " of ", algorithm_,
+                                                   " must be an integer; got ", *v));
+  return static_cast<int64_t>(*v);
+}
+
+absl::StatusOr<bool> ParamReader::Bool(const std::string& key, bool def) {
+  known_.insert(key);
+  auto it = params_.fields().find(key);
+  if (it == params_.fields().end()) return def;
+  if (it->second.kind_case() != google::protobuf::Value::kBoolValue)
+    return absl::InvalidArgumentError(
+        absl::StrCat("algorithm.params.", key, " of ", algorithm_, " must be true or false"));
+  return it->second.bool_value();
+}
+
+absl::StatusOr<std::string> ParamReader::String(const std::string& key, const std::string& def,
+                                                const std::vector<std::string>& allowed) {
+  known_.insert(key);
+  std::string v = def;
+  auto it = params_.fields().find(key);
+  if (it != params_.fields().end()) {
+    if (it->second.kind_case() != google::protobuf::Value::kStringValue)
+      return absl::InvalidArgumentError(
+          absl::StrCat("algorithm.params.", key, " of ", algorithm_, " must be a string"));
+    v = it->second.string_value();
+  }
+  for (const std::string& a : allowed)
+    if (v == a) return v;
+  return absl::InvalidArgumentError(absl::StrCat("algorithm.params.", key, " of ", algorithm_,
+                                                 " must be one of ", absl::StrJoin(allowed, ", "),
+                                                 "; got '", v, "'"));
+}
+
+absl::Status ParamReader::Finish() const {
+  for (const auto& kv : params_.fields())
+    if (!known_.count(kv.first))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "algorithm.params.", kv.first, " is not a parameter of ", algorithm_,
+          known_.empty() ? " (it takes none)"
+                         : absl::StrCat(" (known: ", absl::StrJoin(known_, ", "), ")")));
+  return absl::OkStatus();
+}
+
+}  // namespace fedtrain

@@ -1,0 +1,63 @@
+// Typed, validated access to an algorithm's `algorithm.params` (a protobuf Struct), for
+// factories (*_factory.cc). Every key must be read; Finish() refuses the rest, so a typo
+// ("mu_" for "mu") is an error naming the field instead of a silently ignored setting.
+//
+//   ParamReader p(cfg.params(), "fedprox");
+//   FT_ASSIGN_OR_RETURN(double mu, p.Number("mu", 0.01, Range::AtLeast(0)));
+//   FT_RETURN_IF_ERROR(p.Finish());
+#ifndef FEDTRAIN_AGGREGATORS_PARAMS_H_
+#define FEDTRAIN_AGGREGATORS_PARAMS_H_
+
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "google/protobuf/struct.pb.h"
+
+namespace fedtrain {
+
+// A closed or open interval for a number; names appear in error messages.
+struct Range {
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+  bool lo_open = false, hi_open = false;
+  static Range Any() { return {}; }
+  static Range AtLeast(double lo) { return {lo, std::numeric_limits<double>::infinity(), false, false}; }
+  static Range Positive() { return {0.0, std::numeric_limits<double>::infinity(), true, false}; }
+  static Range Closed(double lo, double hi) { return {lo, hi, false, false}; }
+  static Range OpenClosed(double lo, double hi) { return {lo, hi, true, false}; }
+  static Range ClosedOpen(double lo, double hi) { return {lo, hi, false, true}; }
+  static Range Open(double lo, double hi) { return {lo, hi, true, true}; }
+  bool Contains(double v) const;
+  std::string ToString() const;  // "(0, 1]"
+};
+
+class ParamReader {
+ public:
+  ParamReader(const google::protobuf::Struct& params, std::string algorithm)
+      : params_(params), algorithm_(std::move(algorithm)) {}
+
+  // The number under `key` (or `def` when absent). InvalidArgument naming
+  // algorithm.params.<key> when it is not a number, not finite, or outside `range`.
+  absl::StatusOr<double> Number(const std::string& key, double def, Range range);
+  // An integer-valued number.
+  absl::StatusOr<int64_t> Integer(const std::string& key, int64_t def, Range range);
+  absl::StatusOr<bool> Bool(const std::string& key, bool def);
+  // One of `allowed`.
+  absl::StatusOr<std::string> String(const std::string& key, const std::string& def,
+                                     const std::vector<std::string>& allowed);
+  // InvalidArgument naming the first key that was never read, with the known ones listed.
+  absl::Status Finish() const;
+
+ private:
+  const google::protobuf::Struct& params_;
+  std::string algorithm_;
+  std::set<std::string> known_;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_AGGREGATORS_PARAMS_H_
