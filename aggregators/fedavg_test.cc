@@ -184,7 +184,7 @@ TEST(RegistryTest, BuiltinsAndErrors) {
   EXPECT_THAT(r.Names(), ::testing::IsSupersetOf({"dsgd", "fedavg", "fedavgm"}));
   FT_ASSERT_OK_AND_ASSIGN(const AlgorithmFactory* f, r.Find("fedavg"));
   EXPECT_EQ(f->name(), "fedavg");
-  EXPECT_THAT(r.Find("scaffold"), StatusIs(absl::StatusCode::kNotFound,
+  EXPECT_THAT(r.Find("no_such_algorithm"), StatusIs(absl::StatusCode::kNotFound,
                                            ::testing::AllOf(HasSubstr("registered: "), HasSubstr("fedavgm"))));
   class Dup final : public AlgorithmFactory {
    public:
