@@ -8,7 +8,9 @@
 #include <set>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "core/rng.h"
+#include "core/vec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -154,6 +156,102 @@ TEST(SyntheticTest, RejectsBadOptionsNamingTheField) {
   o = SyntheticOptions();
   o.beta = -0.5;
   expect_bad(o, "beta");
+}
+
+// Hash of everything GenerateSynthetic returns, in order.
+uint64_t HashOf(const FederatedData& f) {
+  uint64_t h = Fnv1a64(f.train.features.data(), f.train.features.size() * sizeof(float));
+  h = Fnv1a64(f.train.labels.data(), f.train.labels.size() * sizeof(int32_t), h);
+  h = Fnv1a64(f.test.features.data(), f.test.features.size() * sizeof(float), h);
+  h = Fnv1a64(f.test.labels.data(), f.test.labels.size() * sizeof(int32_t), h);
+  for (const auto& idx : f.client_train) h = Fnv1a64(idx.data(), idx.size() * sizeof(uint32_t), h);
+  return h;
+}
+
+// Pins the generated data (draw order, Box-Muller, labels) on the project's toolchain: the
+// hashes were taken from the generator as it was before SyntheticPopulation existed, so the
+// on-demand generator provably changed no sample. Update only for an intended change.
+TEST(SyntheticTest, GoldenHashesOfGeneratedData) {
+  struct Case {
+    double alpha_beta;
+    int devices, dim, classes;
+    bool iid;
+    uint64_t seed;
+    const char* hash;
+  };
+  for (const Case& c : {Case{1, 30, 60, 10, false, 7, "e278c4dd2074506c"},
+                        Case{0, 30, 60, 10, false, 11, "69268c4c224be64a"},
+                        Case{1, 10, 60, 10, true, 5, "473ee513d73a0ce8"},
+                        Case{0.5, 12, 20, 3, false, 7, "4368584c18ae16c4"},
+                        Case{1, 200, 60, 10, false, 1, "e6344a7c14ac0d7b"}}) {
+    SyntheticOptions o;
+    o.alpha = o.beta = c.alpha_beta;
+    o.num_devices = c.devices;
+    o.dim = c.dim;
+    o.classes = c.classes;
+    o.iid = c.iid;
+    o.seed = c.seed;
+    FT_ASSERT_OK_AND_ASSIGN(FederatedData f, GenerateSynthetic(o));
+    EXPECT_EQ(absl::StrFormat("%016x", HashOf(f)), c.hash)
+        << c.devices << " devices, seed " << c.seed << (c.iid ? ", iid" : "");
+  }
+}
+
+// On demand, device k is exactly its slice of the pooled data (rows and order).
+TEST(SyntheticTest, PopulationGeneratesThePooledDevicesExactly) {
+  for (bool iid : {false, true}) {
+    SyntheticOptions o;
+    o.num_devices = 9;
+    o.seed = 21;
+    o.iid = iid;
+    FT_ASSERT_OK_AND_ASSIGN(FederatedData f, GenerateSynthetic(o));
+    FT_ASSERT_OK_AND_ASSIGN(SyntheticPopulation pop, SyntheticPopulation::Create(o));
+    EXPECT_EQ(pop.num_devices(), 9u);
+    SyntheticDevice dev;  // reused: stale rows of a bigger device must not survive
+    size_t test_at = 0;
+    for (int k : {0, 1, 2, 3, 4, 5, 6, 7, 8}) {
+      pop.GenerateDevice(k, &dev);
+      ASSERT_EQ(dev.train.size(), f.client_train[k].size()) << "device " << k;
+      EXPECT_EQ(pop.DeviceSize(k), dev.train.size() + dev.test.size());
+      EXPECT_EQ(dev.train.num_features, 60u);
+      EXPECT_EQ(dev.train.num_classes, 10);
+      for (size_t i = 0; i < dev.train.size(); ++i) {
+        const uint32_t row = f.client_train[k][i];
+        ASSERT_EQ(dev.train.labels[i], f.train.labels[row]);
+        ASSERT_TRUE(std::equal(dev.train.row(i).begin(), dev.train.row(i).end(),
+                               f.train.row(row).begin()))
+            << "device " << k << " sample " << i;
+      }
+      for (size_t i = 0; i < dev.test.size(); ++i, ++test_at) {
+        ASSERT_EQ(dev.test.labels[i], f.test.labels[test_at]);
+        ASSERT_TRUE(std::equal(dev.test.row(i).begin(), dev.test.row(i).end(),
+                               f.test.row(test_at).begin()));
+      }
+    }
+    EXPECT_EQ(test_at, f.test.size());
+    // Without the test rows the train rows are the same; generation order does not matter.
+    SyntheticDevice again;
+    pop.GenerateDevice(4, &again, /*with_test=*/false);
+    pop.GenerateDevice(4, &dev);
+    EXPECT_EQ(again.test.size(), 0u);
+    EXPECT_EQ(again.train.features, dev.train.features);
+    EXPECT_EQ(again.train.labels, dev.train.labels);
+  }
+}
+
+// A million-device population costs nothing until a device is asked for; any device id can
+// be generated without the others.
+TEST(SyntheticTest, MillionDevicePopulationIsCheap) {
+  SyntheticOptions o;
+  o.num_devices = 1000000;
+  FT_ASSERT_OK_AND_ASSIGN(SyntheticPopulation pop, SyntheticPopulation::Create(o));
+  SyntheticDevice dev;
+  pop.GenerateDevice(999999, &dev);
+  EXPECT_EQ(dev.train.size() + dev.test.size(), pop.DeviceSize(999999));
+  EXPECT_GE(dev.train.size(), 45u);
+  o.num_devices = 0;
+  EXPECT_THAT(SyntheticPopulation::Create(o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_devices")));
 }
 
 }  // namespace

@@ -311,6 +311,20 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
         ") must not exceed federation.num_clients (", fed.num_clients(), ")"));
   FT_RETURN_IF_ERROR(OneOf("federation.sampling", fed.sampling(), {"uniform_fixed"}));
   FT_RETURN_IF_ERROR(Positive("federation.round_timeout_s", fed.round_timeout_s()));
+  FT_RETURN_IF_ERROR(OneOf("federation.state_store", fed.state_store(), {"memory", "file"}));
+  if (fed.state_store() != "file" && !fed.state_dir().empty())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "federation.state_dir (", fed.state_dir(), ") is only used with federation.state_store "
+        "file, not ", fed.state_store()));
+  FT_RETURN_IF_ERROR(NonNegative("federation.eval_clients", fed.eval_clients()));
+  if (fed.eval_clients() > fed.num_clients())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "federation.eval_clients (", fed.eval_clients(), ") must not exceed federation.num_clients (",
+        fed.num_clients(), ")"));
+  if (fed.eval_clients() > 0 && c.partition().method() != "natural")
+    return absl::InvalidArgumentError(
+        "federation.eval_clients needs partition.method natural (clients with their own test "
+        "data); other partitions evaluate on the data set's test split");
   if (c.data().dataset() == "synthetic" && c.partition().method() == "natural" &&
       fed.num_clients() != c.data().synthetic().num_devices())
     return absl::InvalidArgumentError(absl::StrCat(

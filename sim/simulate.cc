@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/client_state_store.h"
+#include "client/file_client_state_store.h"
 #include "client/uplink.h"
 #include "client/worker.h"
 #include "comm/inproc.h"
@@ -39,7 +41,80 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
   return cfg;
 }
 
-absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cfg) {
+namespace {
+
+// Test rows of a natural split: devices [0, eval_clients) (0 = all) of the population.
+uint64_t EvalDevices(const v1::ExperimentConfig& cfg, uint64_t num_devices) {
+  const int64_t e = cfg.federation().eval_clients();
+  return e > 0 ? std::min<uint64_t>(static_cast<uint64_t>(e), num_devices) : num_devices;
+}
+
+// Synthetic with partition.method natural: pooled (GenerateSynthetic) or on demand.
+absl::Status LoadNaturalSynthetic(const v1::ExperimentConfig& cfg, const SyntheticOptions& o,
+                                  ClientDataMode mode, ExperimentData* d) {
+  FT_ASSIGN_OR_RETURN(SyntheticPopulation pop, SyntheticPopulation::Create(o));
+  const uint64_t n_dev = pop.num_devices();
+  const uint64_t eval_n = EvalDevices(cfg, n_dev);
+  const uint64_t row_bytes = static_cast<uint64_t>(o.dim) * sizeof(float) + sizeof(int32_t);
+  bool on_demand = mode == ClientDataMode::kOnDemand;
+  if (mode == ClientDataMode::kAuto) {
+    // Pooled: the samples, plus a uint32 index per train sample and a vector per client.
+    uint64_t total = 0;
+    for (uint64_t k = 0; k < n_dev; ++k) total += pop.DeviceSize(k);
+    const uint64_t pooled = total * (row_bytes + sizeof(uint32_t)) +
+                            n_dev * sizeof(std::vector<uint32_t>);
+    on_demand = total > std::numeric_limits<uint32_t>::max() || pooled > kMaxPooledBytes;
+  }
+  if (!on_demand) {
+    FT_ASSIGN_OR_RETURN(FederatedData fd, GenerateSynthetic(o));
+    d->train = std::move(fd.train);
+    d->test = std::move(fd.test);
+    d->partition.clients = std::move(fd.client_train);
+    if (eval_n < n_dev) {  // test rows are pooled in device order: keep the first devices'
+      uint64_t rows = 0;
+      for (uint64_t k = 0; k < eval_n; ++k) {
+        const uint64_t n = pop.DeviceSize(k);
+        rows += n - SyntheticPopulation::TrainSize(n);
+      }
+      d->test.features.resize(rows * d->test.num_features);
+      d->test.labels.resize(rows);
+      d->test.features.shrink_to_fit();
+      d->test.labels.shrink_to_fit();
+    }
+    return absl::OkStatus();
+  }
+
+  uint64_t test_rows = 0;
+  for (uint64_t k = 0; k < eval_n; ++k) {
+    const uint64_t n = pop.DeviceSize(k);
+    test_rows += n - SyntheticPopulation::TrainSize(n);
+  }
+  if (test_rows * row_bytes > kMaxPooledBytes)
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the test data of ", eval_n, " clients take ", test_rows * row_bytes >> 20,
+        " MiB; set federation.eval_clients to evaluate on the first clients' test data "
+        "(at most ", kMaxPooledBytes >> 20, " MiB)"));
+  for (Dataset* ds : {&d->train, &d->test}) {
+    ds->num_features = static_cast<size_t>(o.dim);
+    ds->num_classes = o.classes;
+  }
+  d->test.features.reserve(test_rows * o.dim);
+  d->test.labels.reserve(test_rows);
+  SyntheticDevice dev;
+  for (uint64_t k = 0; k < eval_n; ++k) {
+    pop.GenerateDevice(k, &dev);
+    d->test.features.insert(d->test.features.end(), dev.test.features.begin(),
+                            dev.test.features.end());
+    d->test.labels.insert(d->test.labels.end(), dev.test.labels.begin(), dev.test.labels.end());
+  }
+  d->population = std::make_shared<const SyntheticPopulation>(std::move(pop));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cfg,
+                                                  ClientDataMode mode) {
   ExperimentData d;
   const uint64_t seed = cfg.data().seed();
   const int n_clients = static_cast<int>(cfg.federation().num_clients());
@@ -56,13 +131,13 @@ absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cf
     o.classes = static_cast<int>(s.classes());
     o.iid = s.iid();
     o.seed = seed;
+    if (cfg.partition().method() == "natural") {
+      FT_RETURN_IF_ERROR(LoadNaturalSynthetic(cfg, o, mode, &d));
+      return d;
+    }
     FT_ASSIGN_OR_RETURN(FederatedData fd, GenerateSynthetic(o));
     d.train = std::move(fd.train);
     d.test = std::move(fd.test);
-    if (cfg.partition().method() == "natural") {
-      d.partition.clients = std::move(fd.client_train);
-      return d;
-    }
   }
   const auto& p = cfg.partition();
   if (p.method() == "iid") {
@@ -125,15 +200,67 @@ absl::StatusOr<Uplink> MakeUplink(const v1::CompressionConfig& cc, size_t dim) {
   return up;
 }
 
+// federation.state_store: where client state lives between a client's rounds.
+absl::StatusOr<std::unique_ptr<ClientStateStore>> MakeStateStore(
+    const v1::FederationConfig& fed, size_t dim, const AlgorithmFactory& factory) {
+  if (fed.state_store() == "memory") return std::make_unique<MemoryClientStateStore>();
+  if (fed.state_store() != "file")
+    return absl::InvalidArgumentError(
+        absl::StrCat("federation.state_store must be memory or file; got ", fed.state_store()));
+  if (fed.state_dir().empty())
+    return absl::InvalidArgumentError(
+        "federation.state_dir must name a folder for federation.state_store file");
+  FileStateStoreOptions o;
+  o.dir = fed.state_dir();
+  o.dim = dim;
+  o.algorithm = factory.name();
+  o.state_version = factory.state_version();
+  // A simulation is re-run rather than recovered after a power loss: rename still makes
+  // every record atomic, fsync would only cost time.
+  o.sync = false;
+  absl::StatusOr<std::unique_ptr<FileClientStateStore>> store = FileClientStateStore::Open(o);
+  if (!store.ok())
+    return absl::Status(store.status().code(),
+                        absl::StrCat("federation.state_dir: ", store.status().message()));
+  FT_ASSIGN_OR_RETURN(bool used, (*store)->HasRecords());
+  if (used)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "federation.state_dir ", fed.state_dir(),
+        " already holds client states, from an earlier run; a simulation starts every client "
+        "from an empty state: remove the folder or name another one"));
+  return std::unique_ptr<ClientStateStore>(std::move(store).value());
+}
+
+// One worker's view of the client data. On demand, each worker owns the buffer its clients'
+// data are generated into: the view it returns stays valid until that worker's next task
+// (a Worker runs one task at a time).
+ClientDataFn ClientData(const ExperimentData& data) {
+  if (data.population) {
+    const SyntheticPopulation* pop = data.population.get();
+    auto device = std::make_shared<SyntheticDevice>();
+    return [pop, device](ClientId id) -> absl::StatusOr<DataView> {
+      if (id >= pop->num_devices())
+        return absl::NotFoundError(absl::StrCat("no data for client ", id));
+      pop->GenerateDevice(id, device.get(), /*with_test=*/false);
+      return DataView::All(device->train);
+    };
+  }
+  return [&data](ClientId id) -> absl::StatusOr<DataView> {
+    if (id >= data.partition.clients.size())
+      return absl::NotFoundError(absl::StrCat("no data for client ", id));
+    return DataView::Of(data.train, data.partition.clients[id]);
+  };
+}
+
 }  // namespace
 
 absl::StatusOr<SimulationResult> RunSimulation(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const ExperimentData& data, MetricsSink* sink,
     const std::function<void(const RoundSummary&)>& on_round, const Trainer* model) {
-  if (data.partition.num_clients() != cfg.federation().num_clients())
+  if (data.num_clients() != static_cast<uint64_t>(cfg.federation().num_clients()))
     return absl::InvalidArgumentError(absl::StrCat(
-        "partition has ", data.partition.num_clients(), " clients; federation.num_clients is ",
+        "partition has ", data.num_clients(), " clients; federation.num_clients is ",
         cfg.federation().num_clients()));
   std::unique_ptr<Trainer> proto_trainer;
   if (model != nullptr) {
@@ -166,18 +293,14 @@ absl::StatusOr<SimulationResult> RunSimulation(
   wopts.sgd.clip_norm = l.clip_norm();
   wopts.num_up_parts = server->num_up_parts();
 
-  MemoryClientStateStore store;
-  ClientDataFn data_fn = [&data](ClientId id) -> absl::StatusOr<DataView> {
-    if (id >= data.partition.clients.size())
-      return absl::NotFoundError(absl::StrCat("no data for client ", id));
-    return DataView::Of(data.train, data.partition.clients[id]);
-  };
+  FT_ASSIGN_OR_RETURN(std::unique_ptr<ClientStateStore> store,
+                      MakeStateStore(cfg.federation(), proto_trainer->dim(), *factory));
   const int threads = static_cast<int>(cfg.threads());
   ThreadPool pool(threads);
   std::vector<std::unique_ptr<Worker>> workers;
   for (int t = 0; t < threads; ++t)
     workers.push_back(std::make_unique<Worker>(wopts, client.get(), proto_trainer->Clone(),
-                                               data_fn, &store, &uplink));
+                                               ClientData(data), store.get(), &uplink));
   InProcHub hub(&pool, [&workers](int tid, const v1::TaskMsg& task) {
     return workers[tid]->Handle(task);
   });
@@ -210,6 +333,10 @@ absl::StatusOr<SimulationResult> RunSimulation(
     result.cum_bytes_down = s.cum_bytes_down;
     if (on_round) on_round(s);
   }));
+  if (const auto* file = dynamic_cast<const FileClientStateStore*>(store.get())) {
+    result.state_bytes_read = file->stats().bytes_read;
+    result.state_bytes_written = file->stats().bytes_written;
+  }
   result.model.assign(coord.model().begin(), coord.model().end());
   result.layout = proto_trainer->layout();
   result.model_description = proto_trainer->description();
@@ -261,17 +388,28 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   fs::create_directories(partial, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", partial, ": ", ec.message()));
 
+  // A "file" state store without a folder of its own gets a scratch one in the run folder,
+  // removed when the run ends (client states are a simulation's working memory).
+  v1::ExperimentConfig run_cfg = cfg;
+  std::string scratch_state;
+  if (cfg.federation().state_store() == "file" && cfg.federation().state_dir().empty()) {
+    scratch_state = partial + "/client_state";
+    run_cfg.mutable_federation()->set_state_dir(scratch_state);
+  }
   auto run = [&]() -> absl::StatusOr<SimulationResult> {
     FT_RETURN_IF_ERROR(WriteText(partial + "/config.json", ConfigToJson(cfg) + "\n"));
-    // The per-client class histogram of the split (specs §7.2: always log the split).
-    std::string hist;
-    for (const auto& row : ClassHistogram(data.train, data.partition))
-      absl::StrAppend(&hist, absl::StrJoin(row, ","), "\n");
-    FT_RETURN_IF_ERROR(WriteText(partial + "/partition_histogram.csv", hist));
+    // The per-client class histogram of the split (specs §7.2: always log the split). Not for
+    // on-demand client data: it would generate every client of the population.
+    if (!data.population) {
+      std::string hist;
+      for (const auto& row : ClassHistogram(data.train, data.partition))
+        absl::StrAppend(&hist, absl::StrJoin(row, ","), "\n");
+      FT_RETURN_IF_ERROR(WriteText(partial + "/partition_histogram.csv", hist));
+    }
     FT_ASSIGN_OR_RETURN(std::unique_ptr<FileMetricsSink> sink,
                         FileMetricsSink::Open(partial + "/metrics"));
     FT_ASSIGN_OR_RETURN(SimulationResult r,
-                        RunSimulation(cfg, registry, data, sink.get(), on_round));
+                        RunSimulation(run_cfg, registry, data, sink.get(), on_round));
     if (cfg.output().save_model())
       FT_RETURN_IF_ERROR(SaveModel(partial + "/model.ftw", r.model_description, r.layout,
                                    static_cast<uint64_t>(r.rounds), r.model));
@@ -285,11 +423,14 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
         .Set("threads", static_cast<int64_t>(cfg.threads()))
         .Set("cum_bytes_up", static_cast<int64_t>(r.cum_bytes_up))
         .Set("cum_bytes_down", static_cast<int64_t>(r.cum_bytes_down))
+        .Set("state_bytes_read", static_cast<int64_t>(r.state_bytes_read))
+        .Set("state_bytes_written", static_cast<int64_t>(r.state_bytes_written))
         .Set("weights_fnv1a64", absl::StrCat(HashFloats(r.model)));
     FT_RETURN_IF_ERROR(WriteText(partial + "/summary.json", summary.ToJson() + "\n"));
     return r;
   };
   absl::StatusOr<SimulationResult> r = run();
+  if (!scratch_state.empty()) fs::remove_all(scratch_state, ec);
   if (!r.ok()) {
     (void)WriteText(partial + "/error.txt", r.status().ToString() + "\n");
     return absl::Status(r.status().code(),

@@ -5,15 +5,18 @@
 
 #include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 
 #include "absl/strings/str_format.h"
+#include "client/file_client_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/local_sgd.h"
 #include "models/mlp.h"
 #include "proto/config_io.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace fedtrain {
 namespace {
@@ -314,6 +317,203 @@ TEST(SimulateTest, CompressionConfigErrorsNameTheField) {
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(field)))
         << o;
   }
+}
+
+// ---- Client data on demand, client state stores (federation.state_store, eval_clients) ----
+
+// Runs a config with the given client-data mode and metrics sink.
+absl::StatusOr<Ran> RunWith(v1::ExperimentConfig c, int threads, ClientDataMode mode,
+                            MetricsSink* sink = nullptr) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  c.set_threads(threads);
+  absl::StatusOr<v1::ExperimentConfig> cfg = ResolveConfig(c, reg);
+  if (!cfg.ok()) return cfg.status();
+  absl::StatusOr<ExperimentData> data = LoadExperimentData(*cfg, mode);
+  if (!data.ok()) return data.status();
+  if ((mode == ClientDataMode::kOnDemand) != (data->population != nullptr))
+    return absl::InternalError("LoadExperimentData ignored the client-data mode");
+  absl::StatusOr<SimulationResult> r = RunSimulation(*cfg, reg, *data, sink, nullptr);
+  if (!r.ok()) return r.status();
+  Ran out{std::move(r).value(), 0};
+  out.hash = HashFloats(out.result.model);
+  return out;
+}
+
+// Generating a client's data when it is sampled gives the very run that pooling does: the
+// golden hash, and every metric of every round (test set included), for any thread count.
+TEST(SimulateTest, OnDemandClientDataGiveTheGoldenRun) {
+  MemoryMetricsSink pooled_rows, on_demand_rows;
+  FT_ASSERT_OK_AND_ASSIGN(Ran pooled, RunWith(TinyConfig(), 2, ClientDataMode::kPooled,
+                                              &pooled_rows));
+  FT_ASSERT_OK_AND_ASSIGN(Ran on_demand, RunWith(TinyConfig(), 2, ClientDataMode::kOnDemand,
+                                                 &on_demand_rows));
+  EXPECT_EQ(absl::StrFormat("%016x", on_demand.hash), "a6e7d85fd3f36723");
+  EXPECT_EQ(on_demand.result.model, pooled.result.model);
+  ASSERT_EQ(on_demand_rows.rows.size(), pooled_rows.rows.size());
+  for (size_t r = 0; r < pooled_rows.rows.size(); ++r) {
+    for (const auto& [key, value] : pooled_rows.rows[r].items()) {
+      if (key == "wall_s") continue;
+      const MetricsRow::Value* other = on_demand_rows.rows[r].Get(key);
+      ASSERT_NE(other, nullptr) << key;
+      EXPECT_TRUE(*other == value) << "round " << r << " column " << key;
+    }
+  }
+  FT_ASSERT_OK_AND_ASSIGN(Ran one, RunWith(TinyConfig(), 1, ClientDataMode::kOnDemand));
+  EXPECT_EQ(one.result.model, on_demand.result.model);
+}
+
+// federation.eval_clients: the test set is the first clients' held-out data, the same in
+// both modes, and smaller than the whole population's.
+TEST(SimulateTest, EvalClientsBoundsTheTestSet) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  v1::ExperimentConfig c = TinyConfig();
+  ASSERT_TRUE(ApplyOverride("federation.eval_clients=5", &c).ok());
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ResolveConfig(c, reg));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData pooled, LoadExperimentData(cfg, ClientDataMode::kPooled));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData lazy, LoadExperimentData(cfg, ClientDataMode::kOnDemand));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData all, LoadExperimentData(*ResolveConfig(TinyConfig(), reg)));
+  EXPECT_EQ(pooled.test.labels, lazy.test.labels);
+  EXPECT_EQ(pooled.test.features, lazy.test.features);
+  EXPECT_LT(pooled.test.size(), all.test.size());
+  EXPECT_TRUE(std::equal(pooled.test.features.begin(), pooled.test.features.end(),
+                         all.test.features.begin()));
+  EXPECT_EQ(lazy.num_clients(), 12u);
+  EXPECT_EQ(lazy.train.size(), 0u);  // nothing pooled
+}
+
+// A million registered clients: the population is never materialized (kAuto picks on-demand
+// generation), and a round touches only the sampled clients.
+TEST(SimulateTest, MillionClientPopulationRuns) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  v1::ExperimentConfig c = TinyConfig();
+  for (const char* o : {"data.synthetic.num_devices=1000000", "federation.num_clients=1000000",
+                        "federation.clients_per_round=20", "federation.eval_clients=50",
+                        "rounds=2", "local.steps=1", "threads=2"})
+    ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ResolveConfig(c, reg));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData data, LoadExperimentData(cfg));
+  ASSERT_NE(data.population, nullptr);
+  EXPECT_TRUE(data.partition.clients.empty());
+  EXPECT_EQ(data.num_clients(), 1000000u);
+  MemoryMetricsSink rows;
+  FT_ASSERT_OK_AND_ASSIGN(SimulationResult r, RunSimulation(cfg, reg, data, &rows, nullptr));
+  EXPECT_EQ(r.rounds, 2);
+  ASSERT_TRUE(r.final_test.has_value());
+  EXPECT_TRUE(std::isfinite(r.final_test->loss));
+  // Without eval_clients the whole population's test data would be needed: refused early.
+  c.mutable_federation()->set_eval_clients(0);
+  FT_ASSERT_OK_AND_ASSIGN(cfg, ResolveConfig(c, reg));
+  EXPECT_THAT(LoadExperimentData(cfg), StatusIs(absl::StatusCode::kResourceExhausted,
+                                                HasSubstr("federation.eval_clients")));
+}
+
+// Stateful algorithms and error feedback keep the same per-client state in the file store as
+// in memory: the same run, and a state that survived the rounds each client sat out.
+TEST(SimulateTest, FileStateStoreGivesTheSameRunAsMemory) {
+  std::vector<std::vector<std::string>> variants = {
+      {"compression.compressor=topk", "compression.k_fraction=0.1",
+       "compression.feedback=ef14"}};  // ClientState::wide (EF error in double)
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  for (const char* algo : {"scaffold", "feddyn"})  // ClientState::vectors
+    if (reg.Find(algo).ok())
+      variants.push_back({std::string("algorithm.name=") + algo, "algorithm.weighting=uniform"});
+  for (const auto& v : variants) {
+    testing::TempDir tmp;
+    v1::ExperimentConfig c = TinyConfig();
+    std::string name;
+    for (const std::string& o : v) {
+      ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+      name += o + " ";
+    }
+    FT_ASSERT_OK_AND_ASSIGN(Ran memory, RunWith(c, 2, ClientDataMode::kAuto));
+    ASSERT_TRUE(ApplyOverride("federation.state_store=file", &c).ok());
+    c.mutable_federation()->set_state_dir(tmp.File("state"));
+    FT_ASSERT_OK_AND_ASSIGN(Ran file, RunWith(c, 2, ClientDataMode::kAuto));
+    EXPECT_EQ(file.result.model, memory.result.model) << name;
+    EXPECT_GT(file.result.state_bytes_written, 0u) << name;
+    EXPECT_GT(file.result.state_bytes_read, 0u) << name;  // some client came back
+    // The folder is kept, and a second run refuses to start from its states.
+    EXPECT_THAT(RunWith(c, 2, ClientDataMode::kAuto),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         ::testing::AllOf(HasSubstr("federation.state_dir"),
+                                          HasSubstr("already holds"))))
+        << name;
+  }
+}
+
+TEST(SimulateTest, FileStateStoreRefusesAFolderOfAnotherModelOrAlgorithm) {
+  testing::TempDir tmp;
+  v1::ExperimentConfig c = TinyConfig();
+  ASSERT_TRUE(ApplyOverride("federation.state_store=file", &c).ok());
+  c.mutable_federation()->set_state_dir(tmp.File("state"));
+  {  // A folder made for a 610-parameter "feddyn" model.
+    FileStateStoreOptions o;
+    o.dir = tmp.File("state");
+    o.dim = 610;
+    o.algorithm = "feddyn";
+    o.state_version = 1;
+    FT_ASSERT_OK(FileClientStateStore::Open(o).status());
+  }
+  EXPECT_THAT(RunWith(c, 1, ClientDataMode::kAuto),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       ::testing::AllOf(HasSubstr("federation.state_dir"),
+                                        HasSubstr("\"feddyn\""), HasSubstr("\"fedavg\""))));
+  ASSERT_TRUE(ApplyOverride("data.synthetic.dim=30", &c).ok());
+  ASSERT_TRUE(ApplyOverride("algorithm.name=feddyn", &c).ok());
+  ASSERT_TRUE(ApplyOverride("algorithm.weighting=uniform", &c).ok());
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  if (reg.Find("feddyn").ok()) {  // same algorithm, other model size (d = 310)
+    EXPECT_THAT(RunWith(c, 1, ClientDataMode::kAuto),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         ::testing::AllOf(HasSubstr("d = 610"), HasSubstr("d = 310"))));
+  }
+}
+
+TEST(SimulateTest, StateStoreConfigErrorsNameTheField) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  for (const auto& [overrides, field] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"federation.state_store=disk"}, "federation.state_store"},
+           {{"federation.state_dir=/tmp/x"}, "federation.state_dir"},
+           {{"federation.eval_clients=13"}, "federation.eval_clients"},
+           {{"federation.eval_clients=-1"}, "federation.eval_clients"},
+           {{"partition.method=iid", "federation.eval_clients=3"}, "federation.eval_clients"}}) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : overrides) ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    EXPECT_THAT(ResolveConfig(c, reg),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(field)))
+        << overrides.back();
+  }
+  // "file" without a folder is caught when the simulation starts.
+  v1::ExperimentConfig c = TinyConfig();
+  ASSERT_TRUE(ApplyOverride("federation.state_store=file", &c).ok());
+  EXPECT_THAT(RunWith(c, 1, ClientDataMode::kAuto),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("federation.state_dir")));
+}
+
+// RunExperiment gives a "file" store without a folder a scratch one in the run folder and
+// removes it when the run ends.
+TEST(SimulateTest, ExperimentUsesAndRemovesAScratchStateFolder) {
+  testing::TempDir tmp;
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  v1::ExperimentConfig c = TinyConfig();
+  for (const char* o : {"federation.state_store=file", "compression.compressor=topk",
+                        "compression.k_fraction=0.1", "compression.feedback=ef14",
+                        "output.save_model=false", "threads=2"})
+    ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+  c.mutable_output()->set_dir(tmp.path());
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentOutcome out, RunExperiment(c, reg, nullptr));
+  EXPECT_GT(out.result.state_bytes_written, 0u);
+  EXPECT_TRUE(std::filesystem::exists(out.run_dir + "/summary.json"));
+  EXPECT_FALSE(std::filesystem::exists(out.run_dir + "/client_state"));
+  EXPECT_FALSE(std::filesystem::exists(out.run_dir + ".partial"));
 }
 
 }  // namespace
