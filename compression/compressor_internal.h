@@ -118,6 +118,10 @@ struct QuantizerConfig {
   uint8_t value_type = kF32;
 };
 std::unique_ptr<Compressor> NewQuantizer(const QuantizerConfig& c);
+// For tests: true makes the quantizers (QSGD, sign) run their baseline-ISA kernels even where
+// the CPU has AVX-512 (those kernels, streaming stores included, must give the same bytes and
+// values); false restores the run-time choice. Process-wide; not for concurrent use.
+void UseBaselineQuantizerKernels(bool baseline_only);
 
 // The Rand-K sampler (Floyd's algorithm on RngStream(seed, 0, 0, kCompression)): writes the
 // k-subset of [0, d) drawn from `seed`, sorted ascending. The server calls it with the seed

@@ -810,6 +810,81 @@ TEST(SpecURng, FixedSeedGivesPinnedBytes) {
   }
 }
 
+// Large vectors (>= 4 MiB of float output) take the AVX-512 kernels' streaming stores; the
+// output span starts at every misalignment class used here. The baseline kernels
+// (UseBaselineQuantizerKernels) must give the same bytes, `decoded` and Decode output, and
+// Decode must reproduce `decoded` bit for bit, for float and double.
+TEST(QuantizerKernelTest, BaselineAndSimdAgreeOnLargeVectors) {
+  const size_t d = (size_t{1} << 20) + 37;  // a partial last block and bucket
+  std::vector<float> xf(d);
+  RngStream g = RngStream::For(5, 0, 0, Purpose::kTest);
+  for (float& v : xf) v = static_cast<float>(g.Normal());
+  xf[100] = 0.0f;
+  std::fill(xf.begin() + 4096, xf.begin() + 4096 + 512, 0.0f);  // a zero bucket
+  const std::vector<double> xd(xf.begin(), xf.end());
+  struct Case {
+    const char* compressor;
+    int64_t levels, bucket;
+  };
+  const Case cases[] = {{"qsgd", 15, 512}, {"qsgd", 7, 256}, {"qsgd", 1, 128},
+                        {"qsgd", 255, 512}, {"qsgd", 3, 200}, {"sign", 0, 512},
+                        {"sign", 0, 200}};
+  const auto same_bits = [](const float* a, const float* b, size_t n) {
+    return std::memcmp(a, b, n * sizeof(float)) == 0;
+  };
+  for (const Case& cs : cases) {
+    CompressorOptions o;
+    o.compressor = cs.compressor;
+    if (cs.levels > 0) o.levels = cs.levels;
+    o.bucket = cs.bucket;
+    auto made = MakeCompressor(o, d);
+    FT_ASSERT_OK(made.status());
+    const Compressor& c = **made;
+    const std::string what = absl::StrCat(cs.compressor, " s=", cs.levels, " b=", cs.bucket);
+    Encoded ref;
+    std::vector<float> ref_dec;
+    for (int run = 0; run < 4; ++run) {
+      const bool baseline = run % 2 == 1;
+      const size_t shift = static_cast<size_t>(run) * 5;  // 0, 5, 10, 15 floats
+      compression_internal::UseBaselineQuantizerKernels(baseline);
+      std::vector<float> dec_buf(d + 16), out_buf(d + 16), plain_out(d + 16);
+      Vec dec(dec_buf.data() + shift, d), out(out_buf.data() + (15 - shift), d);
+      RngStream rng = RngStream::For(3, 1, 2, Purpose::kCompression);
+      Encoded e, plain;
+      FT_ASSERT_OK(c.Encode(ConstVec(xf), rng, &e, dec));
+      RngStream rng2 = RngStream::For(3, 1, 2, Purpose::kCompression);
+      plain.bytes.assign(e.bytes.size(), '\xa5');  // a reused buffer holding garbage
+      FT_ASSERT_OK(c.Encode(ConstVec(xf), rng2, &plain, Vec()));
+      FT_ASSERT_OK(c.Decode(e, out));
+      FT_ASSERT_OK(c.Decode(e, Vec(plain_out.data() + shift, d)));
+      EXPECT_EQ(e.bytes, plain.bytes) << what;
+      EXPECT_TRUE(same_bits(dec.data(), out.data(), d)) << what << " run " << run;
+      EXPECT_TRUE(same_bits(out.data(), plain_out.data() + shift, d)) << what;
+      // Streaming stores stay inside the span.
+      for (size_t i = 0; i < shift; ++i) EXPECT_EQ(dec_buf[i], 0.0f) << what;
+      for (size_t i = shift + d; i < d + 16; ++i) EXPECT_EQ(dec_buf[i], 0.0f) << what;
+      if (run == 0) {
+        ref = e;
+        ref_dec.assign(dec.begin(), dec.end());
+      } else {
+        EXPECT_EQ(e.bytes, ref.bytes) << what << " run " << run;
+        EXPECT_TRUE(same_bits(dec.data(), ref_dec.data(), d)) << what << " run " << run;
+      }
+      // The double path: the same bytes; values equal as doubles of the float ones.
+      if (run < 2) {
+        std::vector<double> dd(d), od(d);
+        RngStream rng3 = RngStream::For(3, 1, 2, Purpose::kCompression);
+        Encoded ed;
+        FT_ASSERT_OK(c.Encode(absl::MakeConstSpan(xd), rng3, &ed, absl::MakeSpan(dd)));
+        FT_ASSERT_OK(c.Decode(ed, absl::MakeSpan(od)));
+        EXPECT_EQ(ed.bytes, ref.bytes) << what;
+        EXPECT_EQ(std::memcmp(dd.data(), od.data(), d * sizeof(double)), 0) << what;
+      }
+    }
+    compression_internal::UseBaselineQuantizerKernels(false);
+  }
+}
+
 TEST(PhiloxTest, EverySimdVariantMatchesRandom123) {
   r123::Philox4x32 g;
   for (uint64_t key : {0ull, 0x0123456789abcdefull, ~0ull})

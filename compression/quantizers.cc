@@ -18,6 +18,7 @@
 // p_j is a multiple of 2^-32, as for natural compression of float32 inputs, whose p is
 // M / 2^23). Every draw is a function of (seed, round, client, purpose) through the key.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -289,6 +290,29 @@ FT_ALWAYS_INLINE double SumSquares(const T* x, size_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// SumSquares of K consecutive buckets x[k stride, k stride + n), k < K, at once: the same
+// partial sums in the same order per bucket (the same bits as SumSquares), but K independent
+// chains of additions keep the adder busy instead of waiting on one chain's latency.
+template <int K, typename T>
+FT_ALWAYS_INLINE void SumSquaresMulti(const T* x, size_t n, size_t stride, double* out) {
+  double acc[K][8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < 8; ++j) {
+        const double v = static_cast<double>(x[k * stride + i + j]);
+        acc[k][j] += v * v;
+      }
+  for (int k = 0; k < K; ++k) {
+    double* a = acc[k];
+    for (size_t t = i, j = 0; t < n; ++t, ++j) {
+      const double v = static_cast<double>(x[k * stride + t]);
+      a[j] += v * v;
+    }
+    out[k] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  }
+}
+
 template <typename T>
 FT_ALWAYS_INLINE double SumAbs(const T* x, size_t n) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -299,12 +323,84 @@ FT_ALWAYS_INLINE double SumAbs(const T* x, size_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// SumAbs of K consecutive blocks at once (same bits as SumAbs; see SumSquaresMulti).
+template <int K, typename T>
+FT_ALWAYS_INLINE void SumAbsMulti(const T* x, size_t n, size_t stride, double* out) {
+  double acc[K][8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < 8; ++j) acc[k][j] += std::fabs(static_cast<double>(x[k * stride + i + j]));
+  for (int k = 0; k < K; ++k) {
+    double* a = acc[k];
+    for (size_t t = i, j = 0; t < n; ++t, ++j) a[j] += std::fabs(static_cast<double>(x[k * stride + t]));
+    out[k] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  }
+}
+
 #if FT_QUANT_X86
 #define FT_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 // The same sums (same partial sums, same order: the same bits) with 8-double vectors.
+std::atomic<bool> g_baseline_only{false};
+
 bool HasAvx512() {
+  if (g_baseline_only.load(std::memory_order_relaxed)) return false;
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+
+// Outputs at least this large are written with non-temporal (streaming) stores by the
+// AVX-512 kernels: a dense decoded vector this size does not stay in the core's caches
+// anyway, and streaming halves the memory traffic of writing it (no read for ownership).
+// Same values either way; only the store instruction differs.
+inline constexpr size_t kStreamMinBytes = size_t{4} << 20;
+
+// Writes consecutive groups of 16 floats to out[0], out[16], ... with aligned streaming
+// stores: each aligned 64-byte line is assembled from the previous and the current group
+// (out need only be 4-byte aligned); the partial lines at both ends take masked ordinary
+// stores. Finish() writes the pending end and fences.
+struct StreamOut {
+  float* line = nullptr;  // the next 64-byte aligned line to write
+  unsigned m = 0;         // out's misalignment in floats (0..15)
+  bool first = true;
+  __m512 prev;
+  __m512i idx;
+};
+
+FT_AVX512_TARGET FT_ALWAYS_INLINE void StreamStart(StreamOut* s, float* out) {
+  s->m = static_cast<unsigned>((reinterpret_cast<uintptr_t>(out) / sizeof(float)) % 16);
+  s->line = out - s->m;
+  s->first = true;
+  s->prev = _mm512_setzero_ps();
+  // Lane t of a line: lane 16 - m + t of (prev, cur), i.e. prev's last m then cur's first.
+  s->idx = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(16 - s->m)),
+                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                              14, 15));
+}
+
+FT_AVX512_TARGET FT_ALWAYS_INLINE void StreamPut(StreamOut* s, __m512 v) {
+  if (s->m == 0) {
+    _mm512_stream_ps(s->line, v);
+  } else {
+    const __m512 line = _mm512_permutex2var_ps(s->prev, s->idx, v);
+    if (s->first) {
+      _mm512_mask_storeu_ps(s->line, static_cast<__mmask16>(0xFFFFu << s->m), line);
+    } else {
+      _mm512_stream_ps(s->line, line);
+    }
+    s->prev = v;
+  }
+  s->first = false;
+  s->line += 16;
+}
+
+// Writes the last m floats of the final group (if any) and orders the streaming stores.
+FT_AVX512_TARGET FT_ALWAYS_INLINE void StreamFinish(StreamOut* s) {
+  if (s->m != 0 && !s->first) {
+    const __m512 line = _mm512_permutex2var_ps(s->prev, s->idx, _mm512_setzero_ps());
+    _mm512_mask_storeu_ps(s->line, static_cast<__mmask16>((1u << s->m) - 1), line);
+  }
+  _mm_sfence();
 }
 #endif
 
@@ -500,11 +596,25 @@ FT_ALWAYS_INLINE QsgdEncodeOutcome QsgdEncodeImpl(const QsgdShape& sh, const T* 
   alignas(64) uint32_t u[kPhiloxBlock];
   alignas(64) uint32_t code[kPhiloxBlock];
   size_t cur = SIZE_MAX;
+  // Squared norms are computed kNormGroup buckets at a time (SumSquaresMulti).
+  constexpr int kNormGroup = 4;
+  double ss_buf[kNormGroup];
+  size_t ss_base = 0, ss_count = 0;
   CT factor = 0;
   double norm = 0;
   for (size_t blk = 0; blk * kPhiloxBlock < sh.d; ++blk) {
     const size_t j0 = blk * kPhiloxBlock;
     const size_t n = std::min(kPhiloxBlock, sh.d - j0);
+    // Software prefetch of the block kAhead bytes on (past the group of buckets whose norms
+    // are computed ahead): the hardware prefetcher alone leaves the norm loop waiting on
+    // memory. A few hints per block, spread out, so that they never queue up.
+    {
+      constexpr size_t kAhead = 16384;
+      const char* const xb = reinterpret_cast<const char*>(x);
+      const size_t from = j0 * sizeof(T) + kAhead;
+      const size_t to = std::min(sh.d * sizeof(T), from + kPhiloxBlock * sizeof(T));
+      for (size_t off = from; off < to; off += 64) __builtin_prefetch(xb + off, 0, 3);
+    }
     philox(key, blk, u);
     size_t i = 0;
     while (i < n) {
@@ -512,7 +622,17 @@ FT_ALWAYS_INLINE QsgdEncodeOutcome QsgdEncodeImpl(const QsgdShape& sh, const T* 
       if (q != cur) {
         *bucket = q;
         const size_t len = std::min(sh.bucket, sh.d - q * sh.bucket);
-        const double ss = SumSquares(x + q * sh.bucket, len);
+        if (q >= ss_base + ss_count) {  // the next group of norms
+          ss_base = q;
+          if ((q + kNormGroup) * sh.bucket <= sh.d) {
+            ss_count = kNormGroup;
+            SumSquaresMulti<kNormGroup>(x + q * sh.bucket, sh.bucket, sh.bucket, ss_buf);
+          } else {
+            ss_count = 1;
+            ss_buf[0] = SumSquares(x + q * sh.bucket, len);
+          }
+        }
+        const double ss = ss_buf[q - ss_base];
         if (!std::isfinite(ss)) return QsgdEncodeOutcome::kNonFinite;
         // Spec §1.4: the norm in double, rounded to the wire type BEFORE computing r_j, so
         // the worker's C(v) is what the server decodes.
@@ -582,13 +702,17 @@ FT_AVX512_TARGET QsgdEncodeOutcome QsgdEncodeAvx512(const QsgdShape& sh, const f
 
 // With a table, codes of at most 8 bits and buckets of whole blocks (b = 512 and the like):
 // 16 codes per step from two 8-code groups (variable shifts), checked with two compares and
-// looked up with one gather. Other shapes take the generic loop.
+// looked up with one permute of the table held in two registers (codes of at most 5 bits,
+// s <= 15) or one gather. Large outputs take streaming stores (StreamOut). Other shapes take
+// the generic loop.
 FT_AVX512_TARGET bool QsgdDecodeBlocksAvx512(const QsgdShape& sh, const char* codes,
                                              const double* norms, float* lut, float* out) {
   if (lut == nullptr || sh.width > 8 || sh.bucket % kPhiloxBlock != 0)
     return QsgdDecodeBlocksImpl<float>(sh, codes, norms, lut, out);
   const int w = sh.width;
   const size_t nl = size_t{1} << w;
+  const bool in_regs = nl <= 32;
+  bool stream = sh.d * sizeof(float) >= kStreamMinBytes;
   const char* const end = codes + (sh.d * static_cast<size_t>(w) + 7) / 8;
   const __m512i shifts = _mm512_setr_epi64(0, w, 2 * w, 3 * w, 4 * w, 5 * w, 6 * w, 7 * w);
   const __m512i mask = _mm512_set1_epi64(static_cast<int64_t>(nl - 1));
@@ -600,6 +724,9 @@ FT_AVX512_TARGET bool QsgdDecodeBlocksAvx512(const QsgdShape& sh, const char* co
   const __mmask16 all16 = 0xFFFF;
   const __m512i evens =
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512 t_lo = _mm512_setzero_ps(), t_hi = _mm512_setzero_ps();
+  StreamOut so;
+  StreamStart(&so, out);
   __mmask16 bad = 0;
   alignas(64) uint32_t code[kPhiloxBlock];
   for (size_t blk = 0; blk * kPhiloxBlock < sh.d; ++blk) {
@@ -613,6 +740,11 @@ FT_AVX512_TARGET bool QsgdDecodeBlocksAvx512(const QsgdShape& sh, const char* co
                             : 0.0f;
         lut[cd] = v;
         lut[cd + 1] = -v;
+      }
+      if (in_regs) {
+        t_lo = nl >= 16 ? _mm512_loadu_ps(lut)
+                        : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << nl) - 1), lut);
+        t_hi = nl > 16 ? _mm512_loadu_ps(lut + 16) : _mm512_setzero_ps();
       }
     }
     const char* p = codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(w);
@@ -630,9 +762,19 @@ FT_AVX512_TARGET bool QsgdDecodeBlocksAvx512(const QsgdShape& sh, const char* co
       // The low 32 bits of the 16 64-bit lanes of v0, v1, in order.
       const __m512i c = _mm512_permutex2var_epi32(v0, evens, v1);
       bad |= _mm512_cmpgt_epu32_mask(c, max_code) | _mm512_cmpeq_epi32_mask(c, one);
-      _mm512_storeu_ps(dst + i, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), all16, c, lut, 4));
+      const __m512 v = in_regs ? _mm512_permutex2var_ps(t_lo, c, t_hi)
+                               : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), all16, c, lut, 4);
+      if (stream) {
+        StreamPut(&so, v);
+      } else {
+        _mm512_storeu_ps(dst + i, v);
+      }
     }
     if (i < n) {  // the rest of the block (byte-aligned: i is a multiple of 16)
+      if (stream) {
+        StreamFinish(&so);
+        stream = false;
+      }
       UnpackBits(p, n - i, w, code);
       uint32_t bad_tail = 0;
       for (size_t t = 0; i + t < n; ++t) {
@@ -643,6 +785,7 @@ FT_AVX512_TARGET bool QsgdDecodeBlocksAvx512(const QsgdShape& sh, const char* co
       if (bad_tail) return false;
     }
   }
+  if (stream) StreamFinish(&so);
   return bad == 0;
 }
 #endif
@@ -733,9 +876,18 @@ class QsgdCompressor final : public CompressorBase<QsgdCompressor> {
     const size_t code_bytes = (d * width_ + 7) / 8;
     out->codec = codec();
     out->dim = d;
-    out->bytes.clear();
-    WriteHeader(MakeHeader(kKindQsgd, c_.value_type, d, c_.levels, c_.bucket), &out->bytes);
-    out->bytes.resize(kHeaderBytes + nb_ * vbytes_ + code_bytes);
+    // Every byte (header, norms, codes with their padding) is written below: a buffer of the
+    // right size is reused as it is, without zero-filling megabytes first.
+    const size_t total = kHeaderBytes + nb_ * vbytes_ + code_bytes;
+    if (out->bytes.size() != total) {
+      out->bytes.clear();
+      out->bytes.resize(total);
+    }
+    {
+      std::string header;
+      WriteHeader(MakeHeader(kKindQsgd, c_.value_type, d, c_.levels, c_.bucket), &header);
+      std::memcpy(out->bytes.data(), header.data(), kHeaderBytes);
+    }
     char* scales = out->bytes.data() + kHeaderBytes;
     char* codes = scales + nb_ * vbytes_;
     const uint64_t key = rng.NextU64();
@@ -833,16 +985,81 @@ FT_AVX512_TARGET void SignExpandAvx512(size_t j, size_t j1, float scale, const c
 }
 #endif
 
+// Whole groups of 16 (j0, j1 multiples of 16) into a StreamOut positioned at j0.
+FT_AVX512_TARGET void SignExpandStream(StreamOut* so, size_t j0, size_t j1,
+                                                        float scale, const char* bits) {
+  const __m512 pos = _mm512_set1_ps(scale), neg = _mm512_set1_ps(-scale);
+  for (size_t j = j0; j < j1; j += 16) {
+    uint16_t m;
+    std::memcpy(&m, bits + j / 8, 2);
+    StreamPut(so, _mm512_mask_blend_ps(m, pos, neg));
+  }
+}
+// Non-inline entry points for the templates compiled for the baseline ISA too (never called
+// there: `stream` stays false).
+FT_AVX512_TARGET void StreamStartF(StreamOut* so, float* out) { StreamStart(so, out); }
+FT_AVX512_TARGET void StreamFinishF(StreamOut* so) { StreamFinish(so); }
+
+// Sign decode of all blocks (b a multiple of 16) with streaming stores; the last, partial
+// block with ordinary ones.
+FT_AVX512_TARGET void SignDecodeStreamAvx512(size_t d, size_t b, const float* scales,
+                                             const char* bits, float* out) {
+  StreamOut so;
+  StreamStart(&so, out);
+  bool stream = true;
+  for (size_t q = 0; q * b < d; ++q) {
+    const size_t j0 = q * b, j1 = std::min(d, j0 + b);
+    if (stream && j1 - j0 == b) {
+      SignExpandStream(&so, j0, j1, scales[q], bits);
+      continue;
+    }
+    if (stream) {
+      StreamFinish(&so);
+      stream = false;
+    }
+    SignExpandAvx512(j0, j1, scales[q], bits, out);
+  }
+  if (stream) StreamFinish(&so);
+}
+
 // The sign encoder in one pass over x, block by block (a block is still in cache when its
 // bits are taken): scale, bits and, when `decoded` is not null, the decoded block. Returns
 // false with *block set when a scale is not finite (non-finite input or overflow).
 template <typename T, typename VT, bool kAvx512>
 FT_ALWAYS_INLINE bool SignEncodeImpl(const T* x, size_t d, size_t b, char* scales, char* bits,
                                      T* decoded, size_t* block) {
+  constexpr int kGroup = 4;  // l1 norms of kGroup blocks at a time (SumAbsMulti)
+  double l1_buf[kGroup];
+  size_t l1_base = 0, l1_count = 0;
+#if FT_QUANT_X86
+  StreamOut so;
+  bool stream = false;
+  if constexpr (kAvx512 && std::is_same<T, float>::value) {
+    stream = decoded != nullptr && d * sizeof(float) >= kStreamMinBytes && b % 16 == 0;
+    StreamStartF(&so, decoded);  // only used when `stream`
+  }
+#endif
   for (size_t q = 0; q * b < d; ++q) {
     *block = q;
     const size_t j0 = q * b, j1 = std::min(d, j0 + b);
-    const double l1 = SumAbs(x + j0, j1 - j0);
+    if (q >= l1_base + l1_count) {
+      l1_base = q;
+      // Prefetch kGroup blocks ahead, one hint per cache line inside x (as in QSGD).
+      {
+        const char* const xb = reinterpret_cast<const char*>(x);
+        const size_t from = (j0 + kGroup * b) * sizeof(T);
+        const size_t to = std::min(d * sizeof(T), from + kGroup * b * sizeof(T));
+        for (size_t off = from; off < to; off += 64) __builtin_prefetch(xb + off, 0, 3);
+      }
+      if (j0 + kGroup * b <= d) {
+        l1_count = kGroup;
+        SumAbsMulti<kGroup>(x + j0, b, b, l1_buf);
+      } else {
+        l1_count = 1;
+        l1_buf[0] = SumAbs(x + j0, j1 - j0);
+      }
+    }
+    const double l1 = l1_buf[q - l1_base];
     const VT sc = static_cast<VT>(l1 / static_cast<double>(j1 - j0));
     if (!std::isfinite(sc) || !std::isfinite(static_cast<T>(sc))) return false;
     StoreLE<VT>(scales + q * sizeof(VT), sc);
@@ -850,6 +1067,14 @@ FT_ALWAYS_INLINE bool SignEncodeImpl(const T* x, size_t d, size_t b, char* scale
     if (decoded != nullptr) {
 #if FT_QUANT_X86
       if constexpr (kAvx512 && std::is_same<T, float>::value) {
+        if (stream && j1 - j0 == b) {
+          SignExpandStream(&so, j0, j1, static_cast<float>(sc), bits);
+          continue;
+        }
+        if (stream) {  // the last, partial block
+          StreamFinishF(&so);
+          stream = false;
+        }
         SignExpandAvx512(j0, j1, static_cast<float>(sc), bits, decoded);
         continue;
       }
@@ -857,6 +1082,11 @@ FT_ALWAYS_INLINE bool SignEncodeImpl(const T* x, size_t d, size_t b, char* scale
       SignExpandRange<T>(j0, j1, static_cast<T>(sc), bits, decoded);
     }
   }
+#if FT_QUANT_X86
+  if constexpr (kAvx512 && std::is_same<T, float>::value) {
+    if (stream) StreamFinishF(&so);
+  }
+#endif
   return true;
 }
 
@@ -906,19 +1136,41 @@ class SignCompressor final : public CompressorBase<SignCompressor> {
     const char* bits = scales + nb_ * vbytes_;
     if (!PaddingIsZero(bits, c_.d))
       return absl::InvalidArgumentError("sign/1: non-zero padding bits");
+#if FT_QUANT_X86
+    // Large float outputs: every scale checked first, then one streaming pass.
+    if constexpr (std::is_same<T, float>::value) {
+      if (HasAvx512() && c_.d * sizeof(float) >= kStreamMinBytes && c_.bucket % 16 == 0) {
+        std::vector<float> sc(nb_);
+        for (size_t q = 0; q < nb_; ++q) {
+          FT_RETURN_IF_ERROR(Scale<T>(scales, q, &sc[q]));
+        }
+        SignDecodeStreamAvx512(c_.d, c_.bucket, sc.data(), bits, out.data());
+        return absl::OkStatus();
+      }
+    }
+#endif
     for (size_t q = 0; q < nb_; ++q) {
-      const double sc = c_.value_type == kF64
-                            ? LoadLE<double>(scales + 8 * q)
-                            : static_cast<double>(LoadLE<float>(scales + 4 * q));
-      if (!(sc >= 0) || !std::isfinite(sc) || !std::isfinite(static_cast<T>(sc)))
-        return absl::InvalidArgumentError(
-            absl::StrCat("sign/1: block ", q, " scale ", sc, " is not finite and >= 0"));
-      Expand<T>(q, static_cast<T>(sc), bits, out.data());
+      T sc{};
+      FT_RETURN_IF_ERROR(Scale<T>(scales, q, &sc));
+      Expand<T>(q, sc, bits, out.data());
     }
     return absl::OkStatus();
   }
 
  private:
+  // The scale of block q, checked.
+  template <typename T>
+  absl::Status Scale(const char* scales, size_t q, T* out) const {
+    const double sc = c_.value_type == kF64
+                          ? LoadLE<double>(scales + 8 * q)
+                          : static_cast<double>(LoadLE<float>(scales + 4 * q));
+    if (!(sc >= 0) || !std::isfinite(sc) || !std::isfinite(static_cast<T>(sc)))
+      return absl::InvalidArgumentError(
+          absl::StrCat("sign/1: block ", q, " scale ", sc, " is not finite and >= 0"));
+    *out = static_cast<T>(sc);
+    return absl::OkStatus();
+  }
+
   // out[j] = +-scale for the coordinates of block q.
   template <typename T>
   void Expand(size_t q, T scale, const char* bits, T* out) const {
@@ -1081,6 +1333,14 @@ class NaturalCompressor final : public CompressorBase<NaturalCompressor> {
 };
 
 }  // namespace
+
+void UseBaselineQuantizerKernels(bool baseline_only) {
+#if FT_QUANT_X86
+  g_baseline_only.store(baseline_only, std::memory_order_relaxed);
+#else
+  (void)baseline_only;
+#endif
+}
 
 std::unique_ptr<Compressor> NewQuantizer(const QuantizerConfig& c) {
   switch (c.kind) {
