@@ -37,7 +37,8 @@ constexpr char kSimulateHelp[] = R"(usage: fedtrain simulate --config FILE [--se
 Runs the experiment in FILE (.json, or protobuf text format: .textproto/.pbtxt/.txt) with
 simulated clients. Writes <output.dir>/<run_name>/ with config.json (the resolved config),
 metrics.jsonl and metrics.csv (one row per round), model.ftw (final weights), summary.json,
-partition_histogram.csv. The folder is named <run_name>.partial until the run completes.
+partition_histogram.csv (unless client data are generated on demand). The folder is named
+<run_name>.partial until the run completes.
 
 options:
   --config FILE        experiment config (required)
