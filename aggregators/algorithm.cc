@@ -24,4 +24,13 @@ absl::Status AggregationWeights(absl::Span<const ClientUpdate> updates, const st
   return absl::OkStatus();
 }
 
+void ReplyWith(std::vector<float> part, const LocalSgdResult& r, Payload* up,
+               LocalResult* result) {
+  up->parts.clear();
+  up->parts.push_back(std::move(part));
+  up->scalars.clear();
+  result->steps = r.steps;
+  result->train_loss = r.mean_loss;
+}
+
 }  // namespace fedtrain

@@ -104,6 +104,11 @@ class ClientAlgorithm {
                                    Payload* up, LocalResult* result) const = 0;
 };
 
+// The common ending of a client half that sends one vector: up = {part}, no scalars, and the
+// local-SGD run's step count and mean loss as the result.
+void ReplyWith(std::vector<float> part, const LocalSgdResult& r, Payload* up,
+               LocalResult* result);
+
 // Normalised aggregation weights over the received updates (specs §0): "samples" gives
 // n_i / sum n_j, "uniform" 1/S. InvalidArgument for an unknown rule or a zero sample total.
 absl::Status AggregationWeights(absl::Span<const ClientUpdate> updates,

@@ -35,12 +35,8 @@ class DsgdFactory final : public AlgorithmFactory {
   std::string name() const override { return "dsgd"; }
   int state_version() const override { return 1; }
   absl::Status Validate(const Cfg& c) const override {
-    if (!(c.server_lr() > 0))
-      return absl::InvalidArgumentError(
-          absl::StrCat("algorithm.server_lr must be > 0, got ", c.server_lr()));
-    if (c.weighting() != "samples" && c.weighting() != "uniform")
-      return absl::InvalidArgumentError(absl::StrCat(
-          "algorithm.weighting must be samples or uniform, got '", c.weighting(), "'"));
+    FT_RETURN_IF_ERROR(CheckServerLr(c));
+    FT_RETURN_IF_ERROR(ResolveWeighting(c, "samples").status());
     FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
     return ParamReader(c.params(), name()).Finish();  // typed fields only
   }
@@ -48,7 +44,7 @@ class DsgdFactory final : public AlgorithmFactory {
     FT_RETURN_IF_ERROR(Validate(c));
     FedAvgOptions o;
     o.server_lr = c.server_lr();
-    o.weighting = c.weighting();
+    FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "samples"));
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
     return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o, std::move(reducer)));
   }

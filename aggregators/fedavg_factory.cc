@@ -17,12 +17,8 @@ class FedAvgFactory final : public AlgorithmFactory {
   std::string name() const override { return momentum_ ? "fedavgm" : "fedavg"; }
   int state_version() const override { return 1; }
   absl::Status Validate(const Cfg& c) const override {
-    if (!(c.server_lr() > 0))
-      return absl::InvalidArgumentError(
-          absl::StrCat("algorithm.server_lr must be > 0, got ", c.server_lr()));
-    if (c.weighting() != "samples" && c.weighting() != "uniform")
-      return absl::InvalidArgumentError(absl::StrCat(
-          "algorithm.weighting must be samples or uniform, got '", c.weighting(), "'"));
+    FT_RETURN_IF_ERROR(CheckServerLr(c));
+    FT_RETURN_IF_ERROR(ResolveWeighting(c, "samples").status());
     if (momentum_ && !(c.momentum() >= 0 && c.momentum() < 1))
       return absl::InvalidArgumentError(
           absl::StrCat("algorithm.momentum (FedAvgM beta) must be in [0, 1), got ", c.momentum()));
@@ -33,7 +29,7 @@ class FedAvgFactory final : public AlgorithmFactory {
     if (absl::Status s = Validate(c); !s.ok()) return s;
     FedAvgOptions o;
     o.server_lr = c.server_lr();
-    o.weighting = c.weighting();
+    FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "samples"));
     o.server_momentum = momentum_;
     o.beta = c.momentum();
     o.nesterov = c.nesterov();

@@ -80,11 +80,7 @@ absl::Status FedDynClient::LocalUpdate(const Payload& down, LocalContext& ctx,
     grad_l[j] = static_cast<float>(static_cast<double>(grad_l[j]) -
                                    o_.alpha * static_cast<double>(y[j]));
   }
-  up->parts.clear();
-  up->parts.push_back(std::move(y));
-  up->scalars.clear();
-  result->steps = r.steps;
-  result->train_loss = r.mean_loss;
+  ReplyWith(std::move(y), r, up, result);
   return absl::OkStatus();
 }
 

@@ -22,11 +22,7 @@ absl::Status FedProxClient::LocalUpdate(const Payload& down, LocalContext& ctx, 
   FT_ASSIGN_OR_RETURN(LocalSgdResult r, RunLocalSgd(*ctx.trainer, ctx.data, ctx.sgd, *ctx.rng,
                                                     absl::MakeSpan(y), hook));
   for (size_t j = 0; j < y.size(); ++j) y[j] -= x[j];  // Delta = y_K - x
-  up->parts.clear();
-  up->parts.push_back(std::move(y));
-  up->scalars.clear();
-  result->steps = r.steps;
-  result->train_loss = r.mean_loss;
+  ReplyWith(std::move(y), r, up, result);
   return absl::OkStatus();
 }
 

@@ -177,11 +177,7 @@ absl::Status FedSpeedClient::LocalUpdate(const Payload& down, LocalContext& ctx,
       y[j] = static_cast<float>(static_cast<double>(y[j]) -
                                 static_cast<double>(ghat[j]) / o_.prox_coef);
   }
-  up->parts.clear();
-  up->parts.push_back(std::move(y));
-  up->scalars.clear();
-  result->steps = r.steps;
-  result->train_loss = r.mean_loss;
+  ReplyWith(std::move(y), r, up, result);
   return absl::OkStatus();
 }
 

@@ -32,9 +32,7 @@ absl::StatusOr<FedSpeedOptions> ReadOptions(const Cfg& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "algorithm.server_lr is not used by fedspeed (no server step size) and must be 1; got ",
         c.server_lr()));
-  if (c.weighting() != "samples" && c.weighting() != "uniform")
-    return absl::InvalidArgumentError(absl::StrCat(
-        "algorithm.weighting must be samples or uniform, got '", c.weighting(), "'"));
+  FT_RETURN_IF_ERROR(ResolveWeighting(c, "uniform").status());  // the mean is uniform
   FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
   ParamReader p(c.params(), kName);
   FedSpeedOptions o;

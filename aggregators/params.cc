@@ -70,6 +70,22 @@ absl::StatusOr<std::string> ParamReader::String(const std::string& key, const st
                                                  "; got '", v, "'"));
 }
 
+absl::Status CheckServerLr(const v1::AlgorithmConfig& c) {
+  if (!(c.server_lr() > 0) || !std::isfinite(c.server_lr()))
+    return absl::InvalidArgumentError(
+        absl::StrCat("algorithm.server_lr must be > 0, got ", c.server_lr()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ResolveWeighting(const v1::AlgorithmConfig& c,
+                                             const std::string& def) {
+  if (c.weighting().empty()) return def;
+  if (c.weighting() != "samples" && c.weighting() != "uniform")
+    return absl::InvalidArgumentError(absl::StrCat(
+        "algorithm.weighting must be samples or uniform, got '", c.weighting(), "'"));
+  return c.weighting();
+}
+
 absl::Status ParamReader::Finish() const {
   for (const auto& kv : params_.fields())
     if (!known_.count(kv.first))

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fedtrain/v1/config.pb.h"
 #include "google/protobuf/struct.pb.h"
 
 namespace fedtrain {
@@ -57,6 +58,13 @@ class ParamReader {
   std::string algorithm_;
   std::set<std::string> known_;
 };
+
+// Typed fields shared by the built-in factories, InvalidArgument naming the field:
+// algorithm.server_lr must be finite and > 0.
+absl::Status CheckServerLr(const v1::AlgorithmConfig& c);
+// algorithm.weighting for an algorithm whose spec default is `def`: "" gives `def`; otherwise
+// it must be "samples" or "uniform".
+absl::StatusOr<std::string> ResolveWeighting(const v1::AlgorithmConfig& c, const std::string& def);
 
 }  // namespace fedtrain
 

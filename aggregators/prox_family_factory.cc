@@ -33,20 +33,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 Range AtLeast(double lo) { return Range{lo, kInf, false, true}; }
 Range GreaterThan(double lo) { return Range{lo, kInf, true, true}; }
 
-absl::Status CheckServerLr(const Cfg& c) {
-  if (!(c.server_lr() > 0))
-    return absl::InvalidArgumentError(
-        absl::StrCat("algorithm.server_lr must be > 0, got ", c.server_lr()));
-  return absl::OkStatus();
-}
-
-absl::Status CheckWeighting(const std::string& weighting) {
-  if (weighting != "samples" && weighting != "uniform")
-    return absl::InvalidArgumentError(absl::StrCat(
-        "algorithm.weighting must be samples or uniform, got '", weighting, "'"));
-  return absl::OkStatus();
-}
-
 // ---------------------------------------------------------------------------------- fedprox
 
 absl::StatusOr<FedProxOptions> ReadFedProx(const Cfg& c) {
@@ -63,7 +49,7 @@ class FedProxFactory final : public AlgorithmFactory {
   int state_version() const override { return 1; }
   absl::Status Validate(const Cfg& c) const override {
     FT_RETURN_IF_ERROR(CheckServerLr(c));
-    FT_RETURN_IF_ERROR(CheckWeighting(c.weighting()));
+    FT_RETURN_IF_ERROR(ResolveWeighting(c, "samples").status());
     FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
     return ReadFedProx(c).status();
   }
@@ -71,7 +57,7 @@ class FedProxFactory final : public AlgorithmFactory {
     FT_RETURN_IF_ERROR(Validate(c));
     FedAvgOptions o;  // FedProx's server is FedAvg's (no server momentum)
     o.server_lr = c.server_lr();
-    o.weighting = c.weighting();
+    FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "samples"));
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
     return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o, std::move(reducer)));
   }
@@ -108,8 +94,7 @@ class FedOptFactory final : public AlgorithmFactory {
     o.variant = variant_;
     o.server_lr = c.server_lr();
     // The paper's algorithm box averages uniformly (§1.4 [A]); an explicit setting wins.
-    o.weighting = c.has_weighting() ? c.weighting() : "uniform";
-    FT_RETURN_IF_ERROR(CheckWeighting(o.weighting));
+    FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "uniform"));
     FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
     ParamReader p(c.params(), name_);
     FT_ASSIGN_OR_RETURN(o.beta1, p.Number("beta1", 0.9, Range::ClosedOpen(0, 1)));
@@ -137,7 +122,7 @@ absl::StatusOr<FedDynOptions> ReadFedDyn(const Cfg& c) {
         "algorithm.server_lr is not used by feddyn (its server step has no eta_g); leave it "
         "unset or 1, got ",
         c.server_lr()));
-  if (c.has_weighting() && c.weighting() != "uniform")
+  if (!c.weighting().empty() && c.weighting() != "uniform")
     return absl::InvalidArgumentError(absl::StrCat(
         "algorithm.weighting of feddyn must be uniform (its server step uses mean_S), got '",
         c.weighting(), "'"));

@@ -28,27 +28,11 @@
 namespace fedtrain {
 namespace {
 
-// The weighting rule of the family: the spec's uniform mean_S unless the field is set.
-absl::StatusOr<std::string> FamilyWeighting(const Cfg& c) {
-  if (!c.has_weighting()) return std::string("uniform");
-  if (c.weighting() != "samples" && c.weighting() != "uniform")
-    return absl::InvalidArgumentError(absl::StrCat(
-        "algorithm.weighting must be samples or uniform, got '", c.weighting(), "'"));
-  return c.weighting();
-}
-
-absl::Status CheckServerLr(const Cfg& c) {
-  if (!(c.server_lr() > 0) || !std::isfinite(c.server_lr()))
-    return absl::InvalidArgumentError(
-        absl::StrCat("algorithm.server_lr must be > 0, got ", c.server_lr()));
-  return absl::OkStatus();
-}
-
 absl::StatusOr<ScaffoldOptions> ParseScaffold(const Cfg& c) {
   FT_RETURN_IF_ERROR(CheckServerLr(c));
   ScaffoldOptions o;
   o.server_lr = c.server_lr();
-  FT_ASSIGN_OR_RETURN(o.weighting, FamilyWeighting(c));
+  FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "uniform"));
   FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
   ParamReader p(c.params(), "scaffold");
   FT_ASSIGN_OR_RETURN(const std::string option, p.String("option", "II", {"II", "I"}));
@@ -101,7 +85,7 @@ class MomentumFactory final : public AlgorithmFactory {
     o.control_variates = cv_;
     o.variance_reduction = vr_;
     o.server_lr = c.server_lr();
-    FT_ASSIGN_OR_RETURN(o.weighting, FamilyWeighting(c));
+    FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "uniform"));
     FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
     ParamReader p(c.params(), n);
     FT_ASSIGN_OR_RETURN(o.beta, p.Number("beta", 0.1, Range::OpenClosed(0, 1)));

@@ -342,7 +342,8 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
   FT_RETURN_IF_ERROR(NonNegative("local.weight_decay", l.weight_decay()));
   FT_RETURN_IF_ERROR(NonNegative("local.clip_norm", l.clip_norm()));
   FT_RETURN_IF_ERROR(Positive("algorithm.server_lr", c.algorithm().server_lr()));
-  FT_RETURN_IF_ERROR(OneOf("algorithm.weighting", c.algorithm().weighting(), {"samples", "uniform"}));
+  if (!c.algorithm().weighting().empty())  // "" = the algorithm's default
+    FT_RETURN_IF_ERROR(OneOf("algorithm.weighting", c.algorithm().weighting(), {"samples", "uniform"}));
   FT_RETURN_IF_ERROR(ValidateCompression(c));
   FT_RETURN_IF_ERROR(OneOf("privacy.mechanism", c.privacy().mechanism(), {"none"}));
   FT_RETURN_IF_ERROR(Positive("rounds", c.rounds()));

@@ -74,7 +74,8 @@ class NormClipFactory final : public fedtrain::AlgorithmFactory {
   absl::StatusOr<std::unique_ptr<fedtrain::ServerAlgorithm>> MakeServer(const Cfg& c) const override {
     if (absl::Status s = Validate(c); !s.ok()) return s;
     return std::unique_ptr<fedtrain::ServerAlgorithm>(new NormClipServer(
-        c.params().fields().at("max_norm").number_value(), c.server_lr(), c.weighting()));
+        c.params().fields().at("max_norm").number_value(), c.server_lr(),
+        c.weighting().empty() ? std::string("samples") : c.weighting()));
   }
   absl::StatusOr<std::unique_ptr<fedtrain::ClientAlgorithm>> MakeClient(const Cfg&) const override {
     return std::unique_ptr<fedtrain::ClientAlgorithm>(new fedtrain::FedAvgClient());
