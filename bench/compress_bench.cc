@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -45,6 +46,11 @@
 
 namespace fedtrain {
 namespace {
+
+using bench::BestSeconds;
+using bench::Clock;
+using bench::Seconds;
+using bench::Verdict;
 
 constexpr double kTopKMaxMemcpyRatio = 5.0;  // Top-K time <= 5 x memcpy time
 constexpr double kTopKMinSpeedup = 5.0;      // >= 5 x faster than std::nth_element
@@ -59,22 +65,10 @@ struct Options {
 
 bool ParseFlags(int argc, char** argv, Options* opt) {
   for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    }
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(value.c_str(), &end, 10);
-    if (value.empty() || *end != '\0' || v == 0) {
-      std::fprintf(stderr, "compress_bench: %s needs a positive integer, got '%s'\n",
-                   arg.c_str(), value.c_str());
-      return false;
-    }
+    std::string arg, value;
+    bench::SplitFlag(argc, argv, &i, &arg, &value);
+    unsigned long long v = 0;
+    if (!bench::PositiveInt("compress_bench", arg, value, &v)) return false;
     if (arg == "--d" && v < (1ull << 32)) {
       opt->d = v;
     } else if (arg == "--table_d" && v < (1ull << 32)) {
@@ -95,21 +89,7 @@ bool ParseFlags(int argc, char** argv, Options* opt) {
 // Memory may have been read and written here: keeps repeated copies from being elided.
 inline void ClobberMemory() { asm volatile("" : : : "memory"); }
 
-using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point t0, Clock::time_point t1) {
-  return std::chrono::duration<double>(t1 - t0).count();
-}
 
-template <typename Fn>
-double BestSeconds(int reps, const Fn& fn) {
-  double best = std::numeric_limits<double>::infinity();
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    fn();
-    best = std::min(best, Seconds(t0, Clock::now()));
-  }
-  return best;
-}
 
 std::vector<float> NormalInput(size_t d) {
   RngStream rng = RngStream::For(kSeed, 0, 0, Purpose::kTest);
@@ -137,7 +117,6 @@ std::vector<uint32_t> ReferenceTopK(ConstVec x, size_t k) {
   return idx;
 }
 
-const char* Verdict(bool ok) { return ok ? "PASS" : "FAIL"; }
 
 // (a) Returns false when a result is wrong.
 bool RunTopK(const std::vector<float>& x, int reps, double t_copy) {

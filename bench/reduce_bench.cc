@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "aggregators/weighted_mean.h"
@@ -31,6 +32,11 @@
 
 namespace fedtrain {
 namespace {
+
+using bench::BestSeconds;
+using bench::Clock;
+using bench::Seconds;
+using bench::Verdict;
 
 constexpr double kTargetRatio = 0.8;
 
@@ -43,22 +49,10 @@ struct Options {
 // Parses "--name=value" or "--name value" for a positive integer; false on anything else.
 bool ParseFlags(int argc, char** argv, Options* opt) {
   for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    }
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(value.c_str(), &end, 10);
-    if (value.empty() || *end != '\0' || v == 0) {
-      std::fprintf(stderr, "reduce_bench: %s needs a positive integer, got '%s'\n",
-                   arg.c_str(), value.c_str());
-      return false;
-    }
+    std::string arg, value;
+    bench::SplitFlag(argc, argv, &i, &arg, &value);
+    unsigned long long v = 0;
+    if (!bench::PositiveInt("reduce_bench", arg, value, &v)) return false;
     if (arg == "--k") {
       opt->k = v;
     } else if (arg == "--d") {
@@ -88,18 +82,6 @@ float Input(uint64_t k, uint64_t j) {
   return static_cast<float>(static_cast<double>(z >> 40) / (1ull << 23) - 1.0);
 }
 
-// Best wall time of `reps` calls of fn, in seconds.
-template <typename Fn>
-double BestSeconds(int reps, const Fn& fn) {
-  double best = std::numeric_limits<double>::infinity();
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    const auto t1 = std::chrono::steady_clock::now();
-    best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
-  }
-  return best;
-}
 
 // Output floats whose bits differ from `ref`.
 size_t CountWrong(const std::vector<float>& got, const std::vector<float>& ref) {

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "absl/strings/str_cat.h"
 #include "aggregators/registry.h"
 #include "client/file_client_state_store.h"
@@ -45,6 +46,11 @@
 
 namespace fedtrain {
 namespace {
+
+using bench::BestSeconds;
+using bench::Clock;
+using bench::Seconds;
+using bench::Verdict;
 
 constexpr double kGoalUpdatesPerSecond = 2000;
 constexpr double kGoalDormantBytes = 800;
@@ -62,26 +68,15 @@ struct Options {
 
 bool ParseFlags(int argc, char** argv, Options* opt) {
   for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    }
+    std::string arg, value;
+    bench::SplitFlag(argc, argv, &i, &arg, &value);
     if (arg == "--dir" && !value.empty()) {
       opt->dir = value;
       continue;
     }
-    char* end = nullptr;
-    const long long v = std::strtoll(value.c_str(), &end, 10);
-    if (value.empty() || *end != '\0' || v <= 0) {
-      std::fprintf(stderr, "sim_bench: %s needs a positive integer, got '%s'\n", arg.c_str(),
-                   value.c_str());
-      return false;
-    }
+    unsigned long long u = 0;
+    if (!bench::PositiveInt("sim_bench", arg, value, &u)) return false;
+    const long long v = static_cast<long long>(std::min<unsigned long long>(u, 1ull << 62));
     if (arg == "--rounds" && v >= 2) {
       opt->rounds = v;
     } else if (arg == "--clients" && v > kSmallPopulation) {
@@ -342,7 +337,6 @@ uint64_t LargestSampled(int64_t n, int64_t rounds) {
   return most;
 }
 
-const char* Verdict(bool pass) { return pass ? "PASS" : "FAIL"; }
 
 int Run(const Options& opt) {
   bool wrong = false;
