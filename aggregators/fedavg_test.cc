@@ -1,5 +1,5 @@
 // FedAvg / FedAvgM server and client halves against specs/federated.md §1.1, §1.2 and the
-// properties U1, U8, U9 of §9 (U2, U6 are checked end to end in sim/simulate_test.cc).
+// properties U1, U7, U8, U9 of §9 (U2, U6 are checked end to end in sim/simulate_test.cc).
 #include "aggregators/fedavg.h"
 
 #include <cmath>
@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/mlp.h"
+#include "tests/testing/quadratic.h"
 #include "tests/testing/status_matchers.h"
 
 namespace fedtrain {
@@ -214,6 +215,50 @@ TEST(RegistryTest, FactoryValidatesFields) {
   c.set_server_lr(0);
   EXPECT_THAT(f->MakeServer(c), StatusIs(absl::StatusCode::kInvalidArgument,
                                          HasSubstr("algorithm.server_lr")));
+}
+
+// U7: K = 1, full participation, sample weights, eta_g = 1, full-batch gradients: one FedAvg
+// round is one gradient-descent step on the pooled data's mean loss.
+TEST(FedAvgTest, U7OneFullBatchStepPerClientIsPooledGradientDescent) {
+  constexpr size_t kDim = 6;
+  const Dataset data = testing::QuadraticClients(/*seed=*/4, /*n=*/12, kDim);
+  // Clients of unequal sizes: rows [0,2), [2,7), [7,12).
+  const std::vector<std::vector<uint32_t>> rows = {{0, 1}, {2, 3, 4, 5, 6}, {7, 8, 9, 10, 11}};
+  testing::QuadraticTrainer trainer(kDim);
+  FedAvgServer server({.server_lr = 1.0, .weighting = "samples"});
+  FedAvgClient client;
+  ServerState st;
+  std::vector<float> x0 = {0.5f, -1.0f, 2.0f, 0.0f, 1.5f, -0.25f};
+  FT_ASSERT_OK(server.Init(x0, &st));
+  Payload down;
+  FT_ASSERT_OK(server.DownPayload(st, &down));
+  std::vector<Payload> ups(rows.size());
+  std::vector<ClientUpdate> updates;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    LocalContext ctx;
+    ctx.trainer = &trainer;
+    ctx.data = DataView::Of(data, rows[i]);
+    ctx.sgd.lr = 0.1;
+    ctx.sgd.steps = 1;
+    ctx.sgd.batch_size = 100;  // >= n_i: the batch is the whole local set
+    RngStream rng = RngStream::For(1, 0, i, Purpose::kMinibatch);
+    ctx.rng = &rng;
+    ClientState cs;
+    LocalResult res;
+    FT_ASSERT_OK(client.LocalUpdate(down, ctx, &cs, &ups[i], &res));
+    ClientUpdate u = Upd(i, rows[i].size(), ups[i].parts[0]);
+    updates.push_back(u);
+  }
+  FT_ASSERT_OK(server.Update(updates, RoundInfo{}, &st));
+  // The pooled step in double: x - lr * mean over all 12 rows of a_j (x_j - b_j).
+  for (size_t j = 0; j < kDim; ++j) {
+    double g = 0.0;
+    for (size_t r = 0; r < data.size(); ++r)
+      g += static_cast<double>(data.row(r)[j]) * (x0[j] - static_cast<double>(data.row(r)[kDim + j]));
+    const double want = x0[j] - 0.1 * g / static_cast<double>(data.size());
+    // 1e-6 relative: each client's gradient, step and delta are float32 (a few ulps of |x|).
+    EXPECT_NEAR(st.x[j], want, 1e-6 * (1.0 + std::fabs(want))) << j;
+  }
 }
 
 }  // namespace
