@@ -885,6 +885,108 @@ TEST(QuantizerKernelTest, BaselineAndSimdAgreeOnLargeVectors) {
   }
 }
 
+// The fused AVX-512 QSGD encoder (Philox, quantization and packing in registers; codes of at
+// most 8 bits, buckets of whole 128-blocks) and the VBMI decoder (codes of at most 5 bits)
+// against the baseline kernels on small and odd shapes: every level count up to 8 bits,
+// partial last blocks, outputs too small to stream, the message's last bytes (the encoder's
+// 8-byte stores must stay inside), coordinates at r = s exactly, signed zeros, tiny values and
+// buckets whose norm overflows the float factor s/N (the double fallback). Same bytes,
+// `decoded` and Decode output in both modes.
+TEST(QuantizerKernelTest, FusedQsgdMatchesBaselineOnEdgeShapes) {
+  const int64_t levels[] = {1, 3, 7, 15, 31, 63, 127, 255};
+  const int64_t buckets[] = {128, 256, 512, 200};
+  const size_t dims[] = {1, 127, 128, 129, 384, 1000, 4096 + 77};
+  for (int64_t s : levels)
+    for (int64_t b : buckets)
+      for (size_t d : dims) {
+        RngStream g = RngStream::For(11, static_cast<uint64_t>(s), d, Purpose::kTest);
+        std::vector<float> x(d);
+        for (float& v : x) v = static_cast<float>(g.Normal());
+        if (d > 130) {
+          x[3] = -0.0f;
+          x[5] = 1e-30f;
+          x[6] = -1e-38f;
+        }
+        // A bucket with one non-zero coordinate: r = s exactly there.
+        if (d >= 1000)
+          for (size_t j = 512; j < 768; ++j) x[j] = j == 600 ? -2.5f : 0.0f;
+        // A bucket of tiny values: s/N overflows float (the double path for the message).
+        if (d == 4096 + 77 && s == 15 && b == 512)
+          for (size_t j = 1024; j < 1536; ++j) x[j] = (j % 3 == 0 ? -1e-42f : 2e-43f);
+        CompressorOptions o;
+        o.compressor = "qsgd";
+        o.levels = s;
+        o.bucket = b;
+        auto made = MakeCompressor(o, d);
+        FT_ASSERT_OK(made.status());
+        const Compressor& c = **made;
+        const std::string what = absl::StrCat("s=", s, " b=", b, " d=", d);
+        std::string bytes[2];
+        std::vector<float> dec[2], out[2];
+        for (int baseline = 0; baseline < 2; ++baseline) {
+          compression_internal::UseBaselineQuantizerKernels(baseline == 1);
+          RngStream rng = RngStream::For(4, 2, 1, Purpose::kCompression);
+          Encoded e, plain;
+          dec[baseline].assign(d, 0.0f);
+          out[baseline].assign(d, 1.0f);
+          FT_ASSERT_OK(c.Encode(ConstVec(x), rng, &e, Vec(dec[baseline])));
+          RngStream rng2 = RngStream::For(4, 2, 1, Purpose::kCompression);
+          plain.bytes.assign(e.bytes.size(), '\xff');  // a reused buffer holding garbage
+          FT_ASSERT_OK(c.Encode(ConstVec(x), rng2, &plain, Vec()));
+          EXPECT_EQ(e.bytes, plain.bytes) << what;
+          FT_ASSERT_OK(c.Decode(e, Vec(out[baseline])));
+          EXPECT_EQ(std::memcmp(dec[baseline].data(), out[baseline].data(), d * sizeof(float)), 0)
+              << what;
+          bytes[baseline] = e.bytes;
+        }
+        compression_internal::UseBaselineQuantizerKernels(false);
+        EXPECT_EQ(bytes[0], bytes[1]) << what;
+        EXPECT_EQ(std::memcmp(dec[0].data(), dec[1].data(), d * sizeof(float)), 0) << what;
+      }
+}
+
+// Decode rejects an invalid code (a sign with level 0) in the VBMI decoder too,
+// wherever they sit (a full 16-code group or the tail).
+TEST(QuantizerKernelTest, QsgdDecodeRejectsBadCodesInEveryKernel) {
+  const size_t d = 1000;
+  for (int64_t s : {3, 7, 15}) {
+    CompressorOptions o;
+    o.compressor = "qsgd";
+    o.levels = s;
+    o.bucket = 128;
+    auto made = MakeCompressor(o, d);
+    FT_ASSERT_OK(made.status());
+    const Compressor& c = **made;
+    std::vector<float> x(d, 0.5f), out(d);
+    RngStream rng = RngStream::For(1, 1, 1, Purpose::kCompression);
+    Encoded e;
+    FT_ASSERT_OK(c.Encode(ConstVec(x), rng, &e, Vec()));
+    const int w = 1 + (s == 3 ? 2 : s == 7 ? 3 : 4);
+    const size_t codes_at = compression_internal::kHeaderBytes + 4 * ((d + 127) / 128);
+    for (size_t j : {size_t{0}, size_t{17}, size_t{500}, d - 1}) {
+      {
+        const uint32_t bad = 1;  // a sign with level 0 (every level of these s is valid)
+        for (int baseline = 0; baseline < 2; ++baseline) {
+          compression_internal::UseBaselineQuantizerKernels(baseline == 1);
+          std::vector<uint8_t> raw(e.bytes.begin(), e.bytes.end());
+          for (int k = 0; k < w; ++k) {
+            const size_t bit = j * w + k;
+            const size_t at = codes_at + bit / 8;
+            ASSERT_LT(at, raw.size());
+            raw[at] = static_cast<uint8_t>((raw[at] & ~(1u << (bit % 8))) |
+                                           (((bad >> k) & 1u) << (bit % 8)));
+          }
+          Encoded m = e;
+          m.bytes.assign(raw.begin(), raw.end());
+          EXPECT_THAT(c.Decode(m, Vec(out)), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a level")))
+              << "s=" << s << " j=" << j << " code " << bad << " baseline " << baseline;
+        }
+      }
+    }
+    compression_internal::UseBaselineQuantizerKernels(false);
+  }
+}
+
 TEST(PhiloxTest, EverySimdVariantMatchesRandom123) {
   r123::Philox4x32 g;
   for (uint64_t key : {0ull, 0x0123456789abcdefull, ~0ull})

@@ -169,13 +169,14 @@ __attribute__((target("avx2"))) void PhiloxBlockAvx2(uint64_t key, uint64_t bloc
   }
 }
 
-// AVX-512F: 2 groups of 16 counters.
-__attribute__((target("avx512f"))) void PhiloxBlockAvx512(uint64_t key, uint64_t block,
-                                                           uint32_t* out) {
-  constexpr int G = 2;
-  const uint64_t base = block * 32;
-  __m512i c0[G], c1[G], c2[G], c3[G];
-  for (int g = 0; g < G; ++g) {
+// AVX-512F: 2 groups of 16 counters. out[2 w + g] holds word w of counters 16 g .. 16 g + 15
+// of the block (out[2 w + g] lane i = word w of counter 32 blk + 16 g + i); also inlined into
+// the fused QSGD encoder.
+__attribute__((target("avx512f"))) FT_ALWAYS_INLINE void PhiloxRegs(uint64_t key, uint64_t blk,
+                                                                     __m512i* out) {
+  const uint64_t base = blk * 32;
+  __m512i c0[2], c1[2], c2[2], c3[2];
+  for (int g = 0; g < 2; ++g) {
     const uint32_t b = static_cast<uint32_t>(base) + 16 * g;
     c0[g] = _mm512_add_epi32(
         _mm512_set1_epi32(static_cast<int>(b)),
@@ -186,17 +187,15 @@ __attribute__((target("avx512f"))) void PhiloxBlockAvx512(uint64_t key, uint64_t
   }
   const __m512i m0 = _mm512_set1_epi32(static_cast<int>(PHILOX_M4x32_0));
   const __m512i m1 = _mm512_set1_epi32(static_cast<int>(PHILOX_M4x32_1));
-  const __mmask16 odd = 0xAAAA;
+  const __mmask16 odd = 0xAAAA, even = 0x5555, all16 = 0xFFFF;
   // The zero-masking forms (all lanes) avoid GCC 12's false -Wuninitialized inside the
   // plain _mm512_mul_epu32 / shuffle intrinsics.
   const __mmask8 all = 0xFF;
   uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  const __mmask16 even = 0x5555;
-  const __mmask16 all16 = 0xFFFF;
   for (int r = 0; r < 10; ++r) {
     const __m512i ka = _mm512_set1_epi32(static_cast<int>(k0));
     const __m512i kb = _mm512_set1_epi32(static_cast<int>(k1));
-    for (int g = 0; g < G; ++g) {
+    for (int g = 0; g < 2; ++g) {
       // Even lanes multiply in place; odd lanes after swapping neighbours (CDAB). The
       // masked swaps then put each product's low and high halves back in their lanes.
       const __m512i pe0 = _mm512_maskz_mul_epu32(all, c0[g], m0);
@@ -217,11 +216,23 @@ __attribute__((target("avx512f"))) void PhiloxBlockAvx512(uint64_t key, uint64_t
     k0 += PHILOX_W32_0;
     k1 += PHILOX_W32_1;
   }
-  for (int g = 0; g < G; ++g) {
-    _mm512_storeu_si512(out + 16 * g, c0[g]);
-    _mm512_storeu_si512(out + 32 + 16 * g, c1[g]);
-    _mm512_storeu_si512(out + 64 + 16 * g, c2[g]);
-    _mm512_storeu_si512(out + 96 + 16 * g, c3[g]);
+  for (int g = 0; g < 2; ++g) {
+    out[g] = c0[g];
+    out[2 + g] = c1[g];
+    out[4 + g] = c2[g];
+    out[6 + g] = c3[g];
+  }
+}
+
+__attribute__((target("avx512f"))) void PhiloxBlockAvx512(uint64_t key, uint64_t block,
+                                                           uint32_t* out) {
+  __m512i r[8];
+  PhiloxRegs(key, block, r);
+  for (int g = 0; g < 2; ++g) {
+    _mm512_storeu_si512(out + 16 * g, r[g]);
+    _mm512_storeu_si512(out + 32 + 16 * g, r[2 + g]);
+    _mm512_storeu_si512(out + 64 + 16 * g, r[4 + g]);
+    _mm512_storeu_si512(out + 96 + 16 * g, r[6 + g]);
   }
 }
 #endif  // FT_QUANT_X86
@@ -401,6 +412,32 @@ FT_AVX512_TARGET FT_ALWAYS_INLINE void StreamFinish(StreamOut* s) {
     _mm512_mask_storeu_ps(s->line, static_cast<__mmask16>((1u << s->m) - 1), line);
   }
   _mm_sfence();
+}
+
+// SumSquaresMulti / SumAbsMulti for float input with explicit AVX-512 (GCC vectorizes the
+// generic loops across the K buckets, with shuffles): lane j of bucket k's accumulator is the
+// partial sum acc[k][j], the same additions in the same order, so the same bits.
+template <int K, bool kSquares>
+FT_AVX512_TARGET FT_ALWAYS_INLINE void SumMultiAvx512(const float* x, size_t n, size_t stride,
+                                                      double* out) {
+  __m512d acc[K];
+  for (int k = 0; k < K; ++k) acc[k] = _mm512_setzero_pd();
+  const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffll));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < K; ++k) {
+      const __m512d v = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(x + k * stride + i));
+      acc[k] = _mm512_add_pd(acc[k], kSquares ? _mm512_mul_pd(v, v) : _mm512_and_pd(v, abs_mask));
+    }
+  for (int k = 0; k < K; ++k) {
+    alignas(64) double a[8];
+    _mm512_store_pd(a, acc[k]);
+    for (size_t t = i, j = 0; t < n; ++t, ++j) {
+      const double v = static_cast<double>(x[k * stride + t]);
+      a[j] += kSquares ? v * v : std::fabs(v);
+    }
+    out[k] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  }
 }
 #endif
 
@@ -699,6 +736,169 @@ FT_AVX512_TARGET QsgdEncodeOutcome QsgdEncodeAvx512(const QsgdShape& sh, const f
 #endif
 
 #if FT_QUANT_X86
+// The fused AVX-512 encoder for float input with float norms, buckets of whole Philox blocks
+// and codes of at most 8 bits (s <= 127); with `decoded`, s <= 15 (a table in two registers).
+// Per block of 128 coordinates: the Philox4x32-10 words are computed in registers (the same
+// words as PhiloxBlockAvx512: vector v = 2 w + g holds coordinates 16 v .. 16 v + 15), 16
+// coordinates are quantized per step with the arithmetic of QuantizeRun<float, float> (the
+// same bits), their codes are narrowed to bytes (two vectors per permute) and packed 8 at a
+// time with pext into w bytes written directly into the message; `decoded` takes the
+// decoder's table permute and streaming stores. A partial last block takes the generic code.
+// Returns kNeedDouble exactly where QsgdEncodeImpl<float, float, float> would.
+#define FT_FUSED_TARGET \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,bmi2")))
+
+bool HasFusedQsgd() {
+  return HasAvx512() && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2");
+}
+
+bool FusedQsgdShapeOk(const QsgdShape& sh, bool with_decoded, bool with_lut) {
+  return sh.width <= 8 && sh.bucket % kPhiloxBlock == 0 &&
+         (!with_decoded || (with_lut && sh.width <= 5));
+}
+
+FT_FUSED_TARGET QsgdEncodeOutcome QsgdEncodeFusedAvx512(const QsgdShape& sh, const float* x,
+                                                        uint64_t key, char* scales,
+                                                        char* codes, float* decoded,
+                                                        float* lut, size_t* bucket) {
+  const int w = sh.width;
+  const size_t nl = size_t{1} << w;
+  const size_t nfull = sh.d / kPhiloxBlock;  // full blocks
+  char* const codes_end = codes + (sh.d * static_cast<size_t>(w) + 7) / 8;
+  const uint64_t pext_mask = 0x0101010101010101ull * ((uint64_t{1} << w) - 1);
+  const __m512i s_i = _mm512_set1_epi32(static_cast<int>(sh.levels));
+  const __m512 s_f = _mm512_set1_ps(static_cast<float>(sh.levels));
+  const __m512 two32 = _mm512_set1_ps(4294967296.0f);
+  const __m512i one = _mm512_set1_epi32(1);
+  // Byte k of the result: the low byte of 32-bit lane k of (a, b) (k < 32).
+  const __m512i narrow = _mm512_set_epi8(
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+      0, 0, 124, 120, 116, 112, 108, 104, 100, 96, 92, 88, 84, 80, 76, 72, 68, 64, 60, 56, 52,
+      48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0);
+  __m512 t_lo = _mm512_setzero_ps(), t_hi = _mm512_setzero_ps();
+  const bool stream = decoded != nullptr && sh.d * sizeof(float) >= kStreamMinBytes;
+  StreamOut so;
+  if (stream) StreamStart(&so, decoded);
+  constexpr int kNormGroup = 4;
+  double ss_buf[kNormGroup];
+  size_t ss_base = 0, ss_count = 0;
+  float factor = 0;
+  __m512 fac = _mm512_setzero_ps();
+  alignas(64) uint32_t u[kPhiloxBlock];
+  alignas(64) uint32_t code[kPhiloxBlock];
+  alignas(64) uint64_t bytes[4 * 4 + 4];
+  const size_t nblocks = (sh.d + kPhiloxBlock - 1) / kPhiloxBlock;
+  for (size_t blk = 0; blk < nblocks; ++blk) {
+    const size_t j0 = blk * kPhiloxBlock;
+    {  // software prefetch, as in QsgdEncodeImpl
+      constexpr size_t kAhead = 16384;
+      const char* const xb = reinterpret_cast<const char*>(x);
+      const size_t from = j0 * sizeof(float) + kAhead;
+      const size_t to = std::min(sh.d * sizeof(float), from + kPhiloxBlock * sizeof(float));
+      for (size_t off = from; off < to; off += 64) __builtin_prefetch(xb + off, 0, 3);
+    }
+    if (j0 % sh.bucket == 0) {  // a new bucket (buckets are whole blocks)
+      const size_t q = j0 / sh.bucket;
+      *bucket = q;
+      const size_t len = std::min(sh.bucket, sh.d - j0);
+      if (q >= ss_base + ss_count) {
+        ss_base = q;
+        if ((q + kNormGroup) * sh.bucket <= sh.d) {
+          ss_count = kNormGroup;
+          SumMultiAvx512<kNormGroup, true>(x + j0, sh.bucket, sh.bucket, ss_buf);
+        } else {
+          ss_count = 1;
+          ss_buf[0] = SumSquares(x + j0, len);
+        }
+      }
+      const double ss = ss_buf[q - ss_base];
+      if (!std::isfinite(ss)) return QsgdEncodeOutcome::kNonFinite;
+      const float nw = static_cast<float>(std::sqrt(ss));
+      if (!std::isfinite(nw)) return QsgdEncodeOutcome::kNormOverflow;
+      StoreLE<float>(scales + q * sizeof(float), nw);
+      const double f = nw > 0 ? sh.levels / static_cast<double>(nw) : 0.0;
+      if (!(f <= 3.0e38)) return QsgdEncodeOutcome::kNeedDouble;
+      factor = static_cast<float>(f);
+      fac = _mm512_set1_ps(factor);
+      if (decoded != nullptr) {
+        const double norm = static_cast<double>(nw);
+        for (size_t cd = 0; cd < nl; cd += 2) {
+          const float v = (cd >> 1) <= sh.levels
+                              ? QsgdValue<float>(norm, static_cast<uint32_t>(cd), sh.levels)
+                              : 0.0f;
+          lut[cd] = v;
+          lut[cd + 1] = -v;
+        }
+        t_lo = nl >= 16 ? _mm512_loadu_ps(lut)
+                        : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << nl) - 1), lut);
+        t_hi = nl > 16 ? _mm512_loadu_ps(lut + 16) : _mm512_setzero_ps();
+      }
+    }
+    char* const dst = codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(w);
+    if (blk >= nfull) {  // the partial last block: the generic steps
+      const size_t n = sh.d - j0;
+      if (stream) StreamFinish(&so);
+      PhiloxBlockAvx512(key, blk, u);
+      QuantizeRun<float, float>(x + j0, u, 0, n, factor, sh.levels, code);
+      if (decoded != nullptr)
+        for (size_t t = 0; t < n; ++t) decoded[j0 + t] = lut[code[t]];
+      PackBits(code, n, w, dst);
+      return QsgdEncodeOutcome::kOk;
+    }
+    __m512i ur[8];
+    PhiloxRegs(key, blk, ur);
+    const float* const xb = x + j0;
+    // Two vectors at a time (few live registers: no spills).
+    for (int v = 0; v < 8; v += 2) {
+      __m512i cv[2];
+      for (int h = 0; h < 2; ++h) {
+        const __m512 xv = _mm512_loadu_ps(xb + 16 * (v + h));
+        // r = |x| (s / N); l = min(floor(r), s); p = r - l; up when u < floor(p 2^32), l < s.
+        const __m512 r = _mm512_mul_ps(_mm512_abs_ps(xv), fac);
+        const __mmask16 below = _mm512_cmp_ps_mask(r, s_f, _CMP_LT_OQ);
+        const __m512i l = _mm512_mask_cvttps_epu32(s_i, below, r);
+        const __m512 p = _mm512_reduce_ps(r, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        const __m512i t = _mm512_maskz_cvttps_epu32(0xFFFF, _mm512_mul_ps(p, two32));
+        const __mmask16 up = _mm512_mask_cmplt_epu32_mask(below, ur[v + h], t);
+        const __m512i xi = _mm512_mask_add_epi32(l, up, l, one);
+        const __mmask16 neg =
+            _mm512_mask_test_epi32_mask(_mm512_movepi32_mask(_mm512_castps_si512(xv)), xi, xi);
+        const __m512i c = _mm512_add_epi32(xi, xi);
+        cv[h] = _mm512_mask_or_epi32(c, neg, c, one);
+        if (decoded != nullptr) {
+          const __m512 val = _mm512_permutex2var_ps(t_lo, cv[h], t_hi);
+          if (stream) {
+            StreamPut(&so, val);
+          } else {
+            _mm512_storeu_ps(decoded + j0 + 16 * (v + h), val);
+          }
+        }
+      }
+      // Each 64-byte store's upper half (no codes) is overwritten by the next one.
+      _mm512_storeu_si512(bytes + 2 * v, _mm512_permutex2var_epi8(cv[0], narrow, cv[1]));
+    }
+    // 16 groups of 8 codes, w bytes each; 8-byte stores (the bytes past w are zero and are
+    // rewritten by the next group) while they stay inside the message.
+    if (dst + 16 * w + 8 <= codes_end) {
+      for (int g = 0; g < 16; ++g) {
+        const uint64_t packed = _pext_u64(bytes[g], pext_mask);
+        std::memcpy(dst + g * w, &packed, 8);
+      }
+    } else {
+      for (int g = 0; g < 16; ++g) {
+        const uint64_t packed = _pext_u64(bytes[g], pext_mask);
+        char tmp[8];
+        std::memcpy(tmp, &packed, 8);
+        for (int b = 0; b < w; ++b) dst[g * w + b] = tmp[b];
+      }
+    }
+  }
+  if (stream) StreamFinish(&so);
+  return QsgdEncodeOutcome::kOk;
+}
+#endif
+
+#if FT_QUANT_X86
 
 // With a table, codes of at most 8 bits and buckets of whole blocks (b = 512 and the like):
 // 16 codes per step from two 8-code groups (variable shifts), checked with two compares and
@@ -790,6 +990,93 @@ FT_AVX512_TARGET bool QsgdDecodeBlocksAvx512(const QsgdShape& sh, const char* co
 }
 #endif
 
+#if FT_QUANT_X86
+// QsgdDecodeBlocksAvx512 for codes of at most 5 bits (the table in two registers) with
+// AVX512-VBMI: 16 codes per step from one 16-byte load, moved into their 32-bit lanes with one
+// byte permute (the two bytes holding code i: bits w i .. w i + w - 1) and one variable shift.
+// Same checks, values and stores. Other shapes take QsgdDecodeBlocksAvx512.
+FT_FUSED_TARGET bool QsgdDecodeBlocksVbmi(const QsgdShape& sh, const char* codes,
+                                          const double* norms, float* lut, float* out) {
+  if (lut == nullptr || sh.width > 5 || sh.bucket % kPhiloxBlock != 0)
+    return QsgdDecodeBlocksAvx512(sh, codes, norms, lut, out);
+  const int w = sh.width;
+  const size_t nl = size_t{1} << w;
+  bool stream = sh.d * sizeof(float) >= kStreamMinBytes;
+  const char* const end = codes + (sh.d * static_cast<size_t>(w) + 7) / 8;
+  alignas(64) uint8_t perm_b[64];
+  alignas(64) uint32_t shift_b[16];
+  for (int i = 0; i < 16; ++i) {
+    const int bit = w * i;
+    perm_b[4 * i] = static_cast<uint8_t>(bit / 8);
+    perm_b[4 * i + 1] = static_cast<uint8_t>(bit / 8 + 1);
+    perm_b[4 * i + 2] = 0;
+    perm_b[4 * i + 3] = 0;
+    shift_b[i] = static_cast<uint32_t>(bit % 8);
+  }
+  const __m512i perm = _mm512_load_si512(perm_b);
+  const __m512i shifts = _mm512_load_si512(shift_b);
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(nl - 1));
+  const __m512i max_code = _mm512_set1_epi32(static_cast<int>(2 * sh.levels + 1));
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512 t_lo = _mm512_setzero_ps(), t_hi = _mm512_setzero_ps();
+  StreamOut so;
+  StreamStart(&so, out);
+  __mmask16 bad = 0;
+  alignas(64) uint32_t code[kPhiloxBlock];
+  for (size_t blk = 0; blk * kPhiloxBlock < sh.d; ++blk) {
+    const size_t j0 = blk * kPhiloxBlock;
+    const size_t n = std::min(kPhiloxBlock, sh.d - j0);
+    const size_t q = j0 / sh.bucket;
+    if (j0 % sh.bucket == 0) {  // a new bucket: its table (as in QsgdDecodeBlocksImpl)
+      for (size_t cd = 0; cd < nl; cd += 2) {
+        const float v = (cd >> 1) <= sh.levels
+                            ? QsgdValue<float>(norms[q], static_cast<uint32_t>(cd), sh.levels)
+                            : 0.0f;
+        lut[cd] = v;
+        lut[cd + 1] = -v;
+      }
+      t_lo = nl >= 16 ? _mm512_loadu_ps(lut)
+                      : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << nl) - 1), lut);
+      t_hi = nl > 16 ? _mm512_loadu_ps(lut + 16) : _mm512_setzero_ps();
+    }
+    const char* p = codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(w);
+    float* const dst = out + j0;
+    size_t i = 0;
+    // One 16-byte load per step: only while it stays inside the payload.
+    for (; i + 16 <= n && p + 16 <= end; i += 16, p += 2 * w) {
+      const __m512i raw = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      // Zero-masking forms: see PhiloxBlockAvx512.
+      const __m512i c = _mm512_and_si512(
+          _mm512_maskz_srlv_epi32(0xFFFF, _mm512_maskz_permutexvar_epi8(~0ull, perm, raw), shifts),
+          mask);
+      bad |= _mm512_cmpgt_epu32_mask(c, max_code) | _mm512_cmpeq_epi32_mask(c, one);
+      const __m512 v = _mm512_permutex2var_ps(t_lo, c, t_hi);
+      if (stream) {
+        StreamPut(&so, v);
+      } else {
+        _mm512_storeu_ps(dst + i, v);
+      }
+    }
+    if (i < n) {  // the rest of the block (byte-aligned: i is a multiple of 16)
+      if (stream) {
+        StreamFinish(&so);
+        stream = false;
+      }
+      UnpackBits(p, n - i, w, code);
+      uint32_t bad_tail = 0;
+      for (size_t t = 0; i + t < n; ++t) {
+        bad_tail |= static_cast<uint32_t>((code[t] >> 1) > sh.levels) |
+                    static_cast<uint32_t>(code[t] == 1);
+        dst[i + t] = lut[code[t]];
+      }
+      if (bad_tail) return false;
+    }
+  }
+  if (stream) StreamFinish(&so);
+  return bad == 0;
+}
+#endif
+
 class QsgdCompressor final : public CompressorBase<QsgdCompressor> {
  public:
   explicit QsgdCompressor(const QuantizerConfig& c)
@@ -845,7 +1132,11 @@ class QsgdCompressor final : public CompressorBase<QsgdCompressor> {
     const QsgdShape sh{c_.d, c_.bucket, c_.levels, width_};
     bool ok;
 #if FT_QUANT_X86
-    if (std::is_same<T, float>::value && HasAvx512()) {
+    if (std::is_same<T, float>::value && HasFusedQsgd()) {
+      ok = QsgdDecodeBlocksVbmi(sh, codes, norms.data(),
+                                reinterpret_cast<float*>(use_lut ? lut.data() : nullptr),
+                                reinterpret_cast<float*>(out.data()));
+    } else if (std::is_same<T, float>::value && HasAvx512()) {
       ok = QsgdDecodeBlocksAvx512(sh, codes, norms.data(),
                                   reinterpret_cast<float*>(use_lut ? lut.data() : nullptr),
                                   reinterpret_cast<float*>(out.data()));
@@ -900,7 +1191,9 @@ class QsgdCompressor final : public CompressorBase<QsgdCompressor> {
     QsgdEncodeOutcome r = QsgdEncodeOutcome::kNeedDouble;
     if constexpr (std::is_same<T, float>::value && std::is_same<VT, float>::value) {
 #if FT_QUANT_X86
-      if (HasAvx512()) {
+      if (HasFusedQsgd() && FusedQsgdShapeOk(sh, dec != nullptr, lp != nullptr)) {
+        r = QsgdEncodeFusedAvx512(sh, x.data(), key, scales, codes, dec, lp, &bucket);
+      } else if (HasAvx512()) {
         r = QsgdEncodeAvx512(sh, x.data(), key, philox, scales, codes, dec, lp, &bucket);
       } else
 #endif
@@ -1025,6 +1318,13 @@ FT_AVX512_TARGET void SignDecodeStreamAvx512(size_t d, size_t b, const float* sc
 // The sign encoder in one pass over x, block by block (a block is still in cache when its
 // bits are taken): scale, bits and, when `decoded` is not null, the decoded block. Returns
 // false with *block set when a scale is not finite (non-finite input or overflow).
+#if FT_QUANT_X86
+// SumAbsMulti<4> for float input (SumMultiAvx512; the same bits).
+FT_AVX512_TARGET void SumAbsMultiAvx512(const float* x, size_t n, size_t stride, double* out) {
+  SumMultiAvx512<4, false>(x, n, stride, out);
+}
+#endif
+
 template <typename T, typename VT, bool kAvx512>
 FT_ALWAYS_INLINE bool SignEncodeImpl(const T* x, size_t d, size_t b, char* scales, char* bits,
                                      T* decoded, size_t* block) {
@@ -1053,7 +1353,15 @@ FT_ALWAYS_INLINE bool SignEncodeImpl(const T* x, size_t d, size_t b, char* scale
       }
       if (j0 + kGroup * b <= d) {
         l1_count = kGroup;
-        SumAbsMulti<kGroup>(x + j0, b, b, l1_buf);
+#if FT_QUANT_X86
+        if constexpr (kAvx512 && std::is_same<T, float>::value) {
+          static_assert(kGroup == 4, "SumAbsMultiAvx512 sums 4 blocks");
+          SumAbsMultiAvx512(reinterpret_cast<const float*>(x) + j0, b, b, l1_buf);
+        } else
+#endif
+        {
+          SumAbsMulti<kGroup>(x + j0, b, b, l1_buf);
+        }
       } else {
         l1_count = 1;
         l1_buf[0] = SumAbs(x + j0, j1 - j0);
