@@ -102,6 +102,23 @@ class ClientAlgorithm {
   virtual ~ClientAlgorithm() = default;
   virtual absl::Status LocalUpdate(const Payload& down, LocalContext& ctx, ClientState* state,
                                    Payload* up, LocalResult* result) const = 0;
+  // Called by the Worker after the uplink pipeline and before the client's state is saved,
+  // with `up` as LocalUpdate produced it and `sent` the same payload exactly as the server will
+  // decode it (each part through its codec, bit for bit; scalars copied). Lets a client half
+  // advance a tracker of the server's state by what the server actually received, so that
+  // e.g. SCAFFOLD's c = (1/N) sum c_i survives a lossy uplink. Default: nothing.
+  // `sent` is the decoded *message*: it is the part's reconstructed value only with
+  // compression.feedback "none" (clipping and any compressor allowed). With error feedback
+  // (ef14 / ef21 / econtrol) a message is a correction or tracker increment, so algorithms
+  // that rely on CommitSent must be run with feedback "none".
+  // An error fails the task; the stored state then stays as it was before the task.
+  virtual absl::Status CommitSent(const Payload& up, const Payload& sent,
+                                  ClientState* state) const {
+    (void)up;
+    (void)sent;
+    (void)state;
+    return absl::OkStatus();
+  }
 };
 
 // The common ending of a client half that sends one vector: up = {part}, no scalars, and the

@@ -54,6 +54,7 @@ void RegisterBuiltinAlgorithms(AlgorithmRegistry* r) {
   RegisterProxFamily(r);
   RegisterScaffoldFamily(r);
   RegisterFedSpeed(r);
+  RegisterScallionFamily(r);
 }
 
 }  // namespace fedtrain

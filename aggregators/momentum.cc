@@ -241,4 +241,10 @@ absl::Status MomentumClient::LocalUpdate(const Payload& down, LocalContext& ctx,
   return absl::OkStatus();
 }
 
+absl::Status MomentumClient::CommitSent(const Payload& up, const Payload& sent,
+                                        ClientState* state) const {
+  if (!o_.control_variates) return absl::OkStatus();
+  return CommitSentControlVariateDelta(up, sent, 1, state);
+}
+
 }  // namespace fedtrain

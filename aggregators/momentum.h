@@ -16,7 +16,9 @@
 //   y_{k+1} = y_k - eta v.  The VR gradient at x^{r-1} uses the same minibatch (a GradientFn),
 //   with weight decay added (as to g_k) and no clipping; it is skipped when beta = 1.
 //   SCAFFOLD-M(-VR): c_i^+ = (1/K_i) sum_k g_k, the raw loss gradients (before clipping, weight
-//   decay and correction), accumulated in double; Delta c_i = c_i^+ - c_i; c_i <- c_i^+.
+//   decay and correction), accumulated in double; Delta c_i = c_i^+ - c_i; c_i <- c_i^+, then
+//   CommitSent moves c_i by the decoded Delta c_i instead (bit-identical without compression;
+//   see scaffold.h).
 // Server (means over the received S_r with weights w, uniform unless algorithm.weighting is
 //   set): g^{r+1} = -mean_S(Delta_i / (eta K_i)), x^{r+1} = x^r - gamma g^{r+1},
 //   c^{r+1} = c^r + (1/N) sum_S Delta c_i (exact sum, not through the Reducer).
@@ -90,6 +92,10 @@ class MomentumClient final : public ClientAlgorithm {
   explicit MomentumClient(MomentumOptions o) : o_(std::move(o)) {}
   absl::Status LocalUpdate(const Payload& down, LocalContext& ctx, ClientState* state,
                            Payload* up, LocalResult* result) const override;
+  // SCAFFOLD-M(-VR): c_i advances by the Delta c_i the server decodes (as ScaffoldClient;
+  // CommitSentControlVariateDelta). Nothing for FedAvg-M(-VR).
+  absl::Status CommitSent(const Payload& up, const Payload& sent,
+                          ClientState* state) const override;
 
  private:
   MomentumOptions o_;

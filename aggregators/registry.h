@@ -49,6 +49,7 @@ void RegisterBuiltinAlgorithms(AlgorithmRegistry* r);
 void RegisterProxFamily(AlgorithmRegistry* r);      // fedprox, fedadagrad, fedadam, fedyogi, feddyn
 void RegisterScaffoldFamily(AlgorithmRegistry* r);  // scaffold, fedavg_m, scaffold_m, *_vr
 void RegisterFedSpeed(AlgorithmRegistry* r);        // fedspeed
+void RegisterScallionFamily(AlgorithmRegistry* r);  // scallion, scafcom
 
 }  // namespace fedtrain
 

@@ -2,6 +2,7 @@
 #include "aggregators/scaffold.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -10,7 +11,8 @@
 namespace fedtrain {
 
 absl::Status AddControlVariateDeltas(absl::Span<const ClientUpdate> updates, size_t part,
-                                     uint64_t num_clients, std::vector<float>* c) {
+                                     uint64_t num_clients, std::vector<float>* c,
+                                     double scale) {
   if (updates.empty()) return absl::OkStatus();
   if (num_clients == 0 || num_clients < updates.size())
     return absl::InvalidArgumentError(
@@ -26,9 +28,29 @@ absl::Status AddControlVariateDeltas(absl::Span<const ClientUpdate> updates, siz
     ConstVec dc = u.parts[part];
     for (size_t j = 0; j < d; ++j) sum[j] += dc[j];
   }
-  const double inv_n = 1.0 / static_cast<double>(num_clients);
+  const double inv_n = scale * (1.0 / static_cast<double>(num_clients));
   for (size_t j = 0; j < d; ++j)
     (*c)[j] = static_cast<float>(static_cast<double>((*c)[j]) + sum[j] * inv_n);
+  return absl::OkStatus();
+}
+
+absl::Status CommitSentControlVariateDelta(const Payload& up, const Payload& sent, size_t part,
+                                           ClientState* state) {
+  if (up.parts.size() <= part || sent.parts.size() <= part ||
+      up.parts[part].size() != sent.parts[part].size())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "commit: up part ", part, " (the control-variate delta) missing or resized by the uplink"));
+  auto it = state->vectors.find("c");
+  if (it == state->vectors.end() || it->second.size() != up.parts[part].size())
+    return absl::InvalidArgumentError(
+        "commit: client state 'c' missing or not the size of the control-variate delta");
+  const std::vector<float>& exact = up.parts[part];
+  const std::vector<float>& got = sent.parts[part];
+  std::vector<float>& ci = it->second;
+  for (size_t j = 0; j < ci.size(); ++j) {
+    if (std::memcmp(&exact[j], &got[j], sizeof(float)) == 0) continue;  // keep c_i^+ exactly
+    ci[j] = static_cast<float>(static_cast<double>(ci[j]) - exact[j] + got[j]);
+  }
   return absl::OkStatus();
 }
 
@@ -132,6 +154,11 @@ absl::Status ScaffoldClient::LocalUpdate(const Payload& down, LocalContext& ctx,
   result->steps = r.steps;
   result->train_loss = r.mean_loss;
   return absl::OkStatus();
+}
+
+absl::Status ScaffoldClient::CommitSent(const Payload& up, const Payload& sent,
+                                        ClientState* state) const {
+  return CommitSentControlVariateDelta(up, sent, 1, state);
 }
 
 }  // namespace fedtrain

@@ -24,8 +24,10 @@ double ClipScale(ConstVec v, double clip) {
 }  // namespace
 
 absl::Status UplinkEncoder::Encode(const Payload& up, RngStream& rng, ClientState* state,
-                                   v1::Payload* out) const {
+                                   v1::Payload* out, Payload* decoded) const {
   out->Clear();
+  Payload dec;  // filled only when asked for; moved to `decoded` on success
+  if (decoded != nullptr) dec.parts.resize(up.parts.size());
   const Feedback method = o_.feedback.method;
   // Work on a copy of the feedback state: `state` changes only when every part succeeded.
   std::map<std::string, std::vector<double>> wide = state->wide;
@@ -35,6 +37,7 @@ absl::Status UplinkEncoder::Encode(const Payload& up, RngStream& rng, ClientStat
     if (absl::Status s = CheckFinite(part, absl::StrCat("up part ", p)); !s.ok()) return s;
     const double scale = ClipScale(part, o_.clip_norm);
     Encoded e;
+    bool used_dense = false;  // the part went through `dense_` (tracker initialisation)
     if (method == Feedback::kNone && scale == 1.0) {
       FT_RETURN_IF_ERROR(compressor_->Encode(ConstVec(part), rng, &e, Vec()));
     } else {
@@ -54,11 +57,19 @@ absl::Status UplinkEncoder::Encode(const Payload& up, RngStream& rng, ClientStat
         FT_RETURN_IF_ERROR(FeedbackStep(o_.feedback, *compressor_,
                                         dense_ != nullptr ? *dense_ : *compressor_, v, rng, &st,
                                         &e, absl::MakeSpan(sent), &dense));
+        used_dense = dense;
         if (!st.e.empty()) wide[Key("e", p)] = std::move(st.e);
         else wide.erase(Key("e", p));
         if (!st.h.empty()) wide[Key("h", p)] = std::move(st.h);
         else wide.erase(Key("h", p));
       }
+    }
+    if (decoded != nullptr) {
+      // The server's own decode (comm/payload_wire.cc: codec.Decode into float), so `sent`
+      // is what it reconstructs bit for bit whatever path produced the message.
+      const Compressor& codec = used_dense && dense_ != nullptr ? *dense_ : *compressor_;
+      dec.parts[p].resize(e.dim);
+      FT_RETURN_IF_ERROR(codec.Decode(e, absl::MakeSpan(dec.parts[p])));
     }
     v1::Tensor* t = out->add_parts();
     t->set_codec(std::move(e.codec));
@@ -67,6 +78,10 @@ absl::Status UplinkEncoder::Encode(const Payload& up, RngStream& rng, ClientStat
   }
   for (const auto& kv : up.scalars) (*out->mutable_scalars())[kv.first] = kv.second;
   state->wide = std::move(wide);
+  if (decoded != nullptr) {
+    dec.scalars = up.scalars;
+    *decoded = std::move(dec);
+  }
   return absl::OkStatus();
 }
 

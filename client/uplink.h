@@ -37,8 +37,14 @@ class UplinkEncoder {
 
   // Encodes `up` into `out`. Errors (a non-finite update, a size that does not match the
   // compressor) leave `state` unchanged.
-  absl::Status Encode(const Payload& up, RngStream& rng, ClientState* state,
-                      v1::Payload* out) const;
+  // `decoded` (may be null) receives the payload exactly as the server decodes `out`: each
+  // part run through the Decode() of the codec that encoded it (the compressor, or `dense` for
+  // a tracker's dense initialisation), as float32, scalars copied. With feedback "none" that
+  // is each part's reconstructed value (clipped and compressed); with error feedback it is the
+  // decoded message (see ClientAlgorithm::CommitSent). The identity codec decodes a float
+  // input bit for bit. Asking for it changes nothing else (the same bytes, rng draws, state).
+  absl::Status Encode(const Payload& up, RngStream& rng, ClientState* state, v1::Payload* out,
+                      Payload* decoded = nullptr) const;
 
  private:
   UplinkOptions o_;

@@ -51,8 +51,11 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
   msg.set_train_loss(result.train_loss);
   RngStream comp_rng = RngStream::For(task.seed(), task.round(), id, Purpose::kCompression);
   // update -> clip -> error feedback -> compressor -> codec; feedback state goes into `state`.
-  if (absl::Status s = uplink_->Encode(up, comp_rng, &state, msg.mutable_up()); !s.ok())
+  Payload sent;  // the up payload as the server will decode it
+  if (absl::Status s = uplink_->Encode(up, comp_rng, &state, msg.mutable_up(), &sent); !s.ok())
     return fail(s);
+  // The algorithm's trackers advance by what the server receives (ClientAlgorithm::CommitSent).
+  if (absl::Status s = algo_->CommitSent(up, sent, &state); !s.ok()) return fail(s);
   // Commit the client's state only once the reply is complete: a failed task leaves the
   // stored state as it was.
   if (absl::Status s = store_->Save(id, std::move(state)); !s.ok()) return fail(s);

@@ -260,6 +260,29 @@ TEST(SimulateTest, CompressedRunsAreThreadInvariantAndSendFewerBytes) {
   }
 }
 
+// SCALLION (specs/federated.md §5) end to end: one rand-k (d/k) vector through the Worker's
+// pipeline and CommitSent; thread-count invariant, and fewer uplink bytes than SCAFFOLD's two
+// uncompressed vectors. SCAFCOM with top-k likewise runs.
+TEST(SimulateTest, ScallionWithRandKRunsThreadInvariantAndSendsLessThanScaffold) {
+  v1::ExperimentConfig scaffold = TinyConfig();
+  scaffold.mutable_algorithm()->set_name("scaffold");
+  FT_ASSERT_OK_AND_ASSIGN(Ran plain, RunTiny(scaffold, 1));
+  for (const std::vector<std::string>& v : std::vector<std::vector<std::string>>{
+           {"algorithm.name=scallion", "compression.compressor=randk_scaled",
+            "compression.k_fraction=0.1"},
+           {"algorithm.name=scafcom", "compression.compressor=topk",
+            "compression.k_fraction=0.1"}}) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : v) ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    FT_ASSERT_OK_AND_ASSIGN(Ran one, RunTiny(c, 1));
+    FT_ASSERT_OK_AND_ASSIGN(Ran two, RunTiny(c, 2));
+    EXPECT_EQ(one.result.model, two.result.model) << v[0];
+    EXPECT_LT(one.result.cum_bytes_up, plain.result.cum_bytes_up) << v[0];
+    ASSERT_TRUE(one.result.final_test.has_value()) << v[0];
+    EXPECT_TRUE(std::isfinite(one.result.final_test->loss)) << v[0];
+  }
+}
+
 // dsgd with the identity codec, everyone every round and full local batches is distributed
 // gradient descent: x <- x - lr * mean_i grad f_i(x).
 TEST(SimulateTest, DsgdIsDistributedGradientDescent) {
