@@ -55,7 +55,13 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
   if (absl::Status s = uplink_->Encode(up, comp_rng, &state, msg.mutable_up(), &sent); !s.ok())
     return fail(s);
   // The algorithm's trackers advance by what the server receives (ClientAlgorithm::CommitSent).
-  if (absl::Status s = algo_->CommitSent(up, sent, &state); !s.ok()) return fail(s);
+  // Without feedback and with EF14 the server algorithm sees exactly the decoded message. With
+  // a tracker feedback (EF21, EControl) it sees h + (|S|/N) c_i, which the client cannot know,
+  // so the algorithm is given its own exact vectors: its state follows them as without
+  // compression.
+  const bool tracker = HasTracker(uplink_->options().feedback.method);
+  if (absl::Status s = algo_->CommitSent(up, tracker ? up : sent, &state); !s.ok())
+    return fail(s);
   // Commit the client's state only once the reply is complete: a failed task leaves the
   // stored state as it was.
   if (absl::Status s = store_->Save(id, std::move(state)); !s.ok()) return fail(s);

@@ -539,5 +539,24 @@ TEST(SimulateTest, ExperimentUsesAndRemovesAScratchStateFolder) {
   EXPECT_FALSE(std::filesystem::exists(out.run_dir + ".partial"));
 }
 
+// Stateful algorithms through a compressed uplink with error feedback: every combination runs,
+// keeps thread-count invariance and ends with a finite model.
+TEST(SimulateTest, StatefulAlgorithmsWithErrorFeedbackAreThreadInvariant) {
+  for (const char* algo : {"scaffold", "feddyn", "fedspeed", "scaffold_m"}) {
+    for (const char* fb : {"ef14", "econtrol"}) {
+      v1::ExperimentConfig c = TinyConfig();
+      for (const std::string o :
+           {std::string("algorithm.name=") + algo, std::string("compression.feedback=") + fb,
+            std::string("compression.compressor=topk"), std::string("compression.k_fraction=0.2"),
+            std::string("compression.eta=0.05"), std::string("algorithm.weighting=uniform")})
+        ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+      FT_ASSERT_OK_AND_ASSIGN(Ran one, RunTiny(c, 1));
+      FT_ASSERT_OK_AND_ASSIGN(Ran two, RunTiny(c, 2));
+      EXPECT_EQ(one.result.model, two.result.model) << algo << " " << fb;
+      for (float v : one.result.model) ASSERT_TRUE(std::isfinite(v)) << algo << " " << fb;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fedtrain
