@@ -545,7 +545,7 @@ TEST(SimulateTest, StatefulAlgorithmsWithErrorFeedbackAreThreadInvariant) {
   for (const char* algo : {"scaffold", "feddyn", "fedspeed", "scaffold_m"}) {
     for (const char* fb : {"ef14", "econtrol"}) {
       v1::ExperimentConfig c = TinyConfig();
-      for (const std::string o :
+      for (const std::string& o :
            {std::string("algorithm.name=") + algo, std::string("compression.feedback=") + fb,
             std::string("compression.compressor=topk"), std::string("compression.k_fraction=0.2"),
             std::string("compression.eta=0.05"), std::string("algorithm.weighting=uniform")})
