@@ -1,4 +1,4 @@
-// The one `fedtrain` binary: `fedtrain simulate | plot | help`.
+// The one `fedtrain` binary: `fedtrain simulate | server | worker | plot | help`.
 // Exit codes: 0 success, 1 a run or plot failed (message on stderr), 2 bad usage.
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +15,8 @@
 #include "cli/plot.h"
 #include "cli/plugins.h"
 #include "cli/progress.h"
+#include "cli/server_cmd.h"
+#include "cli/worker_cmd.h"
 #include "proto/config_io.h"
 #include "sim/simulate.h"
 
@@ -27,6 +29,8 @@ usage: fedtrain <command> [options]
 
 commands:
   simulate   run an experiment config with simulated clients in this process
+  server     run an experiment config as the server of `fedtrain worker` processes
+  worker     join a `fedtrain server` and train the clients it routes here
   plot       draw test accuracy/loss of runs against rounds and uplink bytes
   ef-validate  float64 validation runs of the error-feedback methods (examples/ef/)
   help       show this help (also: fedtrain <command> --help)
@@ -208,11 +212,15 @@ int Main(int argc, char** argv) {
   if (IsHelp(cmd)) {
     if (!args.empty() && args[0] == "simulate") return std::fputs(kSimulateHelp, stdout), 0;
     if (!args.empty() && args[0] == "plot") return std::fputs(kPlotHelp, stdout), 0;
+    if (!args.empty() && args[0] == "server") return std::fputs(kServerHelp, stdout), 0;
+    if (!args.empty() && args[0] == "worker") return std::fputs(kWorkerHelp, stdout), 0;
     std::fputs(kMainHelp, stdout);
     return 0;
   }
   if (cmd == "simulate") return Simulate(args);
   if (cmd == "plot") return Plot(args);
+  if (cmd == "server") return ServerCommand(args);
+  if (cmd == "worker") return WorkerCommand(args);
   if (cmd == "ef-validate") return EfValidateCommand(args, stdout, stderr);
   return Usage(absl::StrCat("unknown command '", cmd, "'"), kMainHelp);
 }

@@ -155,11 +155,8 @@ absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cf
   return d;
 }
 
-namespace {
-
-// The config's model (MLP or softmax regression) for the data set's shape.
-absl::StatusOr<std::unique_ptr<Trainer>> ConfigModel(const v1::ExperimentConfig& cfg,
-                                                     const ExperimentData& data) {
+absl::StatusOr<std::unique_ptr<Trainer>> MakeConfigModel(const v1::ExperimentConfig& cfg,
+                                                         const ExperimentData& data) {
   MlpSpec spec;
   spec.inputs = data.train.num_features;
   spec.classes = static_cast<size_t>(data.train.num_classes);
@@ -167,6 +164,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> ConfigModel(const v1::ExperimentConfig&
     for (int64_t h : cfg.model().hidden()) spec.hidden.push_back(static_cast<size_t>(h));
   return MakeMlpTrainer(spec);
 }
+
+namespace {
 
 // The uplink pipeline of compression.*: compressor, the tracker's dense codec, feedback.
 struct Uplink {
@@ -254,10 +253,93 @@ ClientDataFn ClientData(const ExperimentData& data) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<ClientStateStore>> MakeClientStateStore(
+    const v1::ExperimentConfig& cfg, size_t dim, const AlgorithmRegistry& registry) {
+  FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
+  return MakeStateStore(cfg.federation(), dim, *factory);
+}
+
+struct WorkerFactory::Parts {
+  const ExperimentData* data;
+  const Trainer* model;
+  ClientStateStore* store;
+  std::unique_ptr<ClientAlgorithm> client;
+  Uplink up;
+  std::unique_ptr<UplinkEncoder> uplink;
+  WorkerOptions wopts;
+};
+
+WorkerFactory::WorkerFactory(std::unique_ptr<Parts> p) : p_(std::move(p)) {}
+WorkerFactory::~WorkerFactory() = default;
+
+absl::StatusOr<std::unique_ptr<WorkerFactory>> WorkerFactory::Create(
+    const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
+    const ExperimentData& data, const Trainer& model, ClientStateStore* store) {
+  auto p = std::make_unique<Parts>();
+  p->data = &data;
+  p->model = &model;
+  p->store = store;
+  FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
+  // The server half only says how many parts an update has (a tracker wrapper keeps it).
+  FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
+  FT_ASSIGN_OR_RETURN(p->client, factory->MakeClient(cfg.algorithm()));
+  FT_ASSIGN_OR_RETURN(p->up, MakeUplink(cfg.compression(), model.dim()));
+  p->uplink = std::make_unique<UplinkEncoder>(p->up.options, p->up.compressor.get(),
+                                              p->up.dense.get());
+  const auto& l = cfg.local();
+  p->wopts.sgd.lr = l.lr();
+  p->wopts.sgd.steps = l.steps();
+  p->wopts.sgd.epochs = l.epochs();
+  p->wopts.sgd.batch_size = l.batch_size();
+  p->wopts.sgd.momentum = l.momentum();
+  p->wopts.sgd.weight_decay = l.weight_decay();
+  p->wopts.sgd.clip_norm = l.clip_norm();
+  p->wopts.num_up_parts = server->num_up_parts();
+  return std::unique_ptr<WorkerFactory>(new WorkerFactory(std::move(p)));
+}
+
+std::unique_ptr<Worker> WorkerFactory::NewWorker() const {
+  return std::make_unique<Worker>(p_->wopts, p_->client.get(), p_->model->Clone(),
+                                  ClientData(*p_->data), p_->store, p_->uplink.get());
+}
+
+namespace {
+
+// The simulation's transport: one Worker per pool thread behind an InProcHub.
+class SimTransport final : public ServerTransport {
+ public:
+  static absl::StatusOr<std::shared_ptr<ServerTransport>> Create(const TransportContext& c) {
+    auto t = std::shared_ptr<SimTransport>(new SimTransport());
+    FT_ASSIGN_OR_RETURN(t->factory_,
+                        WorkerFactory::Create(c.cfg, c.registry, c.data, c.model, c.store));
+    for (int i = 0; i < c.pool->size(); ++i) t->workers_.push_back(t->factory_->NewWorker());
+    SimTransport* self = t.get();
+    t->hub_ = std::make_unique<InProcHub>(c.pool, [self](int tid, const v1::TaskMsg& task) {
+      return self->workers_[tid]->Handle(task);
+    });
+    return std::shared_ptr<ServerTransport>(std::move(t));
+  }
+  ~SimTransport() override { hub_.reset(); }  // waits for tasks still running
+
+  absl::Status SendTask(v1::TaskMsg task) override { return hub_->SendTask(std::move(task)); }
+  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time deadline) override {
+    return hub_->ReceiveUpdate(deadline);
+  }
+
+ private:
+  SimTransport() = default;
+  std::unique_ptr<WorkerFactory> factory_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<InProcHub> hub_;
+};
+
+}  // namespace
+
 absl::StatusOr<SimulationResult> RunSimulation(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const ExperimentData& data, MetricsSink* sink,
-    const std::function<void(const RoundSummary&)>& on_round, const Trainer* model) {
+    const std::function<void(const RoundSummary&)>& on_round, const Trainer* model,
+    const TransportFactory& transport_factory) {
   if (data.num_clients() != static_cast<uint64_t>(cfg.federation().num_clients()))
     return absl::InvalidArgumentError(absl::StrCat(
         "partition has ", data.num_clients(), " clients; federation.num_clients is ",
@@ -266,44 +348,28 @@ absl::StatusOr<SimulationResult> RunSimulation(
   if (model != nullptr) {
     proto_trainer = model->Clone();
   } else {
-    FT_ASSIGN_OR_RETURN(proto_trainer, ConfigModel(cfg, data));
+    FT_ASSIGN_OR_RETURN(proto_trainer, MakeConfigModel(cfg, data));
   }
 
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
-  FT_ASSIGN_OR_RETURN(std::unique_ptr<ClientAlgorithm> client, factory->MakeClient(cfg.algorithm()));
   FT_ASSIGN_OR_RETURN(Uplink up, MakeUplink(cfg.compression(), proto_trainer->dim()));
   if (HasTracker(up.options.feedback.method))
     server = std::make_unique<TrackerServer>(std::move(server), up.options.feedback,
                                              static_cast<uint64_t>(cfg.federation().num_clients()));
-  UplinkEncoder uplink(up.options, up.compressor.get(), up.dense.get());
 
   std::vector<float> x0(proto_trainer->dim());
   RngStream init_rng = RngStream::For(cfg.seed(), 0, 0, Purpose::kModelInit);
   proto_trainer->InitParams(init_rng, absl::MakeSpan(x0));
 
   const auto& l = cfg.local();
-  WorkerOptions wopts;
-  wopts.sgd.lr = l.lr();
-  wopts.sgd.steps = l.steps();
-  wopts.sgd.epochs = l.epochs();
-  wopts.sgd.batch_size = l.batch_size();
-  wopts.sgd.momentum = l.momentum();
-  wopts.sgd.weight_decay = l.weight_decay();
-  wopts.sgd.clip_norm = l.clip_norm();
-  wopts.num_up_parts = server->num_up_parts();
-
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ClientStateStore> store,
                       MakeStateStore(cfg.federation(), proto_trainer->dim(), *factory));
   const int threads = static_cast<int>(cfg.threads());
   ThreadPool pool(threads);
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (int t = 0; t < threads; ++t)
-    workers.push_back(std::make_unique<Worker>(wopts, client.get(), proto_trainer->Clone(),
-                                               ClientData(data), store.get(), &uplink));
-  InProcHub hub(&pool, [&workers](int tid, const v1::TaskMsg& task) {
-    return workers[tid]->Handle(task);
-  });
+  const TransportContext ctx{cfg, registry, data, *proto_trainer, &pool, store.get()};
+  FT_ASSIGN_OR_RETURN(std::shared_ptr<ServerTransport> hub,
+                      transport_factory ? transport_factory(ctx) : SimTransport::Create(ctx));
 
   std::unique_ptr<Trainer> eval_trainer = proto_trainer->Clone();
   Evaluator evaluator = [&](ConstVec w) {
@@ -320,7 +386,7 @@ absl::StatusOr<SimulationResult> RunSimulation(
   copts.eval_every = cfg.eval_every();
   copts.round_timeout = absl::Seconds(cfg.federation().round_timeout_s());
   RealClock clock;
-  Coordinator coord(copts, server.get(), &hub, up.compressor.get(), evaluator, sink, &clock,
+  Coordinator coord(copts, server.get(), hub.get(), up.compressor.get(), evaluator, sink, &clock,
                     &pool);
   coord.SetDenseCodec(up.dense.get());
   FT_RETURN_IF_ERROR(coord.Init(x0));
@@ -368,14 +434,15 @@ std::string FreeRunDir(const std::string& dir, const std::string& name) {
 
 absl::StatusOr<ExperimentOutcome> RunExperiment(
     const v1::ExperimentConfig& raw, const AlgorithmRegistry& registry,
-    const std::function<void(const RoundSummary&)>& on_round) {
+    const std::function<void(const RoundSummary&)>& on_round,
+    const TransportFactory& transport) {
   namespace fs = std::filesystem;
   // Everything that can be checked before training is checked before any folder exists.
   FT_ASSIGN_OR_RETURN(v1::ExperimentConfig cfg, ResolveConfig(raw, registry));
   FT_ASSIGN_OR_RETURN(ExperimentData data, LoadExperimentData(cfg));
   {
     // Settings that need the model size (compression.k against d) are checked here too.
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> model, ConfigModel(cfg, data));
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> model, MakeConfigModel(cfg, data));
     FT_RETURN_IF_ERROR(MakeUplink(cfg.compression(), model->dim()).status());
   }
 
@@ -409,7 +476,8 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
     FT_ASSIGN_OR_RETURN(std::unique_ptr<FileMetricsSink> sink,
                         FileMetricsSink::Open(partial + "/metrics"));
     FT_ASSIGN_OR_RETURN(SimulationResult r,
-                        RunSimulation(run_cfg, registry, data, sink.get(), on_round));
+                        RunSimulation(run_cfg, registry, data, sink.get(), on_round,
+                                      /*model=*/nullptr, transport));
     if (cfg.output().save_model())
       FT_RETURN_IF_ERROR(SaveModel(partial + "/model.ftw", r.model_description, r.layout,
                                    static_cast<uint64_t>(r.rounds), r.model));

@@ -14,6 +14,10 @@
 
 #include "absl/status/statusor.h"
 #include "aggregators/registry.h"
+#include "client/client_state_store.h"
+#include "client/worker.h"
+#include "comm/transport.h"
+#include "core/thread_pool.h"
 #include "core/metrics.h"
 #include "data/dataset.h"
 #include "data/partition.h"
@@ -58,6 +62,46 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
 absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cfg,
                                                   ClientDataMode mode = ClientDataMode::kAuto);
 
+// The config's model (MLP or softmax regression) for the data set's shape.
+absl::StatusOr<std::unique_ptr<Trainer>> MakeConfigModel(const v1::ExperimentConfig& cfg,
+                                                         const ExperimentData& data);
+
+// federation.state_store for a resolved config ("file" needs federation.state_dir, which must
+// not already hold client states: FailedPrecondition).
+absl::StatusOr<std::unique_ptr<ClientStateStore>> MakeClientStateStore(
+    const v1::ExperimentConfig& cfg, size_t dim, const AlgorithmRegistry& registry);
+
+// The client half of an experiment: builds Workers (one per thread) for a resolved config,
+// the same in the simulation and in a `fedtrain worker` process. Borrows `data`, `model`
+// (cloned per Worker) and `store`, which must outlive it and its Workers.
+class WorkerFactory {
+ public:
+  static absl::StatusOr<std::unique_ptr<WorkerFactory>> Create(
+      const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
+      const ExperimentData& data, const Trainer& model, ClientStateStore* store);
+  ~WorkerFactory();
+  std::unique_ptr<Worker> NewWorker() const;
+
+ private:
+  struct Parts;
+  explicit WorkerFactory(std::unique_ptr<Parts> p);
+  std::unique_ptr<Parts> p_;
+};
+
+// What a transport factory gets: the resolved config the run uses, its data, the prototype
+// model, the run's thread pool and client-state store (all outlive the transport).
+struct TransportContext {
+  const v1::ExperimentConfig& cfg;
+  const AlgorithmRegistry& registry;
+  const ExperimentData& data;
+  const Trainer& model;
+  ThreadPool* pool;
+  ClientStateStore* store;
+};
+// Returns the transport the Coordinator talks to; null factory = the in-process simulation.
+using TransportFactory =
+    std::function<absl::StatusOr<std::shared_ptr<ServerTransport>>(const TransportContext&)>;
+
 struct SimulationResult {
   std::vector<float> model;
   ParamLayout layout;
@@ -80,7 +124,8 @@ struct SimulationResult {
 absl::StatusOr<SimulationResult> RunSimulation(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const ExperimentData& data, MetricsSink* sink,
-    const std::function<void(const RoundSummary&)>& on_round, const Trainer* model = nullptr);
+    const std::function<void(const RoundSummary&)>& on_round, const Trainer* model = nullptr,
+    const TransportFactory& transport = nullptr);
 
 struct ExperimentOutcome {
   std::string run_dir;
@@ -88,10 +133,12 @@ struct ExperimentOutcome {
 };
 
 // Resolve, load, run, and write the run folder. On error the ".partial" folder (if created)
-// is left with an error.txt and the error is returned.
+// is left with an error.txt and the error is returned. `transport` as in RunSimulation: the
+// only difference between a simulation and a deployed run (`fedtrain server`).
 absl::StatusOr<ExperimentOutcome> RunExperiment(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
-    const std::function<void(const RoundSummary&)>& on_round);
+    const std::function<void(const RoundSummary&)>& on_round,
+    const TransportFactory& transport = nullptr);
 
 }  // namespace fedtrain
 

@@ -1,0 +1,142 @@
+#include "comm/grpc_client.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "comm/grpc_server.h"  // kGrpcChunkBytes
+#include "fedtrain/v1/service.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace fedtrain {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat(what, ": ", s.error_message()));
+}
+
+}  // namespace
+
+struct GrpcWorkerClient::Impl {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::FedTrain::Stub> stub;
+};
+
+GrpcWorkerClient::GrpcWorkerClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GrpcWorkerClient::~GrpcWorkerClient() = default;
+
+absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
+    const GrpcWorkerOptions& opts, absl::Time deadline) {
+  auto impl = std::make_unique<Impl>();
+  impl->channel = grpc::CreateChannel(opts.server, grpc::InsecureChannelCredentials());
+  impl->stub = v1::FedTrain::NewStub(impl->channel);
+  std::unique_ptr<GrpcWorkerClient> c(new GrpcWorkerClient(std::move(impl)));
+  c->opts_ = opts;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(deadline));
+  ctx.set_wait_for_ready(true);  // the server may still be starting
+  v1::JoinRequest req;
+  req.set_token(opts.token);
+  req.set_worker_name(opts.name);
+  grpc::Status s = c->impl_->stub->Join(&ctx, req, &c->joined_);
+  if (!s.ok()) return FromGrpc(s, absl::StrCat("join ", opts.server));
+  return c;
+}
+
+absl::Status GrpcWorkerClient::ReceiveTasks(const std::function<void(v1::TaskMsg)>& on_task) {
+  grpc::ClientContext ctx;
+  v1::TasksRequest req;
+  req.set_token(opts_.token);
+  req.set_worker_id(joined_.worker_id());
+  std::unique_ptr<grpc::ClientReader<v1::TaskChunk>> reader = impl_->stub->Tasks(&ctx, req);
+  v1::TaskChunk chunk;
+  std::string buf;
+  uint64_t total = 0;
+  bool in_task = false, over = false;
+  absl::Status bad;
+  while (reader->Read(&chunk)) {
+    if (chunk.run_over()) {
+      over = true;
+      continue;
+    }
+    if (!in_task) {
+      total = chunk.total_bytes();
+      buf.clear();
+      buf.reserve(total);
+      in_task = true;
+    }
+    if (buf.size() + chunk.data().size() > total) {
+      bad = absl::DataLossError("task chunks exceed the announced size");
+      ctx.TryCancel();
+      break;
+    }
+    buf.append(chunk.data());
+    if (chunk.last()) {
+      in_task = false;
+      v1::TaskMsg task;
+      if (buf.size() != total || !task.ParseFromString(buf)) {
+        bad = absl::DataLossError("a task does not parse");
+        ctx.TryCancel();
+        break;
+      }
+      on_task(std::move(task));
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!bad.ok()) return bad;
+  if (!s.ok()) return FromGrpc(s, "task stream");
+  if (!over) return absl::UnavailableError("task stream ended before the run was over");
+  return absl::OkStatus();
+}
+
+absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
+  std::string bytes;
+  if (!update.SerializeToString(&bytes))
+    return absl::InvalidArgumentError("update does not serialize (over 2 GiB?)");
+  grpc::ClientContext ctx;
+  v1::PushReply reply;
+  std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> w = impl_->stub->Push(&ctx, &reply);
+  size_t off = 0;
+  do {
+    v1::UpdateChunk c;
+    if (off == 0) {
+      c.set_token(opts_.token);
+      c.set_worker_id(joined_.worker_id());
+      c.set_total_bytes(bytes.size());
+    }
+    const size_t n = std::min(kGrpcChunkBytes, bytes.size() - off);
+    c.set_data(bytes.data() + off, n);
+    off += n;
+    if (!w->Write(c)) break;  // the server ended the call: Finish says why
+  } while (off < bytes.size());
+  w->WritesDone();
+  return FromGrpc(w->Finish(), absl::StrCat("push update of client ", update.client_id()));
+}
+
+absl::StatusOr<bool> GrpcWorkerClient::Heartbeat() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::HeartbeatRequest req;
+  req.set_token(opts_.token);
+  req.set_worker_id(joined_.worker_id());
+  v1::HeartbeatReply reply;
+  grpc::Status s = impl_->stub->Heartbeat(&ctx, req, &reply);
+  if (!s.ok()) return FromGrpc(s, "heartbeat");
+  return reply.run_over();
+}
+
+absl::Status GrpcWorkerClient::Leave(const std::string& reason) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  v1::LeaveRequest req;
+  req.set_token(opts_.token);
+  req.set_worker_id(joined_.worker_id());
+  req.set_reason(reason);
+  v1::LeaveReply reply;
+  return FromGrpc(impl_->stub->Leave(&ctx, req, &reply), "leave");
+}
+
+}  // namespace fedtrain

@@ -1,0 +1,54 @@
+// The worker end of the deployed transport (proto/fedtrain/v1/service.proto): Join with the
+// run's token, receive tasks (reassembled from their chunks), push updates in ~1 MiB chunks,
+// heartbeats, Leave. Moves messages and reports failures; the task loop belongs to the
+// caller. Thread-safe (gRPC stubs are): Push and Heartbeat may run while ReceiveTasks does.
+#ifndef FEDTRAIN_COMM_GRPC_CLIENT_H_
+#define FEDTRAIN_COMM_GRPC_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fedtrain/v1/messages.pb.h"
+#include "fedtrain/v1/service.pb.h"
+
+namespace fedtrain {
+
+struct GrpcWorkerOptions {
+  std::string server;  // HOST:PORT
+  std::string token;
+  std::string name;    // shown in the server's logs
+};
+
+class GrpcWorkerClient {
+ public:
+  // Connects and joins. UNAUTHENTICATED when the server refuses the token; Unavailable when
+  // it cannot be reached by `deadline`.
+  static absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> Join(const GrpcWorkerOptions& opts,
+                                                                 absl::Time deadline);
+  ~GrpcWorkerClient();
+
+  const v1::JoinReply& joined() const { return joined_; }
+
+  // Calls `on_task` for each task in the order the server sent them; returns OK when the
+  // server ends the session, an error when the stream breaks or a task is malformed.
+  absl::Status ReceiveTasks(const std::function<void(v1::TaskMsg)>& on_task);
+  // Sends one update in chunks.
+  absl::Status Push(const v1::UpdateMsg& update);
+  // Returns whether the session is over.
+  absl::StatusOr<bool> Heartbeat();
+  absl::Status Leave(const std::string& reason);
+
+ private:
+  struct Impl;
+  explicit GrpcWorkerClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  GrpcWorkerOptions opts_;
+  v1::JoinReply joined_;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_COMM_GRPC_CLIENT_H_

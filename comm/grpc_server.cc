@@ -1,0 +1,376 @@
+#include "comm/grpc_server.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "fedtrain/v1/service.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace fedtrain {
+namespace {
+
+const grpc::Status& BadToken() {
+  static const grpc::Status* s = new grpc::Status(
+      grpc::StatusCode::UNAUTHENTICATED, "wrong token: this server runs with another token");
+  return *s;
+}
+
+// The serialized message in chunks of at most kGrpcChunkBytes; the first carries the total.
+std::vector<v1::TaskChunk> ChunkTask(const std::string& bytes) {
+  std::vector<v1::TaskChunk> out;
+  size_t off = 0;
+  do {
+    v1::TaskChunk c;
+    if (off == 0) c.set_total_bytes(bytes.size());
+    const size_t n = std::min(kGrpcChunkBytes, bytes.size() - off);
+    c.set_data(bytes.substr(off, n));
+    off += n;
+    c.set_last(off == bytes.size());
+    out.push_back(std::move(c));
+  } while (off < bytes.size());
+  return out;
+}
+
+}  // namespace
+
+// Server stream of one worker's tasks. Lives from the Tasks call until OnDone; `busy` and
+// `finished` are guarded by the transport's mutex.
+class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1::TaskChunk> {
+ public:
+  TaskWriter(GrpcServerTransport* t, uint64_t id) : t_(t), id_(id) {}
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&t_->mu_);
+    busy = false;
+    auto it = t_->workers_.find(id_);
+    if (!ok) {
+      if (it != t_->workers_.end() && it->second.writer == this) it->second.writer = nullptr;
+      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "task stream broken"));
+      return;
+    }
+    if (it != t_->workers_.end() && it->second.writer == this) t_->PumpLocked(&it->second);
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&t_->mu_);
+    auto it = t_->workers_.find(id_);
+    if (it != t_->workers_.end() && it->second.writer == this) it->second.writer = nullptr;
+    FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "task stream cancelled"));
+  }
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&t_->mu_);
+      auto it = t_->workers_.find(id_);
+      if (it != t_->workers_.end() && it->second.writer == this) it->second.writer = nullptr;
+    }
+    delete this;
+  }
+  void FinishOnce(const grpc::Status& s) {
+    if (finished) return;
+    finished = true;
+    Finish(s);
+  }
+
+  bool busy = false;
+  bool finished = false;
+  v1::TaskChunk current;
+
+ private:
+  GrpcServerTransport* const t_;
+  const uint64_t id_;
+};
+
+// Client stream of one UpdateMsg: size-checks, reassembles, parses, enqueues.
+class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<v1::UpdateChunk> {
+ public:
+  explicit UpdateReader(GrpcServerTransport* t) : t_(t) { StartRead(&chunk_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return Complete();
+    if (!started_) {
+      if (!t_->TokenOk(chunk_.token())) return Finish(BadToken());
+      worker_id_ = chunk_.worker_id();
+      total_ = chunk_.total_bytes();
+      uint64_t max;
+      {
+        absl::MutexLock lock(&t_->mu_);
+        auto it = t_->workers_.find(worker_id_);
+        if (it == t_->workers_.end() || it->second.left)
+          return Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     absl::StrCat("worker ", worker_id_, " has not joined")));
+        max = t_->max_update_bytes_;
+      }
+      if (total_ > max)
+        return Finish(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("update of ", total_, " bytes exceeds the limit of ", max, " bytes")));
+      buf_.reserve(std::min<uint64_t>(total_, uint64_t{64} << 20));
+      started_ = true;
+    }
+    if (buf_.size() + chunk_.data().size() > total_)
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 absl::StrCat("update chunks exceed the announced ", total_,
+                                              " bytes")));
+    buf_.append(chunk_.data());
+    StartRead(&chunk_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Complete() {
+    if (!started_ || buf_.size() != total_)
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 absl::StrCat("update truncated: got ", buf_.size(), " of ",
+                                              total_, " bytes")));
+    v1::UpdateMsg m;
+    if (!m.ParseFromString(buf_))
+      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "update does not parse"));
+    buf_.clear();
+    buf_.shrink_to_fit();
+    absl::MutexLock lock(&t_->mu_);
+    if (t_->routing_.empty() ||
+        t_->routing_[m.client_id() % t_->routing_.size()] != worker_id_)
+      return Finish(grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          absl::StrCat("client ", m.client_id(), " is not routed to worker ", worker_id_)));
+    t_->updates_.push_back(std::move(m));
+    Finish(grpc::Status::OK);
+  }
+
+  GrpcServerTransport* const t_;
+  v1::UpdateChunk chunk_;
+  bool started_ = false;
+  uint64_t worker_id_ = 0, total_ = 0;
+  std::string buf_;
+};
+
+class GrpcServerTransport::Service final : public v1::FedTrain::CallbackService {
+ public:
+  explicit Service(GrpcServerTransport* t) : t_(t) {}
+
+  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* ctx, const v1::JoinRequest* req,
+                                 v1::JoinReply* reply) override {
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    if (!t_->TokenOk(req->token())) {
+      r->Finish(BadToken());
+      return r;
+    }
+    {
+      absl::MutexLock lock(&t_->mu_);
+      if (!t_->routing_.empty()) {
+        r->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                               absl::StrCat("the run already has its ", t_->routing_.size(),
+                                            " workers")));
+        return r;
+      }
+      const uint64_t id = t_->next_id_++;
+      WorkerRec& rec = t_->workers_[id];
+      rec.name = req->worker_name();
+      rec.last_seen = absl::Now();
+      if (static_cast<int>(t_->workers_.size()) >= t_->opts_.expected_workers)
+        for (const auto& [wid, w] : t_->workers_) t_->routing_.push_back(wid);
+      reply->set_worker_id(id);
+      reply->set_max_update_bytes(t_->max_update_bytes_);
+    }
+    *reply->mutable_config() = t_->opts_.config;
+    reply->set_heartbeat_interval_ms(
+        static_cast<uint32_t>(absl::ToInt64Milliseconds(t_->opts_.heartbeat_interval)));
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+
+  grpc::ServerWriteReactor<v1::TaskChunk>* Tasks(grpc::CallbackServerContext* ctx,
+                                                 const v1::TasksRequest* req) override {
+    auto* w = new TaskWriter(t_, req->worker_id());
+    if (!t_->TokenOk(req->token())) {
+      w->FinishOnce(BadToken());
+      return w;
+    }
+    absl::MutexLock lock(&t_->mu_);
+    auto it = t_->workers_.find(req->worker_id());
+    if (it == t_->workers_.end() || it->second.left) {
+      w->FinishOnce(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 absl::StrCat("worker ", req->worker_id(), " has not joined")));
+    } else if (it->second.writer != nullptr) {
+      w->FinishOnce(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                                 "this worker already has a task stream"));
+    } else {
+      it->second.writer = w;
+      t_->PumpLocked(&it->second);
+    }
+    return w;
+  }
+
+  grpc::ServerReadReactor<v1::UpdateChunk>* Push(grpc::CallbackServerContext* ctx,
+                                                 v1::PushReply* reply) override {
+    return new UpdateReader(t_);
+  }
+
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+                                      const v1::HeartbeatRequest* req,
+                                      v1::HeartbeatReply* reply) override {
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    if (!t_->TokenOk(req->token())) {
+      r->Finish(BadToken());
+      return r;
+    }
+    grpc::Status s = grpc::Status::OK;
+    {
+      absl::MutexLock lock(&t_->mu_);
+      auto it = t_->workers_.find(req->worker_id());
+      if (it == t_->workers_.end() || it->second.left) {
+        s = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                         absl::StrCat("worker ", req->worker_id(), " has not joined"));
+      } else {
+        it->second.last_seen = absl::Now();
+        reply->set_run_over(t_->run_over_);
+      }
+    }
+    r->Finish(s);
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* ctx, const v1::LeaveRequest* req,
+                                  v1::LeaveReply* reply) override {
+    grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+    if (!t_->TokenOk(req->token())) {
+      r->Finish(BadToken());
+      return r;
+    }
+    {
+      absl::MutexLock lock(&t_->mu_);
+      auto it = t_->workers_.find(req->worker_id());
+      if (it != t_->workers_.end()) it->second.left = true;
+    }
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+
+ private:
+  GrpcServerTransport* const t_;
+};
+
+GrpcServerTransport::GrpcServerTransport(GrpcServerOptions opts)
+    : opts_(std::move(opts)), max_update_bytes_(opts_.max_update_bytes) {}
+
+GrpcServerTransport::~GrpcServerTransport() { Shutdown(absl::Now() + absl::Seconds(1)); }
+
+absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
+    GrpcServerOptions opts) {
+  if (opts.token.empty()) return absl::InvalidArgumentError("the server needs a token");
+  if (opts.expected_workers < 1)
+    return absl::InvalidArgumentError("the server needs at least one worker");
+  const std::string listen = opts.listen;
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos)
+    return absl::InvalidArgumentError(absl::StrCat("listen address ", listen, " is not HOST:PORT"));
+  std::unique_ptr<GrpcServerTransport> t(new GrpcServerTransport(std::move(opts)));
+  t->service_ = std::make_unique<Service>(t.get());
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(t->service_.get());
+  t->server_ = b.BuildAndStart();
+  if (!t->server_ || port == 0) {
+    absl::MutexLock lock(&t->mu_);
+    t->shut_down_ = true;
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  }
+  t->address_ = absl::StrCat(listen.substr(0, colon), ":", port);
+  return t;
+}
+
+bool GrpcServerTransport::TokenOk(const std::string& token) const {
+  // Constant time in the token's content.
+  const std::string& want = opts_.token;
+  unsigned char diff = token.size() == want.size() ? 0 : 1;
+  for (size_t i = 0; i < token.size(); ++i)
+    diff |= static_cast<unsigned char>(token[i] ^ want[i % want.size()]);
+  return diff == 0;
+}
+
+absl::Status GrpcServerTransport::WaitForWorkers(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !routing_.empty(); };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&closed), deadline))
+    return absl::DeadlineExceededError(absl::StrCat(
+        workers_.size(), " of ", opts_.expected_workers, " workers joined before the deadline"));
+  return absl::OkStatus();
+}
+
+void GrpcServerTransport::SetMaxUpdateBytes(uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  max_update_bytes_ = bytes;
+}
+
+std::vector<uint64_t> GrpcServerTransport::routing() const {
+  absl::MutexLock lock(&mu_);
+  return routing_;
+}
+
+void GrpcServerTransport::PumpLocked(WorkerRec* rec) {
+  TaskWriter* w = rec->writer;
+  if (w == nullptr || w->busy || w->finished) return;
+  if (!rec->queue.empty()) {
+    w->current = std::move(rec->queue.front());
+    rec->queue.pop_front();
+    w->busy = true;
+    w->StartWrite(&w->current);
+  } else if (run_over_) {
+    w->current.Clear();
+    w->current.set_run_over(true);
+    w->busy = true;
+    w->finished = true;
+    w->StartWriteAndFinish(&w->current, grpc::WriteOptions(), grpc::Status::OK);
+  }
+}
+
+absl::Status GrpcServerTransport::SendTask(v1::TaskMsg task) {
+  std::string bytes;
+  if (!task.SerializeToString(&bytes))
+    return absl::InvalidArgumentError("task does not serialize (over 2 GiB?)");
+  std::vector<v1::TaskChunk> chunks = ChunkTask(bytes);
+  bytes.clear();
+  absl::MutexLock lock(&mu_);
+  if (routing_.empty()) return absl::UnavailableError("no workers have joined");
+  const uint64_t wid = routing_[task.client_id() % routing_.size()];
+  WorkerRec& rec = workers_[wid];
+  if (rec.left) return absl::UnavailableError(absl::StrCat("worker ", wid, " has left"));
+  for (v1::TaskChunk& c : chunks) rec.queue.push_back(std::move(c));
+  PumpLocked(&rec);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::UpdateMsg> GrpcServerTransport::ReceiveUpdate(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !updates_.empty(); };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&ready), deadline))
+    return absl::DeadlineExceededError("no update arrived before the deadline");
+  v1::UpdateMsg m = std::move(updates_.front());
+  updates_.pop_front();
+  return m;
+}
+
+void GrpcServerTransport::FinishRun(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  run_over_ = true;
+  for (auto& [id, rec] : workers_) PumpLocked(&rec);
+  auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [id, rec] : workers_)
+      if (rec.writer != nullptr) return false;
+    return true;
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&closed), deadline);
+}
+
+void GrpcServerTransport::Shutdown(absl::Time deadline) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  if (server_) server_->Shutdown(absl::ToChronoTime(deadline));
+}
+
+}  // namespace fedtrain

@@ -1,0 +1,105 @@
+// The server end of the deployed transport (proto/fedtrain/v1/service.proto) over gRPC's
+// callback API, and its worker registry. Workers Join with the run's token and receive the
+// experiment config; every RPC checks the token (UNAUTHENTICATED, nothing changes). Once
+// `expected_workers` have joined, membership is closed and client i is routed to worker
+// routing[i mod W] (joined worker ids, sorted), so a client's state stays with one worker.
+// Tasks go down a server stream and updates come back up client streams, both in ~1 MiB
+// chunks of the serialized message; updates are reassembled and size-checked here.
+// Reactors only parse, size-check and enqueue; nothing here knows rounds or models.
+// Thread-safe.
+#ifndef FEDTRAIN_COMM_GRPC_SERVER_H_
+#define FEDTRAIN_COMM_GRPC_SERVER_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "comm/transport.h"
+#include "fedtrain/v1/config.pb.h"
+#include "fedtrain/v1/service.pb.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace fedtrain {
+
+// The size of the pieces large messages travel in.
+inline constexpr size_t kGrpcChunkBytes = size_t{1} << 20;
+
+struct GrpcServerOptions {
+  std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one
+  std::string token;                   // required on every RPC; must not be empty
+  v1::ExperimentConfig config;         // handed to each worker on Join
+  int expected_workers = 1;            // membership closes when this many have joined
+  absl::Duration heartbeat_interval = absl::Seconds(2);
+  uint64_t max_update_bytes = uint64_t{1} << 30;  // serialized UpdateMsg limit
+};
+
+class GrpcServerTransport final : public ServerTransport {
+ public:
+  // Binds and starts serving. InvalidArgument for an empty token, Unavailable when the
+  // address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GrpcServerTransport>> Start(GrpcServerOptions opts);
+  ~GrpcServerTransport() override;
+
+  // HOST:PORT actually bound (the port resolved when 0 was asked for).
+  const std::string& address() const { return address_; }
+  // Until `expected_workers` have joined; DeadlineExceeded otherwise.
+  absl::Status WaitForWorkers(absl::Time deadline);
+  // Larger pushes are refused (RESOURCE_EXHAUSTED) and never buffered.
+  void SetMaxUpdateBytes(uint64_t bytes);
+  // The worker ids in routing order (empty until membership closed).
+  std::vector<uint64_t> routing() const;
+
+  absl::Status SendTask(v1::TaskMsg task) override;
+  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time deadline) override;
+
+  // Tells every worker that the session is over, after the tasks already queued for it, and
+  // waits (until `deadline`) for their task streams to close.
+  void FinishRun(absl::Time deadline);
+  // Stops serving; calls still open are cancelled at `deadline`. Idempotent.
+  void Shutdown(absl::Time deadline);
+
+ private:
+  class Service;
+  class TaskWriter;
+  class UpdateReader;
+  struct WorkerRec {
+    std::string name;
+    bool left = false;
+    absl::Time last_seen;
+    std::deque<v1::TaskChunk> queue;  // chunks not yet handed to the stream
+    TaskWriter* writer = nullptr;     // the open Tasks stream, if any
+  };
+
+  explicit GrpcServerTransport(GrpcServerOptions opts);
+  bool TokenOk(const std::string& token) const;
+  // Hands the next chunk (or the end of the session) to `w` when it is idle.
+  void PumpLocked(WorkerRec* rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  GrpcServerOptions opts_;
+  std::string address_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+
+  mutable absl::Mutex mu_;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, WorkerRec> workers_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> routing_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::UpdateMsg> updates_ ABSL_GUARDED_BY(mu_);
+  uint64_t max_update_bytes_ ABSL_GUARDED_BY(mu_);
+  bool run_over_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_COMM_GRPC_SERVER_H_

@@ -1,0 +1,272 @@
+// The deployed run end to end with real processes over loopback: `fedtrain server` (port 0)
+// and 4 `fedtrain worker` processes give a model.ftw byte-identical to `fedtrain simulate`
+// on the same config; a worker with a wrong token is refused (exit 1, stderr names the
+// token) and the run completes with the others. No sleeps: the test waits on the server's
+// "listening on" line and on the children's exits; a watchdog kills children that hang.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
+
+namespace fedtrain {
+namespace {
+
+using ::fedtrain::testing::ReadFileBytes;
+using ::fedtrain::testing::TempDir;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kTimeout = absl::Seconds(60);
+constexpr char kRunName[] = "synthetic_1_1_logreg";
+
+std::string Env(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+std::string Bin() { return Env("FEDTRAIN_BIN", FEDTRAIN_TEST_DEFAULT_BIN); }
+std::string Config() {
+  return Env("FEDTRAIN_SOURCE_DIR", FEDTRAIN_TEST_DEFAULT_SOURCE_DIR) +
+         std::string("/examples/synthetic_logreg.json");
+}
+
+// A child `fedtrain` process: stdout to a pipe (pipe_fd) or a file, stderr to a file.
+struct Child {
+  pid_t pid = -1;
+  int pipe_fd = -1;
+  std::string err_path;
+};
+
+Child Spawn(const std::vector<std::string>& args, const std::string& err_path,
+            bool pipe_stdout, const std::string& out_path = "/dev/null") {
+  Child c;
+  c.err_path = err_path;
+  int fds[2] = {-1, -1};
+  if (pipe_stdout && pipe(fds) != 0) {
+    ADD_FAILURE() << "pipe: " << std::strerror(errno);
+    return c;
+  }
+  std::vector<std::string> storage = {Bin()};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  c.pid = fork();
+  if (c.pid == 0) {
+    const int in = open("/dev/null", O_RDONLY);
+    const int out = pipe_stdout ? fds[1] : open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    if (pipe_stdout) close(fds[0]);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  if (pipe_stdout) {
+    close(fds[1]);
+    c.pipe_fd = fds[0];
+  }
+  return c;
+}
+
+// Reads `fd` until a newline (or EOF / timeout); returns the text read.
+std::string ReadLine(int fd) {
+  std::string line;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  char ch;
+  while (absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (poll(&p, 1, ms < 1 ? 1 : ms) <= 0) break;
+    if (read(fd, &ch, 1) != 1 || ch == '\n') break;
+    line.push_back(ch);
+  }
+  return line;
+}
+
+// Reads the rest of `fd` until EOF.
+std::string ReadAll(int fd) {
+  std::string s;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) s.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return s;
+}
+
+int Wait(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Kills (by pid) the children still registered when the timeout passes.
+class Watchdog {
+ public:
+  Watchdog()
+      : thread_([this] {
+          if (done_.WaitForNotificationWithTimeout(kTimeout)) return;
+          absl::MutexLock lock(&mu_);
+          for (pid_t p : pids_) kill(p, SIGKILL);
+        }) {}
+  ~Watchdog() {
+    done_.Notify();
+    thread_.join();
+  }
+  void Add(pid_t p) {
+    absl::MutexLock lock(&mu_);
+    pids_.push_back(p);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<pid_t> pids_;
+  absl::Notification done_;
+  std::thread thread_;
+};
+
+std::vector<std::string> RunArgs(const std::string& out, const std::vector<std::string>& sets) {
+  std::vector<std::string> a = {"--config", Config(), "--set", "rounds=4", "--set",
+                                "output.progress=none", "--out", out};
+  for (const std::string& s : sets) {
+    a.push_back("--set");
+    a.push_back(s);
+  }
+  return a;
+}
+
+std::string SimulatedModel(const TempDir& dir, const std::vector<std::string>& sets = {}) {
+  std::vector<std::string> args = {"simulate"};
+  for (const std::string& a : RunArgs(dir.File("sim"), sets)) args.push_back(a);
+  Watchdog dog;
+  Child c = Spawn(args, dir.File("sim.err"), false);
+  dog.Add(c.pid);
+  EXPECT_EQ(Wait(c.pid), 0) << ReadFileBytes(c.err_path);
+  return ReadFileBytes(dir.File(absl::StrCat("sim/", kRunName, "/model.ftw")));
+}
+
+struct ClusterRun {
+  int server_rc = -1;
+  std::string server_out;
+  std::vector<int> worker_rc;
+  int bad_worker_rc = -1;
+  std::string bad_worker_err;
+};
+
+// Server + `workers` good workers (+ one with a wrong token when `bad_token`).
+ClusterRun RunCluster(const TempDir& dir, int workers, bool bad_token,
+                      const std::vector<std::string>& sets = {}) {
+  ClusterRun r;
+  Watchdog dog;
+  std::vector<std::string> args = {"server"};
+  for (const std::string& a : RunArgs(dir.File("grpc"), sets)) args.push_back(a);
+  for (const char* a : {"--listen", "127.0.0.1:0", "--token", "s3cret"}) args.push_back(a);
+  args.push_back("--workers");
+  args.push_back(std::to_string(workers));
+  Child server = Spawn(args, dir.File("server.err"), true);
+  dog.Add(server.pid);
+  const std::string first = ReadLine(server.pipe_fd);
+  EXPECT_TRUE(absl::StartsWith(first, "listening on 127.0.0.1:")) << first;
+  const std::string addr = first.substr(std::string("listening on ").size());
+  if (!absl::StartsWith(first, "listening on ")) {
+    kill(server.pid, SIGKILL);
+    Wait(server.pid);
+    return r;
+  }
+  if (bad_token) {  // refused before the good workers join: it must change nothing
+    Child bad = Spawn({"worker", "--server", addr, "--token", "wrong"}, dir.File("bad.err"), false);
+    dog.Add(bad.pid);
+    r.bad_worker_rc = Wait(bad.pid);
+    r.bad_worker_err = ReadFileBytes(bad.err_path);
+  }
+  std::vector<Child> ws;
+  for (int i = 0; i < workers; ++i) {
+    ws.push_back(Spawn({"worker", "--server", addr, "--token", "s3cret", "--threads",
+                        std::to_string(1 + i % 2)},
+                       dir.File(absl::StrCat("worker", i, ".err")), false));
+    dog.Add(ws.back().pid);
+  }
+  for (Child& w : ws) {
+    r.worker_rc.push_back(Wait(w.pid));
+    EXPECT_EQ(r.worker_rc.back(), 0) << ReadFileBytes(w.err_path);
+  }
+  r.server_out = first + "\n" + ReadAll(server.pipe_fd);
+  r.server_rc = Wait(server.pid);
+  EXPECT_EQ(r.server_rc, 0) << ReadFileBytes(server.err_path);
+  return r;
+}
+
+TEST(GrpcClusterTest, FourWorkerProcessesMatchSimulationBitForBit) {
+  TempDir dir;
+  const std::string sim = SimulatedModel(dir);
+  ASSERT_FALSE(sim.empty());
+  ClusterRun run = RunCluster(dir, 4, /*bad_token=*/false);
+  ASSERT_EQ(run.server_rc, 0);
+  EXPECT_THAT(run.server_out, HasSubstr(absl::StrCat("run folder: ", dir.File("grpc/"), kRunName)));
+  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
+  EXPECT_EQ(grpc.size(), sim.size());
+  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 4 workers";
+  for (const char* f : {"config.json", "metrics.csv", "metrics.jsonl", "summary.json"})
+    EXPECT_FALSE(ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/", f))).empty()) << f;
+}
+
+// A model of ~1.1 MiB (tasks and updates travel in two chunks) and an algorithm with
+// per-client state (SCAFFOLD's control variates stay with the client's worker). Few local
+// steps and clients keep it quick under the sanitizers.
+TEST(GrpcClusterTest, ChunkedMessagesAndClientStateMatchSimulation) {
+  TempDir dir;
+  const std::vector<std::string> sets = {"model.type=mlp", "model.hidden=4000",
+                                         "algorithm.name=scaffold", "local.steps=3",
+                                         "federation.clients_per_round=4", "rounds=3",
+                                         "eval_every=3"};
+  const std::string sim = SimulatedModel(dir, sets);
+  ASSERT_GT(sim.size(), size_t{1} << 20);
+  ClusterRun run = RunCluster(dir, 2, /*bad_token=*/false, sets);
+  ASSERT_EQ(run.server_rc, 0);
+  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
+  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 2 workers";
+}
+
+TEST(GrpcClusterTest, WrongTokenIsRefusedAndTheRunCompletes) {
+  TempDir dir;
+  ClusterRun run = RunCluster(dir, 4, /*bad_token=*/true);
+  EXPECT_EQ(run.bad_worker_rc, 1);
+  EXPECT_THAT(run.bad_worker_err, HasSubstr("token"));
+  EXPECT_THAT(run.bad_worker_err, HasSubstr("UNAUTHENTICATED"));
+  ASSERT_EQ(run.server_rc, 0);
+  EXPECT_FALSE(ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw"))).empty());
+}
+
+TEST(GrpcClusterTest, ServerUsageErrorsExitTwo) {
+  TempDir dir;
+  Watchdog dog;
+  Child c = Spawn({"server", "--config", Config(), "--token", "t"}, dir.File("err"), false);
+  dog.Add(c.pid);
+  EXPECT_EQ(Wait(c.pid), 2);
+  EXPECT_THAT(ReadFileBytes(dir.File("err")), HasSubstr("--workers"));
+  Child w = Spawn({"worker", "--token", "t"}, dir.File("werr"), false);
+  dog.Add(w.pid);
+  EXPECT_EQ(Wait(w.pid), 2);
+  EXPECT_THAT(ReadFileBytes(dir.File("werr")), HasSubstr("--server"));
+}
+
+}  // namespace
+}  // namespace fedtrain
