@@ -414,6 +414,15 @@ FT_AVX512_TARGET FT_ALWAYS_INLINE void StreamFinish(StreamOut* s) {
   _mm_sfence();
 }
 
+// A table of nl <= 32 floats in two registers, for _mm512_permutex2var_ps (entries past nl
+// read as 0).
+FT_AVX512_TARGET FT_ALWAYS_INLINE void QsgdTableRegs(const float* lut, size_t nl, __m512* lo,
+                                                     __m512* hi) {
+  *lo = nl >= 16 ? _mm512_loadu_ps(lut)
+                 : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << nl) - 1), lut);
+  *hi = nl > 16 ? _mm512_loadu_ps(lut + 16) : _mm512_setzero_ps();
+}
+
 // SumSquaresMulti / SumAbsMulti for float input with explicit AVX-512 (GCC vectorizes the
 // generic loops across the K buckets, with shuffles): lane j of bucket k's accumulator is the
 // partial sum acc[k][j], the same additions in the same order, so the same bits.
@@ -531,6 +540,17 @@ FT_ALWAYS_INLINE T QsgdValue(double norm, uint32_t code, uint32_t s) {
   return (code & 1) ? -v : v;
 }
 
+// The table of one bucket of norm N, codes of nl = 2^width values: lut[l << 1] = N l / s,
+// lut[l << 1 | 1] = -lut[l << 1], 0 past level s (invalid codes are never read).
+template <typename T>
+FT_ALWAYS_INLINE void QsgdFillTable(double norm, uint32_t s, size_t nl, T* lut) {
+  for (size_t cd = 0; cd < nl; cd += 2) {
+    const T v = (cd >> 1) <= s ? QsgdValue<T>(norm, static_cast<uint32_t>(cd), s) : T{0};
+    lut[cd] = v;
+    lut[cd + 1] = -v;
+  }
+}
+
 // Decodes every block; false when a code is not a level in [0, s] with a sign (level 0 has
 // no sign). `lut` has room for 2^width entries, or is null (then values are computed).
 template <typename T>
@@ -554,14 +574,7 @@ FT_ALWAYS_INLINE bool QsgdDecodeBlocksImpl(const QsgdShape& sh, const char* code
       const size_t end = std::min(n, (q + 1) * sh.bucket - j0);
       if (lut != nullptr) {
         if (lut_bucket != q) {
-          // lut[l << 1] = N l / s, lut[l << 1 | 1] = -lut[l << 1]; invalid codes never read.
-          for (size_t cd = 0; cd < nl; cd += 2) {
-            const T v = (cd >> 1) <= sh.levels
-                            ? QsgdValue<T>(norms[q], static_cast<uint32_t>(cd), sh.levels)
-                            : T{0};
-            lut[cd] = v;
-            lut[cd + 1] = -v;
-          }
+          QsgdFillTable<T>(norms[q], sh.levels, nl, lut);
           lut_bucket = q;
         }
         for (; i < end; ++i) out[j0 + i] = lut[code[i]];
@@ -683,14 +696,7 @@ FT_ALWAYS_INLINE QsgdEncodeOutcome QsgdEncodeImpl(const QsgdShape& sh, const T* 
         factor = static_cast<CT>(f);
         norm = static_cast<double>(nw);
         cur = q;
-        if (decoded != nullptr && lut != nullptr)
-          for (size_t cd = 0; cd < nl; cd += 2) {
-            const T v = (cd >> 1) <= sh.levels
-                            ? QsgdValue<T>(norm, static_cast<uint32_t>(cd), sh.levels)
-                            : T{0};
-            lut[cd] = v;
-            lut[cd + 1] = -v;
-          }
+        if (decoded != nullptr && lut != nullptr) QsgdFillTable<T>(norm, sh.levels, nl, lut);
       }
       const size_t end = std::min(n, (q + 1) * sh.bucket - j0);
       QuantizeRun<T, CT>(x + j0, u, i, end, factor, sh.levels, code);
@@ -821,17 +827,8 @@ FT_FUSED_TARGET QsgdEncodeOutcome QsgdEncodeFusedAvx512(const QsgdShape& sh, con
       factor = static_cast<float>(f);
       fac = _mm512_set1_ps(factor);
       if (decoded != nullptr) {
-        const double norm = static_cast<double>(nw);
-        for (size_t cd = 0; cd < nl; cd += 2) {
-          const float v = (cd >> 1) <= sh.levels
-                              ? QsgdValue<float>(norm, static_cast<uint32_t>(cd), sh.levels)
-                              : 0.0f;
-          lut[cd] = v;
-          lut[cd + 1] = -v;
-        }
-        t_lo = nl >= 16 ? _mm512_loadu_ps(lut)
-                        : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << nl) - 1), lut);
-        t_hi = nl > 16 ? _mm512_loadu_ps(lut + 16) : _mm512_setzero_ps();
+        QsgdFillTable<float>(static_cast<double>(nw), sh.levels, nl, lut);
+        QsgdTableRegs(lut, nl, &t_lo, &t_hi);
       }
     }
     char* const dst = codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(w);
@@ -900,58 +897,121 @@ FT_FUSED_TARGET QsgdEncodeOutcome QsgdEncodeFusedAvx512(const QsgdShape& sh, con
 
 #if FT_QUANT_X86
 
+// What the AVX-512 QSGD decoders (QsgdDecodeBlocksAvx512, QsgdDecodeBlocksVbmi) share, for
+// buckets of whole blocks: a block's start (a new bucket's table, in two registers when
+// in_regs), the checks, lookup and store of a step's 16 codes, the rest of a block (Tail) and
+// the outcome (Finish); each decoder only extracts its steps' codes (in its own target, which
+// includes this one). Always inlined, so the state stays in registers. Large outputs take
+// streaming stores (StreamOut).
+struct QsgdDecodeAvx512State {
+  const QsgdShape* sh;
+  const char* codes;
+  const double* norms;
+  float* lut;
+  float* out;
+  size_t nl;
+  bool in_regs;
+  bool stream;
+  __m512i max_code, one;
+  __m512 t_lo, t_hi;
+  __mmask16 bad;
+  StreamOut so;
+  size_t n;    // the current block's length
+  float* dst;  // and its output
+
+  FT_AVX512_TARGET FT_ALWAYS_INLINE void Start(const QsgdShape& shape, const char* c,
+                                               const double* nm, float* table, float* o,
+                                               bool regs) {
+    sh = &shape;
+    codes = c;
+    norms = nm;
+    lut = table;
+    out = o;
+    nl = size_t{1} << shape.width;
+    in_regs = regs;
+    stream = shape.d * sizeof(float) >= kStreamMinBytes;
+    max_code = _mm512_set1_epi32(static_cast<int>(2 * shape.levels + 1));
+    one = _mm512_set1_epi32(1);
+    t_lo = _mm512_setzero_ps();
+    t_hi = _mm512_setzero_ps();
+    bad = 0;
+    StreamStart(&so, o);
+  }
+
+  // Starts block blk (blk * kPhiloxBlock < d); returns its codes.
+  FT_AVX512_TARGET FT_ALWAYS_INLINE const char* Block(size_t blk) {
+    const size_t j0 = blk * kPhiloxBlock;
+    n = std::min(kPhiloxBlock, sh->d - j0);
+    dst = out + j0;
+    if (j0 % sh->bucket == 0) {  // a new bucket: its table (as in QsgdDecodeBlocksImpl)
+      QsgdFillTable<float>(norms[j0 / sh->bucket], sh->levels, nl, lut);
+      if (in_regs) QsgdTableRegs(lut, nl, &t_lo, &t_hi);
+    }
+    return codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(sh->width);
+  }
+
+  // Codes i .. i + 15 of the block: checked, looked up and stored.
+  FT_AVX512_TARGET FT_ALWAYS_INLINE void Step(__m512i c, size_t i) {
+    bad |= _mm512_cmpgt_epu32_mask(c, max_code) | _mm512_cmpeq_epi32_mask(c, one);
+    // Zero-masking gather: GCC 12 warns (falsely) about the plain form's undefined
+    // pass-through operand.
+    const __m512 v = in_regs ? _mm512_permutex2var_ps(t_lo, c, t_hi)
+                             : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, c, lut, 4);
+    if (stream) {
+      StreamPut(&so, v);
+    } else {
+      _mm512_storeu_ps(dst + i, v);
+    }
+  }
+
+  // The rest of the block from code i on (byte-aligned: i is a multiple of 16), at p; false
+  // on an invalid code.
+  FT_AVX512_TARGET FT_ALWAYS_INLINE bool Tail(const char* p, size_t i) {
+    if (i >= n) return true;
+    if (stream) {
+      StreamFinish(&so);
+      stream = false;
+    }
+    alignas(64) uint32_t code[kPhiloxBlock];
+    UnpackBits(p, n - i, sh->width, code);
+    uint32_t bad_tail = 0;
+    for (size_t t = 0; i + t < n; ++t) {
+      bad_tail |= static_cast<uint32_t>((code[t] >> 1) > sh->levels) |
+                  static_cast<uint32_t>(code[t] == 1);
+      dst[i + t] = lut[code[t]];
+    }
+    return bad_tail == 0;
+  }
+
+  FT_AVX512_TARGET FT_ALWAYS_INLINE bool Finish() {
+    if (stream) StreamFinish(&so);
+    return bad == 0;
+  }
+};
+
 // With a table, codes of at most 8 bits and buckets of whole blocks (b = 512 and the like):
 // 16 codes per step from two 8-code groups (variable shifts), checked with two compares and
 // looked up with one permute of the table held in two registers (codes of at most 5 bits,
-// s <= 15) or one gather. Large outputs take streaming stores (StreamOut). Other shapes take
-// the generic loop.
+// s <= 15) or one gather. Other shapes take the generic loop.
 FT_AVX512_TARGET bool QsgdDecodeBlocksAvx512(const QsgdShape& sh, const char* codes,
                                              const double* norms, float* lut, float* out) {
   if (lut == nullptr || sh.width > 8 || sh.bucket % kPhiloxBlock != 0)
     return QsgdDecodeBlocksImpl<float>(sh, codes, norms, lut, out);
   const int w = sh.width;
-  const size_t nl = size_t{1} << w;
-  const bool in_regs = nl <= 32;
-  bool stream = sh.d * sizeof(float) >= kStreamMinBytes;
   const char* const end = codes + (sh.d * static_cast<size_t>(w) + 7) / 8;
   const __m512i shifts = _mm512_setr_epi64(0, w, 2 * w, 3 * w, 4 * w, 5 * w, 6 * w, 7 * w);
-  const __m512i mask = _mm512_set1_epi64(static_cast<int64_t>(nl - 1));
-  const __m512i max_code = _mm512_set1_epi32(static_cast<int>(2 * sh.levels + 1));
-  const __m512i one = _mm512_set1_epi32(1);
-  // Zero-masking forms throughout: GCC 12 warns (falsely) about the plain intrinsics'
-  // undefined pass-through operand.
+  const __m512i mask = _mm512_set1_epi64(static_cast<int64_t>((int64_t{1} << w) - 1));
+  // Zero-masking form: see QsgdDecodeAvx512State::Step.
   const __mmask8 all8 = 0xFF;
-  const __mmask16 all16 = 0xFFFF;
   const __m512i evens =
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  __m512 t_lo = _mm512_setzero_ps(), t_hi = _mm512_setzero_ps();
-  StreamOut so;
-  StreamStart(&so, out);
-  __mmask16 bad = 0;
-  alignas(64) uint32_t code[kPhiloxBlock];
+  QsgdDecodeAvx512State dec;
+  dec.Start(sh, codes, norms, lut, out, /*regs=*/w <= 5);
   for (size_t blk = 0; blk * kPhiloxBlock < sh.d; ++blk) {
-    const size_t j0 = blk * kPhiloxBlock;
-    const size_t n = std::min(kPhiloxBlock, sh.d - j0);
-    const size_t q = j0 / sh.bucket;
-    if (j0 % sh.bucket == 0) {  // a new bucket: its table (as in QsgdDecodeBlocksImpl)
-      for (size_t cd = 0; cd < nl; cd += 2) {
-        const float v = (cd >> 1) <= sh.levels
-                            ? QsgdValue<float>(norms[q], static_cast<uint32_t>(cd), sh.levels)
-                            : 0.0f;
-        lut[cd] = v;
-        lut[cd + 1] = -v;
-      }
-      if (in_regs) {
-        t_lo = nl >= 16 ? _mm512_loadu_ps(lut)
-                        : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << nl) - 1), lut);
-        t_hi = nl > 16 ? _mm512_loadu_ps(lut + 16) : _mm512_setzero_ps();
-      }
-    }
-    const char* p = codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(w);
-    float* const dst = out + j0;
+    const char* p = dec.Block(blk);
     size_t i = 0;
     // Two 8-byte loads per step: only while they stay inside the payload.
-    for (; i + 16 <= n && p + w + 8 <= end; i += 16, p += 2 * w) {
+    for (; i + 16 <= dec.n && p + w + 8 <= end; i += 16, p += 2 * w) {
       uint64_t g0, g1;
       std::memcpy(&g0, p, 8);
       std::memcpy(&g1, p + w, 8);
@@ -960,37 +1020,13 @@ FT_AVX512_TARGET bool QsgdDecodeBlocksAvx512(const QsgdShape& sh, const char* co
       const __m512i v1 = _mm512_and_si512(
           _mm512_maskz_srlv_epi64(all8, _mm512_set1_epi64(static_cast<int64_t>(g1)), shifts), mask);
       // The low 32 bits of the 16 64-bit lanes of v0, v1, in order.
-      const __m512i c = _mm512_permutex2var_epi32(v0, evens, v1);
-      bad |= _mm512_cmpgt_epu32_mask(c, max_code) | _mm512_cmpeq_epi32_mask(c, one);
-      const __m512 v = in_regs ? _mm512_permutex2var_ps(t_lo, c, t_hi)
-                               : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), all16, c, lut, 4);
-      if (stream) {
-        StreamPut(&so, v);
-      } else {
-        _mm512_storeu_ps(dst + i, v);
-      }
+      dec.Step(_mm512_permutex2var_epi32(v0, evens, v1), i);
     }
-    if (i < n) {  // the rest of the block (byte-aligned: i is a multiple of 16)
-      if (stream) {
-        StreamFinish(&so);
-        stream = false;
-      }
-      UnpackBits(p, n - i, w, code);
-      uint32_t bad_tail = 0;
-      for (size_t t = 0; i + t < n; ++t) {
-        bad_tail |= static_cast<uint32_t>((code[t] >> 1) > sh.levels) |
-                    static_cast<uint32_t>(code[t] == 1);
-        dst[i + t] = lut[code[t]];
-      }
-      if (bad_tail) return false;
-    }
+    if (!dec.Tail(p, i)) return false;
   }
-  if (stream) StreamFinish(&so);
-  return bad == 0;
+  return dec.Finish();
 }
-#endif
 
-#if FT_QUANT_X86
 // QsgdDecodeBlocksAvx512 for codes of at most 5 bits (the table in two registers) with
 // AVX512-VBMI: 16 codes per step from one 16-byte load, moved into their 32-bit lanes with one
 // byte permute (the two bytes holding code i: bits w i .. w i + w - 1) and one variable shift.
@@ -1000,8 +1036,6 @@ FT_FUSED_TARGET bool QsgdDecodeBlocksVbmi(const QsgdShape& sh, const char* codes
   if (lut == nullptr || sh.width > 5 || sh.bucket % kPhiloxBlock != 0)
     return QsgdDecodeBlocksAvx512(sh, codes, norms, lut, out);
   const int w = sh.width;
-  const size_t nl = size_t{1} << w;
-  bool stream = sh.d * sizeof(float) >= kStreamMinBytes;
   const char* const end = codes + (sh.d * static_cast<size_t>(w) + 7) / 8;
   alignas(64) uint8_t perm_b[64];
   alignas(64) uint32_t shift_b[16];
@@ -1015,65 +1049,24 @@ FT_FUSED_TARGET bool QsgdDecodeBlocksVbmi(const QsgdShape& sh, const char* codes
   }
   const __m512i perm = _mm512_load_si512(perm_b);
   const __m512i shifts = _mm512_load_si512(shift_b);
-  const __m512i mask = _mm512_set1_epi32(static_cast<int>(nl - 1));
-  const __m512i max_code = _mm512_set1_epi32(static_cast<int>(2 * sh.levels + 1));
-  const __m512i one = _mm512_set1_epi32(1);
-  __m512 t_lo = _mm512_setzero_ps(), t_hi = _mm512_setzero_ps();
-  StreamOut so;
-  StreamStart(&so, out);
-  __mmask16 bad = 0;
-  alignas(64) uint32_t code[kPhiloxBlock];
+  const __m512i mask = _mm512_set1_epi32((1 << w) - 1);
+  QsgdDecodeAvx512State dec;
+  dec.Start(sh, codes, norms, lut, out, /*regs=*/true);
   for (size_t blk = 0; blk * kPhiloxBlock < sh.d; ++blk) {
-    const size_t j0 = blk * kPhiloxBlock;
-    const size_t n = std::min(kPhiloxBlock, sh.d - j0);
-    const size_t q = j0 / sh.bucket;
-    if (j0 % sh.bucket == 0) {  // a new bucket: its table (as in QsgdDecodeBlocksImpl)
-      for (size_t cd = 0; cd < nl; cd += 2) {
-        const float v = (cd >> 1) <= sh.levels
-                            ? QsgdValue<float>(norms[q], static_cast<uint32_t>(cd), sh.levels)
-                            : 0.0f;
-        lut[cd] = v;
-        lut[cd + 1] = -v;
-      }
-      t_lo = nl >= 16 ? _mm512_loadu_ps(lut)
-                      : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << nl) - 1), lut);
-      t_hi = nl > 16 ? _mm512_loadu_ps(lut + 16) : _mm512_setzero_ps();
-    }
-    const char* p = codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(w);
-    float* const dst = out + j0;
+    const char* p = dec.Block(blk);
     size_t i = 0;
     // One 16-byte load per step: only while it stays inside the payload.
-    for (; i + 16 <= n && p + 16 <= end; i += 16, p += 2 * w) {
+    for (; i + 16 <= dec.n && p + 16 <= end; i += 16, p += 2 * w) {
       const __m512i raw = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
       // Zero-masking forms: see PhiloxBlockAvx512.
-      const __m512i c = _mm512_and_si512(
-          _mm512_maskz_srlv_epi32(0xFFFF, _mm512_maskz_permutexvar_epi8(~0ull, perm, raw), shifts),
-          mask);
-      bad |= _mm512_cmpgt_epu32_mask(c, max_code) | _mm512_cmpeq_epi32_mask(c, one);
-      const __m512 v = _mm512_permutex2var_ps(t_lo, c, t_hi);
-      if (stream) {
-        StreamPut(&so, v);
-      } else {
-        _mm512_storeu_ps(dst + i, v);
-      }
+      dec.Step(_mm512_and_si512(_mm512_maskz_srlv_epi32(
+                                    0xFFFF, _mm512_maskz_permutexvar_epi8(~0ull, perm, raw), shifts),
+                                mask),
+               i);
     }
-    if (i < n) {  // the rest of the block (byte-aligned: i is a multiple of 16)
-      if (stream) {
-        StreamFinish(&so);
-        stream = false;
-      }
-      UnpackBits(p, n - i, w, code);
-      uint32_t bad_tail = 0;
-      for (size_t t = 0; i + t < n; ++t) {
-        bad_tail |= static_cast<uint32_t>((code[t] >> 1) > sh.levels) |
-                    static_cast<uint32_t>(code[t] == 1);
-        dst[i + t] = lut[code[t]];
-      }
-      if (bad_tail) return false;
-    }
+    if (!dec.Tail(p, i)) return false;
   }
-  if (stream) StreamFinish(&so);
-  return bad == 0;
+  return dec.Finish();
 }
 #endif
 
