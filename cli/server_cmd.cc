@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -36,6 +37,10 @@ options:
   --workers N          workers to wait for before round 0 (required)
   --token T            shared secret of the run (or the environment variable FEDTRAIN_TOKEN)
   --join-timeout S     give up when N workers have not joined after S seconds (default 600)
+  --tls-cert FILE      serve over TLS with this PEM certificate (chain); needs --tls-key
+  --tls-key FILE       the PEM private key of --tls-cert
+  --tls-client-ca FILE require client certificates signed by this PEM CA (mutual TLS);
+                       needs --tls-cert (deploy/make_certs.sh makes test certificates)
   --help               this help
 )";
 
@@ -59,6 +64,7 @@ int ServerCommand(const std::vector<std::string>& args) {
   std::vector<std::string> sets, plugins;
   int workers = 0;
   int64_t join_timeout_s = 600;
+  std::string tls_cert, tls_key, tls_client_ca;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     std::string v;
@@ -97,6 +103,15 @@ int ServerCommand(const std::vector<std::string>& args) {
     } else if (a == "--join-timeout") {
       if (!value() || !absl::SimpleAtoi(v, &join_timeout_s) || join_timeout_s < 1)
         return Usage("--join-timeout needs a positive number of seconds");
+    } else if (a == "--tls-cert") {
+      if (!value() || v.empty()) return Usage("--tls-cert needs a PEM certificate file");
+      tls_cert = v;
+    } else if (a == "--tls-key") {
+      if (!value() || v.empty()) return Usage("--tls-key needs a PEM private key file");
+      tls_key = v;
+    } else if (a == "--tls-client-ca") {
+      if (!value() || v.empty()) return Usage("--tls-client-ca needs a PEM CA certificate file");
+      tls_client_ca = v;
     } else {
       return Usage(absl::StrCat("unknown option '", a, "'"));
     }
@@ -104,6 +119,10 @@ int ServerCommand(const std::vector<std::string>& args) {
   if (config_path.empty()) return Usage("server needs --config FILE");
   if (workers < 1) return Usage("server needs --workers N");
   if (token.empty()) return Usage("server needs --token T (or FEDTRAIN_TOKEN)");
+  if (!tls_cert.empty() && tls_key.empty()) return Usage("--tls-cert needs --tls-key FILE");
+  if (!tls_key.empty() && tls_cert.empty()) return Usage("--tls-key needs --tls-cert FILE");
+  if (!tls_client_ca.empty() && tls_cert.empty())
+    return Usage("--tls-client-ca (mutual TLS) needs --tls-cert FILE and --tls-key FILE");
 
   grpc_init();  // TOOLCHAIN.md: avoids the shutdown stall together with _Exit in main
   absl::StatusOr<v1::ExperimentConfig> cfg = LoadConfigFile(config_path);
@@ -124,11 +143,23 @@ int ServerCommand(const std::vector<std::string>& args) {
   o.token = token;
   o.config = *resolved;
   o.expected_workers = workers;
+  for (auto [option, path, pem] :
+       {std::make_tuple("--tls-cert", &tls_cert, &o.tls_cert_pem),
+        std::make_tuple("--tls-key", &tls_key, &o.tls_key_pem),
+        std::make_tuple("--tls-client-ca", &tls_client_ca, &o.tls_client_ca_pem)}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> text = ReadPemFile(option, *path);
+    if (!text.ok()) return Fail(std::string(text.status().message()));
+    *pem = *std::move(text);
+  }
   absl::StatusOr<std::unique_ptr<GrpcServerTransport>> started = GrpcServerTransport::Start(o);
   if (!started.ok()) return Fail(std::string(started.status().message()));
   std::shared_ptr<GrpcServerTransport> transport = std::move(started).value();
   std::printf("listening on %s\n", transport->address().c_str());
   std::fflush(stdout);
+  if (!o.tls_cert_pem.empty())
+    std::fprintf(stderr, "fedtrain server: TLS on%s\n",
+                 o.tls_client_ca_pem.empty() ? "" : ", client certificates required");
 
   TransportFactory factory = [&](const TransportContext& ctx)
       -> absl::StatusOr<std::shared_ptr<ServerTransport>> {

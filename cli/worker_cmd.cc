@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,7 @@
 #include "aggregators/registry.h"
 #include "cli/plugins.h"
 #include "comm/grpc_client.h"
+#include "comm/grpc_server.h"  // ReadPemFile
 #include "core/thread_pool.h"
 #include "grpc/grpc.h"
 #include "sim/simulate.h"
@@ -34,6 +36,11 @@ options:
   --threads N          tasks trained in parallel (default 1; results do not depend on it)
   --name NAME          shown in the server's logs (default: host name and pid)
   --connect-timeout S  give up when the server cannot be reached for S seconds (default 60)
+  --tls-ca FILE        connect over TLS, verifying the server against this PEM CA certificate
+  --tls-cert FILE      PEM client certificate, for servers that require one (mutual TLS);
+                       needs --tls-key and --tls-ca
+  --tls-key FILE       the PEM private key of --tls-cert
+  --tls-server-name N  the name the server's certificate must hold (default: HOST of --server)
   --help               this help
 )";
 
@@ -62,6 +69,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
   if (const char* env = std::getenv("FEDTRAIN_TOKEN")) o.token = env;
   int threads = 1;
   int64_t connect_timeout_s = 60;
+  std::string tls_ca, tls_cert, tls_key;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     std::string v;
@@ -88,13 +96,39 @@ int WorkerCommand(const std::vector<std::string>& args) {
     } else if (a == "--connect-timeout") {
       if (!value() || !absl::SimpleAtoi(v, &connect_timeout_s) || connect_timeout_s < 1)
         return Usage("--connect-timeout needs a positive number of seconds");
+    } else if (a == "--tls-ca") {
+      if (!value() || v.empty()) return Usage("--tls-ca needs a PEM CA certificate file");
+      tls_ca = v;
+    } else if (a == "--tls-cert") {
+      if (!value() || v.empty()) return Usage("--tls-cert needs a PEM certificate file");
+      tls_cert = v;
+    } else if (a == "--tls-key") {
+      if (!value() || v.empty()) return Usage("--tls-key needs a PEM private key file");
+      tls_key = v;
+    } else if (a == "--tls-server-name") {
+      if (!value() || v.empty()) return Usage("--tls-server-name needs a name");
+      o.tls_server_name = v;
     } else {
       return Usage(absl::StrCat("unknown option '", a, "'"));
     }
   }
   if (o.server.empty()) return Usage("worker needs --server HOST:PORT");
   if (o.token.empty()) return Usage("worker needs --token T (or FEDTRAIN_TOKEN)");
+  if (!tls_cert.empty() && tls_key.empty()) return Usage("--tls-cert needs --tls-key FILE");
+  if (!tls_key.empty() && tls_cert.empty()) return Usage("--tls-key needs --tls-cert FILE");
+  if (tls_ca.empty() && !tls_cert.empty())
+    return Usage("--tls-cert (mutual TLS) needs --tls-ca FILE");
+  if (tls_ca.empty() && !o.tls_server_name.empty())
+    return Usage("--tls-server-name needs --tls-ca FILE");
   if (o.name.empty()) o.name = DefaultName();
+  for (auto [option, path, pem] : {std::make_tuple("--tls-ca", &tls_ca, &o.tls_ca_pem),
+                                   std::make_tuple("--tls-cert", &tls_cert, &o.tls_cert_pem),
+                                   std::make_tuple("--tls-key", &tls_key, &o.tls_key_pem)}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> text = ReadPemFile(option, *path);
+    if (!text.ok()) return Fail(std::string(text.status().message()));
+    *pem = *std::move(text);
+  }
 
   grpc_init();  // TOOLCHAIN.md: avoids the shutdown stall together with _Exit in main
   absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> joined =

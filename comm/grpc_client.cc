@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_server.h"  // kGrpcChunkBytes
@@ -30,20 +31,66 @@ GrpcWorkerClient::~GrpcWorkerClient() = default;
 
 absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
     const GrpcWorkerOptions& opts, absl::Time deadline) {
+  if (opts.tls_ca_pem.empty() &&
+      !(opts.tls_cert_pem.empty() && opts.tls_key_pem.empty() && opts.tls_server_name.empty()))
+    return absl::InvalidArgumentError("TLS options need the CA certificate of the server");
+  if (opts.tls_cert_pem.empty() != opts.tls_key_pem.empty())
+    return absl::InvalidArgumentError("a client certificate needs its key and the reverse");
   auto impl = std::make_unique<Impl>();
-  impl->channel = grpc::CreateChannel(opts.server, grpc::InsecureChannelCredentials());
+  const bool tls = !opts.tls_ca_pem.empty();
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments args;
+  if (tls) {
+    grpc::SslCredentialsOptions so;
+    so.pem_root_certs = opts.tls_ca_pem;
+    so.pem_private_key = opts.tls_key_pem;
+    so.pem_cert_chain = opts.tls_cert_pem;
+    creds = grpc::SslCredentials(so);
+    if (!creds) return absl::InvalidArgumentError("the TLS certificates are not usable");
+    if (!opts.tls_server_name.empty()) args.SetSslTargetNameOverride(opts.tls_server_name);
+  }
+  impl->channel = grpc::CreateCustomChannel(opts.server, creds, args);
   impl->stub = v1::FedTrain::NewStub(impl->channel);
   std::unique_ptr<GrpcWorkerClient> c(new GrpcWorkerClient(std::move(impl)));
   c->opts_ = opts;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
-  ctx.set_wait_for_ready(true);  // the server may still be starting
   v1::JoinRequest req;
   req.set_token(opts.token);
   req.set_worker_name(opts.name);
-  grpc::Status s = c->impl_->stub->Join(&ctx, req, &c->joined_);
-  if (!s.ok()) return FromGrpc(s, absl::StrCat("join ", opts.server));
-  return c;
+  // The server may still be starting: retry while the connection is refused, until the
+  // deadline. A failure after the TCP connect (a refused TLS handshake, a plain/TLS mismatch)
+  // does not heal by itself: give up after a few of those.
+  constexpr int kMaxHandshakeFailures = 5;
+  int handshake_failures = 0;
+  grpc::Status s;
+  std::string last_unavailable;
+  while (true) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    s = c->impl_->stub->Join(&ctx, req, &c->joined_);
+    if (s.ok()) return c;
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() >= deadline) break;
+    last_unavailable = s.error_message();
+    if (!absl::StrContains(s.error_message(), "refused") &&
+        ++handshake_failures >= kMaxHandshakeFailures)
+      break;
+    // Wait for the channel to try again (it backs off between connection attempts).
+    const grpc_connectivity_state state = c->impl_->channel->GetState(/*try_to_connect=*/true);
+    c->impl_->channel->WaitForStateChange(
+        state, absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Milliseconds(500))));
+  }
+  absl::Status st = FromGrpc(s, absl::StrCat("join ", opts.server));
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+    return absl::UnavailableError(absl::StrCat(
+        "cannot connect to ", opts.server, tls ? " over TLS" : " over plain TCP", ": ",
+        s.error_message(),
+        s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && !last_unavailable.empty()
+            ? absl::StrCat("; last error: ", last_unavailable)
+            : "",
+        tls ? " (TLS handshake or connection failed: check --tls-ca, --tls-server-name, and "
+              "--tls-cert/--tls-key if the server requires client certificates)"
+            : " (connection failed: if the server uses TLS, pass --tls-ca)"));
+  return st;
 }
 
 absl::Status GrpcWorkerClient::ReceiveTasks(const std::function<void(v1::TaskMsg)>& on_task) {

@@ -2,6 +2,8 @@
 // run's token, receive tasks (reassembled from their chunks), push updates in ~1 MiB chunks,
 // heartbeats, Leave. Moves messages and reports failures; the task loop belongs to the
 // caller. Thread-safe (gRPC stubs are): Push and Heartbeat may run while ReceiveTasks does.
+// With a CA certificate the channel uses TLS and verifies the server against it; a client
+// certificate and key are presented to servers that require them (mutual TLS).
 #ifndef FEDTRAIN_COMM_GRPC_CLIENT_H_
 #define FEDTRAIN_COMM_GRPC_CLIENT_H_
 
@@ -20,12 +22,18 @@ struct GrpcWorkerOptions {
   std::string server;  // HOST:PORT
   std::string token;
   std::string name;    // shown in the server's logs
+  // TLS (PEM text, not paths): plain TCP when tls_ca_pem is empty.
+  std::string tls_ca_pem;       // verifies the server's certificate
+  std::string tls_cert_pem;     // client certificate (mutual TLS), with tls_key_pem
+  std::string tls_key_pem;
+  std::string tls_server_name;  // name checked against the server's certificate, if not HOST
 };
 
 class GrpcWorkerClient {
  public:
   // Connects and joins. UNAUTHENTICATED when the server refuses the token; Unavailable when
-  // it cannot be reached by `deadline`.
+  // it cannot be reached by `deadline`, or sooner when connections keep failing after the
+  // TCP connect (TLS handshake refused, plain TCP against a TLS server or the reverse).
   static absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> Join(const GrpcWorkerOptions& opts,
                                                                  absl::Time deadline);
   ~GrpcWorkerClient();

@@ -1,6 +1,10 @@
 #include "comm/grpc_server.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -261,24 +265,60 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
   if (opts.token.empty()) return absl::InvalidArgumentError("the server needs a token");
   if (opts.expected_workers < 1)
     return absl::InvalidArgumentError("the server needs at least one worker");
+  if (opts.tls_cert_pem.empty() != opts.tls_key_pem.empty())
+    return absl::InvalidArgumentError("TLS needs both a certificate and its key");
+  if (opts.tls_cert_pem.empty() && !opts.tls_client_ca_pem.empty())
+    return absl::InvalidArgumentError("client certificates (mutual TLS) need TLS");
   const std::string listen = opts.listen;
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos)
     return absl::InvalidArgumentError(absl::StrCat("listen address ", listen, " is not HOST:PORT"));
   std::unique_ptr<GrpcServerTransport> t(new GrpcServerTransport(std::move(opts)));
   t->service_ = std::make_unique<Service>(t.get());
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  const bool tls = !t->opts_.tls_cert_pem.empty();
+  if (tls) {
+    const bool mutual = !t->opts_.tls_client_ca_pem.empty();
+    grpc::SslServerCredentialsOptions so(
+        mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+               : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    so.pem_root_certs = t->opts_.tls_client_ca_pem;
+    so.pem_key_cert_pairs.push_back({t->opts_.tls_key_pem, t->opts_.tls_cert_pem});
+    creds = grpc::SslServerCredentials(so);
+    if (!creds) return absl::InvalidArgumentError("the TLS certificate or key is not usable");
+  }
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  b.AddListeningPort(listen, creds, &port);
   b.RegisterService(t->service_.get());
   t->server_ = b.BuildAndStart();
   if (!t->server_ || port == 0) {
     absl::MutexLock lock(&t->mu_);
     t->shut_down_ = true;
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", listen,
+        tls ? " (with TLS: check that the certificate and key are valid PEM and match)" : ""));
   }
   t->address_ = absl::StrCat(listen.substr(0, colon), ":", port);
   return t;
+}
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& option, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    const std::string why = absl::StrCat(option, ": cannot read ", path, ": ", std::strerror(err));
+    return err == ENOENT ? absl::NotFoundError(why) : absl::UnavailableError(why);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    return absl::UnavailableError(absl::StrCat(option, ": cannot read ", path));
+  std::string pem = text.str();
+  if (pem.find("-----BEGIN ") == std::string::npos)
+    return absl::InvalidArgumentError(
+        absl::StrCat(option, ": ", path, " is not a PEM file (no -----BEGIN line)"));
+  return pem;
 }
 
 bool GrpcServerTransport::TokenOk(const std::string& token) const {

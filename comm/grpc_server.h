@@ -6,6 +6,8 @@
 // Tasks go down a server stream and updates come back up client streams, both in ~1 MiB
 // chunks of the serialized message; updates are reassembled and size-checked here.
 // Reactors only parse, size-check and enqueue; nothing here knows rounds or models.
+// With a certificate and key the server speaks TLS; with a client CA as well it requires
+// and verifies client certificates (mutual TLS). The token is checked either way.
 // Thread-safe.
 #ifndef FEDTRAIN_COMM_GRPC_SERVER_H_
 #define FEDTRAIN_COMM_GRPC_SERVER_H_
@@ -41,7 +43,17 @@ struct GrpcServerOptions {
   int expected_workers = 1;            // membership closes when this many have joined
   absl::Duration heartbeat_interval = absl::Seconds(2);
   uint64_t max_update_bytes = uint64_t{1} << 30;  // serialized UpdateMsg limit
+  // TLS (PEM text, not paths): plain TCP when tls_cert_pem is empty. A non-empty
+  // tls_client_ca_pem requires client certificates signed by it (mutual TLS).
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  std::string tls_client_ca_pem;
 };
+
+// Reads a PEM file named by a command-line option (for the TLS options of `fedtrain server`
+// and `fedtrain worker`). The error names the option and the file: NotFound / Unavailable
+// when it cannot be read, InvalidArgument when it holds no PEM block.
+absl::StatusOr<std::string> ReadPemFile(const std::string& option, const std::string& path);
 
 class GrpcServerTransport final : public ServerTransport {
  public:

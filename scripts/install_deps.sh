@@ -17,6 +17,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin                 # MPI launcher and collectives
   libgtest-dev libgmock-dev                  # unit tests
   libbenchmark-dev                           # micro-benchmarks
+  openssl                                    # deploy/make_certs.sh (TLS test certificates)
   dataset-fashion-mnist                      # Fashion-MNIST IDX files
 )
 

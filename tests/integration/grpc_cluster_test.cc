@@ -3,6 +3,8 @@
 // on the same config; a worker with a wrong token is refused (exit 1, stderr names the
 // token) and the run completes with the others. No sleeps: the test waits on the server's
 // "listening on" line and on the children's exits; a watchdog kills children that hang.
+// Over TLS and mutual TLS (certificates from deploy/make_certs.sh): the same bit-identical
+// run; a worker without a client certificate, or speaking plain TCP, is refused.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +17,8 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -41,10 +45,8 @@ std::string Env(const char* name, const char* fallback) {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 std::string Bin() { return Env("FEDTRAIN_BIN", FEDTRAIN_TEST_DEFAULT_BIN); }
-std::string Config() {
-  return Env("FEDTRAIN_SOURCE_DIR", FEDTRAIN_TEST_DEFAULT_SOURCE_DIR) +
-         std::string("/examples/synthetic_logreg.json");
-}
+std::string SourceDir() { return Env("FEDTRAIN_SOURCE_DIR", FEDTRAIN_TEST_DEFAULT_SOURCE_DIR); }
+std::string Config() { return SourceDir() + "/examples/synthetic_logreg.json"; }
 
 // A child `fedtrain` process: stdout to a pipe (pipe_fd) or a file, stderr to a file.
 struct Child {
@@ -62,8 +64,8 @@ Child Spawn(const std::vector<std::string>& args, const std::string& err_path,
     ADD_FAILURE() << "pipe: " << std::strerror(errno);
     return c;
   }
-  std::vector<std::string> storage = {Bin()};
-  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<std::string> storage = args;
+  if (storage.empty() || storage[0] != "/bin/bash") storage.insert(storage.begin(), Bin());
   std::vector<char*> argv;
   for (std::string& a : storage) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -171,16 +173,24 @@ struct ClusterRun {
   std::string bad_worker_err;
 };
 
-// Server + `workers` good workers (+ one with a wrong token when `bad_token`).
-ClusterRun RunCluster(const TempDir& dir, int workers, bool bad_token,
-                      const std::vector<std::string>& sets = {}) {
+struct ClusterOptions {
+  bool bad_token = false;  // one more worker, with a wrong token
+  std::vector<std::string> sets;
+  std::vector<std::string> server_args;      // e.g. TLS options
+  std::vector<std::string> worker_args;      // for the good workers
+  std::vector<std::string> bad_worker_args;  // one more worker with these (token included)
+};
+
+// Server + `workers` good workers (+ one refused worker per `o`).
+ClusterRun RunCluster(const TempDir& dir, int workers, const ClusterOptions& o) {
   ClusterRun r;
   Watchdog dog;
   std::vector<std::string> args = {"server"};
-  for (const std::string& a : RunArgs(dir.File("grpc"), sets)) args.push_back(a);
+  for (const std::string& a : RunArgs(dir.File("grpc"), o.sets)) args.push_back(a);
   for (const char* a : {"--listen", "127.0.0.1:0", "--token", "s3cret"}) args.push_back(a);
   args.push_back("--workers");
   args.push_back(std::to_string(workers));
+  args.insert(args.end(), o.server_args.begin(), o.server_args.end());
   Child server = Spawn(args, dir.File("server.err"), true);
   dog.Add(server.pid);
   const std::string first = ReadLine(server.pipe_fd);
@@ -191,17 +201,22 @@ ClusterRun RunCluster(const TempDir& dir, int workers, bool bad_token,
     Wait(server.pid);
     return r;
   }
-  if (bad_token) {  // refused before the good workers join: it must change nothing
-    Child bad = Spawn({"worker", "--server", addr, "--token", "wrong"}, dir.File("bad.err"), false);
+  std::vector<std::string> bad_args = o.bad_worker_args;
+  if (o.bad_token) bad_args = {"--token", "wrong"};
+  if (!bad_args.empty()) {  // refused before the good workers join: it must change nothing
+    std::vector<std::string> a = {"worker", "--server", addr};
+    a.insert(a.end(), bad_args.begin(), bad_args.end());
+    Child bad = Spawn(a, dir.File("bad.err"), false);
     dog.Add(bad.pid);
     r.bad_worker_rc = Wait(bad.pid);
     r.bad_worker_err = ReadFileBytes(bad.err_path);
   }
   std::vector<Child> ws;
   for (int i = 0; i < workers; ++i) {
-    ws.push_back(Spawn({"worker", "--server", addr, "--token", "s3cret", "--threads",
-                        std::to_string(1 + i % 2)},
-                       dir.File(absl::StrCat("worker", i, ".err")), false));
+    std::vector<std::string> a = {"worker", "--server", addr, "--token", "s3cret", "--threads",
+                                  std::to_string(1 + i % 2)};
+    a.insert(a.end(), o.worker_args.begin(), o.worker_args.end());
+    ws.push_back(Spawn(a, dir.File(absl::StrCat("worker", i, ".err")), false));
     dog.Add(ws.back().pid);
   }
   for (Child& w : ws) {
@@ -218,7 +233,7 @@ TEST(GrpcClusterTest, FourWorkerProcessesMatchSimulationBitForBit) {
   TempDir dir;
   const std::string sim = SimulatedModel(dir);
   ASSERT_FALSE(sim.empty());
-  ClusterRun run = RunCluster(dir, 4, /*bad_token=*/false);
+  ClusterRun run = RunCluster(dir, 4, ClusterOptions());
   ASSERT_EQ(run.server_rc, 0);
   EXPECT_THAT(run.server_out, HasSubstr(absl::StrCat("run folder: ", dir.File("grpc/"), kRunName)));
   const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
@@ -239,7 +254,9 @@ TEST(GrpcClusterTest, ChunkedMessagesAndClientStateMatchSimulation) {
                                          "eval_every=3"};
   const std::string sim = SimulatedModel(dir, sets);
   ASSERT_GT(sim.size(), size_t{1} << 20);
-  ClusterRun run = RunCluster(dir, 2, /*bad_token=*/false, sets);
+  ClusterOptions o;
+  o.sets = sets;
+  ClusterRun run = RunCluster(dir, 2, o);
   ASSERT_EQ(run.server_rc, 0);
   const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
   EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 2 workers";
@@ -247,12 +264,125 @@ TEST(GrpcClusterTest, ChunkedMessagesAndClientStateMatchSimulation) {
 
 TEST(GrpcClusterTest, WrongTokenIsRefusedAndTheRunCompletes) {
   TempDir dir;
-  ClusterRun run = RunCluster(dir, 4, /*bad_token=*/true);
+  ClusterOptions o;
+  o.bad_token = true;
+  ClusterRun run = RunCluster(dir, 4, o);
   EXPECT_EQ(run.bad_worker_rc, 1);
   EXPECT_THAT(run.bad_worker_err, HasSubstr("token"));
   EXPECT_THAT(run.bad_worker_err, HasSubstr("UNAUTHENTICATED"));
   ASSERT_EQ(run.server_rc, 0);
   EXPECT_FALSE(ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw"))).empty());
+}
+
+// deploy/make_certs.sh into `dir`/certs; returns that folder ("" after a failure).
+std::string MakeCerts(const TempDir& dir) {
+  Watchdog dog;
+  Child c = Spawn({"/bin/bash", SourceDir() + "/deploy/make_certs.sh", dir.File("certs")},
+                  dir.File("certs.err"), false, dir.File("certs.out"));
+  dog.Add(c.pid);
+  const int rc = Wait(c.pid);
+  EXPECT_EQ(rc, 0) << ReadFileBytes(dir.File("certs.err"));
+  EXPECT_THAT(ReadFileBytes(dir.File("certs.out")), HasSubstr("server.crt"));
+  return rc == 0 ? dir.File("certs") : "";
+}
+
+std::vector<std::string> ServerTls(const std::string& certs, bool mutual) {
+  std::vector<std::string> a = {"--tls-cert", certs + "/server.crt", "--tls-key",
+                                certs + "/server.key"};
+  if (mutual) a.insert(a.end(), {"--tls-client-ca", certs + "/ca.crt"});
+  return a;
+}
+
+std::vector<std::string> WorkerTls(const std::string& certs, bool client_cert) {
+  std::vector<std::string> a = {"--tls-ca", certs + "/ca.crt", "--tls-server-name", "localhost"};
+  if (client_cert)
+    a.insert(a.end(), {"--tls-cert", certs + "/worker.crt", "--tls-key", certs + "/worker.key"});
+  return a;
+}
+
+TEST(GrpcClusterTest, MutualTlsRunMatchesSimulationBitForBit) {
+  TempDir dir;
+  const std::string certs = MakeCerts(dir);
+  ASSERT_FALSE(certs.empty());
+  const std::string sim = SimulatedModel(dir);
+  ASSERT_FALSE(sim.empty());
+  ClusterOptions o;
+  o.server_args = ServerTls(certs, true);
+  o.worker_args = WorkerTls(certs, true);
+  ClusterRun run = RunCluster(dir, 2, o);
+  ASSERT_EQ(run.server_rc, 0);
+  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
+  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and a mutual-TLS run";
+}
+
+TEST(GrpcClusterTest, MutualTlsRefusesAWorkerWithoutClientCertificate) {
+  TempDir dir;
+  const std::string certs = MakeCerts(dir);
+  ASSERT_FALSE(certs.empty());
+  ClusterOptions o;
+  o.server_args = ServerTls(certs, true);
+  o.worker_args = WorkerTls(certs, true);
+  o.bad_worker_args = WorkerTls(certs, false);  // the CA, but no client certificate
+  o.bad_worker_args.insert(o.bad_worker_args.end(), {"--token", "s3cret"});
+  ClusterRun run = RunCluster(dir, 2, o);
+  EXPECT_EQ(run.bad_worker_rc, 1);
+  EXPECT_THAT(run.bad_worker_err, HasSubstr("cannot connect"));
+  EXPECT_THAT(run.bad_worker_err, HasSubstr("TLS handshake"));
+  ASSERT_EQ(run.server_rc, 0);
+  EXPECT_FALSE(ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw"))).empty());
+}
+
+TEST(GrpcClusterTest, TlsServerRefusesAPlainTcpWorker) {
+  TempDir dir;
+  const std::string certs = MakeCerts(dir);
+  ASSERT_FALSE(certs.empty());
+  ClusterOptions o;
+  o.server_args = ServerTls(certs, false);
+  o.worker_args = WorkerTls(certs, false);
+  o.bad_worker_args = {"--token", "s3cret"};  // no --tls-ca: plain TCP
+  ClusterRun run = RunCluster(dir, 1, o);
+  EXPECT_EQ(run.bad_worker_rc, 1);
+  EXPECT_THAT(run.bad_worker_err, HasSubstr("cannot connect"));
+  EXPECT_THAT(run.bad_worker_err, HasSubstr("plain TCP"));
+  ASSERT_EQ(run.server_rc, 0);
+  EXPECT_FALSE(ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw"))).empty());
+}
+
+TEST(GrpcClusterTest, TlsUsageAndFileErrors) {
+  TempDir dir;
+  Watchdog dog;
+  auto run = [&](std::vector<std::string> args) {
+    Child c = Spawn(args, dir.File("err"), false);
+    dog.Add(c.pid);
+    const int rc = Wait(c.pid);  // before reading what it wrote
+    return std::make_pair(rc, ReadFileBytes(dir.File("err")));
+  };
+  const std::vector<std::string> server = {"server", "--config", Config(), "--token", "t",
+                                           "--workers", "1", "--listen", "127.0.0.1:0"};
+  auto with = [](std::vector<std::string> a, const std::vector<std::string>& more) {
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  auto [rc, err] = run(with(server, {"--tls-cert", "c.pem"}));
+  EXPECT_EQ(rc, 2);
+  EXPECT_THAT(err, HasSubstr("--tls-key"));
+  std::tie(rc, err) = run(with(server, {"--tls-client-ca", "ca.pem"}));
+  EXPECT_EQ(rc, 2);
+  EXPECT_THAT(err, HasSubstr("--tls-cert"));
+  const std::string missing = dir.File("missing.pem");
+  std::tie(rc, err) = run(with(server, {"--tls-cert", missing, "--tls-key", missing}));
+  EXPECT_EQ(rc, 1);
+  EXPECT_THAT(err, HasSubstr("--tls-cert: cannot read " + missing));
+  const std::vector<std::string> worker = {"worker", "--server", "127.0.0.1:1", "--token", "t"};
+  std::tie(rc, err) = run(with(worker, {"--tls-ca", missing}));
+  EXPECT_EQ(rc, 1);
+  EXPECT_THAT(err, HasSubstr("--tls-ca: cannot read " + missing));
+  std::tie(rc, err) = run(with(worker, {"--tls-key", "k.pem"}));
+  EXPECT_EQ(rc, 2);
+  EXPECT_THAT(err, HasSubstr("--tls-cert"));
+  std::tie(rc, err) = run(with(worker, {"--tls-cert", "c.pem", "--tls-key", "k.pem"}));
+  EXPECT_EQ(rc, 2);
+  EXPECT_THAT(err, HasSubstr("--tls-ca"));
 }
 
 TEST(GrpcClusterTest, ServerUsageErrorsExitTwo) {
