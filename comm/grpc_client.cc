@@ -56,6 +56,7 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
   v1::JoinRequest req;
   req.set_token(opts.token);
   req.set_worker_name(opts.name);
+  if (opts.slot >= 0) req.set_slot(static_cast<uint32_t>(opts.slot));
   // The server may still be starting: retry while the connection is refused, until the
   // deadline. A failure after the TCP connect (a refused TLS handshake, a plain/TLS mismatch)
   // does not heal by itself: give up after a few of those.

@@ -7,6 +7,7 @@
 #ifndef FEDTRAIN_COMM_GRPC_CLIENT_H_
 #define FEDTRAIN_COMM_GRPC_CLIENT_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@ struct GrpcWorkerOptions {
   std::string server;  // HOST:PORT
   std::string token;
   std::string name;    // shown in the server's logs
+  int64_t slot = -1;   // the slot to ask for (JoinRequest.slot); -1: any free one
   // TLS (PEM text, not paths): plain TCP when tls_ca_pem is empty.
   std::string tls_ca_pem;       // verifies the server's certificate
   std::string tls_cert_pem;     // client certificate (mutual TLS), with tls_key_pem
@@ -31,7 +33,8 @@ struct GrpcWorkerOptions {
 
 class GrpcWorkerClient {
  public:
-  // Connects and joins. UNAUTHENTICATED when the server refuses the token; Unavailable when
+  // Connects and joins. UNAUTHENTICATED when the server refuses the token; ALREADY_EXISTS
+  // when the asked-for slot is still held by a live worker; Unavailable when
   // it cannot be reached by `deadline`, or sooner when connections keep failing after the
   // TCP connect (TLS handshake refused, plain TCP against a TLS server or the reverse).
   static absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> Join(const GrpcWorkerOptions& opts,

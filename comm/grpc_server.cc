@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -88,12 +89,14 @@ class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1
 // Client stream of one UpdateMsg: size-checks, reassembles, parses, enqueues.
 class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<v1::UpdateChunk> {
  public:
-  explicit UpdateReader(GrpcServerTransport* t) : t_(t) { StartRead(&chunk_); }
+  UpdateReader(GrpcServerTransport* t, std::string peer) : t_(t), peer_(std::move(peer)) {
+    StartRead(&chunk_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) return Complete();
     if (!started_) {
-      if (!t_->TokenOk(chunk_.token())) return Finish(BadToken());
+      if (!t_->TokenOk(chunk_.token())) return Refuse(BadToken());
       worker_id_ = chunk_.worker_id();
       total_ = chunk_.total_bytes();
       uint64_t max;
@@ -101,19 +104,20 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<v
         absl::MutexLock lock(&t_->mu_);
         auto it = t_->workers_.find(worker_id_);
         if (it == t_->workers_.end() || it->second.left)
-          return Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                     absl::StrCat("worker ", worker_id_, " has not joined")));
+          return Refuse(grpc::Status(
+              grpc::StatusCode::FAILED_PRECONDITION,
+              absl::StrCat("worker ", worker_id_, " has not joined or was replaced")));
         max = t_->max_update_bytes_;
       }
       if (total_ > max)
-        return Finish(grpc::Status(
+        return Refuse(grpc::Status(
             grpc::StatusCode::RESOURCE_EXHAUSTED,
             absl::StrCat("update of ", total_, " bytes exceeds the limit of ", max, " bytes")));
       buf_.reserve(std::min<uint64_t>(total_, uint64_t{64} << 20));
       started_ = true;
     }
     if (buf_.size() + chunk_.data().size() > total_)
-      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+      return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  absl::StrCat("update chunks exceed the announced ", total_,
                                               " bytes")));
     buf_.append(chunk_.data());
@@ -124,25 +128,37 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<v
  private:
   void Complete() {
     if (!started_ || buf_.size() != total_)
-      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+      return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  absl::StrCat("update truncated: got ", buf_.size(), " of ",
                                               total_, " bytes")));
     v1::UpdateMsg m;
     if (!m.ParseFromString(buf_))
-      return Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "update does not parse"));
+      return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "update does not parse"));
     buf_.clear();
     buf_.shrink_to_fit();
     absl::MutexLock lock(&t_->mu_);
-    if (t_->routing_.empty() ||
-        t_->routing_[m.client_id() % t_->routing_.size()] != worker_id_)
-      return Finish(grpc::Status(
-          grpc::StatusCode::PERMISSION_DENIED,
-          absl::StrCat("client ", m.client_id(), " is not routed to worker ", worker_id_)));
+    if (!t_->closed_ || t_->routing_[m.client_id() % t_->routing_.size()] != worker_id_) {
+      grpc::Status s(grpc::StatusCode::PERMISSION_DENIED,
+                     absl::StrCat("client ", m.client_id(), " is not routed to worker ",
+                                  worker_id_));
+      t_->RefuseLocked(absl::StrCat("push from ", peer_, ": ", s.error_message()));
+      return Finish(s);
+    }
     t_->updates_.push_back(std::move(m));
     Finish(grpc::Status::OK);
   }
+  // Ends the call with `s` and records the refusal for the round's metrics.
+  void Refuse(const grpc::Status& s) {
+    {
+      absl::MutexLock lock(&t_->mu_);
+      t_->RefuseLocked(absl::StrCat("push from ", peer_, " (worker ", worker_id_,
+                                    "): ", s.error_message()));
+    }
+    Finish(s);
+  }
 
   GrpcServerTransport* const t_;
+  const std::string peer_;
   v1::UpdateChunk chunk_;
   bool started_ = false;
   uint64_t worker_id_ = 0, total_ = 0;
@@ -157,25 +173,63 @@ class GrpcServerTransport::Service final : public v1::FedTrain::CallbackService 
                                  v1::JoinReply* reply) override {
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
     if (!t_->TokenOk(req->token())) {
+      absl::MutexLock lock(&t_->mu_);
+      t_->RefuseLocked(absl::StrCat("join from ", ctx->peer(), " (", req->worker_name(),
+                                    "): wrong token"));
       r->Finish(BadToken());
       return r;
     }
     {
       absl::MutexLock lock(&t_->mu_);
-      if (!t_->routing_.empty()) {
+      const absl::Time now = absl::Now();
+      std::vector<uint64_t>& slots = t_->routing_;
+      const uint32_t w = static_cast<uint32_t>(slots.size());
+      uint32_t slot = w;
+      if (req->has_slot()) {
+        if (req->slot() >= w) {
+          r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 absl::StrCat("slot ", req->slot(), " does not exist: the run has ",
+                                              w, " workers (slots 0 to ", w - 1, ")")));
+          return r;
+        }
+        const uint64_t holder = slots[req->slot()];
+        if (holder != 0 && t_->LiveLocked(t_->workers_.at(holder), now)) {
+          r->Finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                                 absl::StrCat("slot ", req->slot(), " is held by live worker ",
+                                              holder, " (", t_->workers_.at(holder).name, ")")));
+          return r;
+        }
+        slot = req->slot();
+      } else {
+        for (uint32_t i = 0; i < w && slot == w; ++i)
+          if (slots[i] == 0) slot = i;
+        for (uint32_t i = 0; i < w && slot == w; ++i)
+          if (!t_->LiveLocked(t_->workers_.at(slots[i]), now)) slot = i;
+      }
+      if (slot == w) {
         r->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                               absl::StrCat("the run already has its ", t_->routing_.size(),
-                                            " workers")));
+                               absl::StrCat("the run already has its ", w, " workers")));
         return r;
+      }
+      if (slots[slot] != 0) {  // take the slot over from a holder that is gone
+        WorkerRec& old = t_->workers_.at(slots[slot]);
+        old.left = true;
+        old.queue.clear();
+        std::fprintf(stderr, "fedtrain server: worker %s rejoined slot %u (was worker %llu)\n",
+                     req->worker_name().c_str(), slot,
+                     static_cast<unsigned long long>(slots[slot]));
       }
       const uint64_t id = t_->next_id_++;
       WorkerRec& rec = t_->workers_[id];
       rec.name = req->worker_name();
-      rec.last_seen = absl::Now();
-      if (static_cast<int>(t_->workers_.size()) >= t_->opts_.expected_workers)
-        for (const auto& [wid, w] : t_->workers_) t_->routing_.push_back(wid);
+      rec.slot = slot;
+      rec.last_seen = now;
+      slots[slot] = id;
+      t_->closed_ = t_->closed_ || std::find(slots.begin(), slots.end(), 0) == slots.end();
       reply->set_worker_id(id);
       reply->set_max_update_bytes(t_->max_update_bytes_);
+      reply->set_slot(slot);
+      reply->set_num_slots(w);
     }
     *reply->mutable_config() = t_->opts_.config;
     reply->set_heartbeat_interval_ms(
@@ -201,6 +255,7 @@ class GrpcServerTransport::Service final : public v1::FedTrain::CallbackService 
                                  "this worker already has a task stream"));
     } else {
       it->second.writer = w;
+      it->second.had_stream = true;
       t_->PumpLocked(&it->second);
     }
     return w;
@@ -208,7 +263,7 @@ class GrpcServerTransport::Service final : public v1::FedTrain::CallbackService 
 
   grpc::ServerReadReactor<v1::UpdateChunk>* Push(grpc::CallbackServerContext* ctx,
                                                  v1::PushReply* reply) override {
-    return new UpdateReader(t_);
+    return new UpdateReader(t_, ctx->peer());
   }
 
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
@@ -256,7 +311,31 @@ class GrpcServerTransport::Service final : public v1::FedTrain::CallbackService 
 };
 
 GrpcServerTransport::GrpcServerTransport(GrpcServerOptions opts)
-    : opts_(std::move(opts)), max_update_bytes_(opts_.max_update_bytes) {}
+    : opts_(std::move(opts)), max_update_bytes_(opts_.max_update_bytes) {
+  absl::MutexLock lock(&mu_);
+  routing_.assign(static_cast<size_t>(opts_.expected_workers), 0);
+}
+
+bool GrpcServerTransport::LiveLocked(const WorkerRec& rec, absl::Time now) const {
+  if (rec.left) return false;
+  if (rec.writer != nullptr) return true;
+  if (rec.had_stream) return false;  // its task stream broke: the process died or lost us
+  return now - rec.last_seen < 3 * opts_.heartbeat_interval;
+}
+
+void GrpcServerTransport::RefuseLocked(std::string why) {
+  std::fprintf(stderr, "fedtrain server: refused %s\n", why.c_str());
+  constexpr size_t kMaxKept = 1000;  // a flood of bad pushes must not grow memory
+  if (refused_.size() < kMaxKept) refused_.push_back(std::move(why));
+}
+
+std::vector<std::string> GrpcServerTransport::TakeRefused() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out(std::make_move_iterator(refused_.begin()),
+                               std::make_move_iterator(refused_.end()));
+  refused_.clear();
+  return out;
+}
 
 GrpcServerTransport::~GrpcServerTransport() { Shutdown(absl::Now() + absl::Seconds(1)); }
 
@@ -332,7 +411,7 @@ bool GrpcServerTransport::TokenOk(const std::string& token) const {
 
 absl::Status GrpcServerTransport::WaitForWorkers(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !routing_.empty(); };
+  auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_; };
   if (!mu_.AwaitWithDeadline(absl::Condition(&closed), deadline))
     return absl::DeadlineExceededError(absl::StrCat(
         workers_.size(), " of ", opts_.expected_workers, " workers joined before the deadline"));
@@ -346,6 +425,7 @@ void GrpcServerTransport::SetMaxUpdateBytes(uint64_t bytes) {
 
 std::vector<uint64_t> GrpcServerTransport::routing() const {
   absl::MutexLock lock(&mu_);
+  if (!closed_) return {};
   return routing_;
 }
 
@@ -373,10 +453,12 @@ absl::Status GrpcServerTransport::SendTask(v1::TaskMsg task) {
   std::vector<v1::TaskChunk> chunks = ChunkTask(bytes);
   bytes.clear();
   absl::MutexLock lock(&mu_);
-  if (routing_.empty()) return absl::UnavailableError("no workers have joined");
-  const uint64_t wid = routing_[task.client_id() % routing_.size()];
-  WorkerRec& rec = workers_[wid];
-  if (rec.left) return absl::UnavailableError(absl::StrCat("worker ", wid, " has left"));
+  if (!closed_) return absl::UnavailableError("not every worker has joined");
+  const size_t slot = task.client_id() % routing_.size();
+  const uint64_t wid = routing_[slot];
+  WorkerRec& rec = workers_.at(wid);
+  if (rec.left)
+    return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ") has left"));
   for (v1::TaskChunk& c : chunks) rec.queue.push_back(std::move(c));
   PumpLocked(&rec);
   return absl::OkStatus();

@@ -1,8 +1,12 @@
 // The server end of the deployed transport (proto/fedtrain/v1/service.proto) over gRPC's
 // callback API, and its worker registry. Workers Join with the run's token and receive the
 // experiment config; every RPC checks the token (UNAUTHENTICATED, nothing changes). Once
-// `expected_workers` have joined, membership is closed and client i is routed to worker
-// routing[i mod W] (joined worker ids, sorted), so a client's state stays with one worker.
+// `expected_workers` (W) have joined, membership is closed and client i is routed to the
+// worker holding slot (i mod W), so a client's state stays with one worker. A worker that
+// rejoins asks for its old slot and takes it over once the old holder is gone (left, its task
+// stream broke, or it joined and never opened one within three heartbeat intervals); tasks
+// still queued for the old holder are dropped (the round's deadline covers them), and its
+// in-flight updates are refused as not routed. A live holder keeps its slot.
 // Tasks go down a server stream and updates come back up client streams, both in ~1 MiB
 // chunks of the serialized message; updates are reassembled and size-checked here.
 // Reactors only parse, size-check and enqueue; nothing here knows rounds or models.
@@ -68,8 +72,12 @@ class GrpcServerTransport final : public ServerTransport {
   absl::Status WaitForWorkers(absl::Time deadline);
   // Larger pushes are refused (RESOURCE_EXHAUSTED) and never buffered.
   void SetMaxUpdateBytes(uint64_t bytes);
-  // The worker ids in routing order (empty until membership closed).
+  // The worker id holding each slot (empty until membership closed).
   std::vector<uint64_t> routing() const;
+  // Updates refused before they reached the round loop (bad token, unknown or replaced
+  // worker, oversized, truncated, unparseable, not routed to the sender), each with its
+  // reason and sender, since the last call.
+  std::vector<std::string> TakeRefused() override;
 
   absl::Status SendTask(v1::TaskMsg task) override;
   absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time deadline) override;
@@ -86,7 +94,9 @@ class GrpcServerTransport final : public ServerTransport {
   class UpdateReader;
   struct WorkerRec {
     std::string name;
-    bool left = false;
+    uint32_t slot = 0;
+    bool left = false;        // left, or replaced by a worker that rejoined its slot
+    bool had_stream = false;  // opened its Tasks stream at least once
     absl::Time last_seen;
     std::deque<v1::TaskChunk> queue;  // chunks not yet handed to the stream
     TaskWriter* writer = nullptr;     // the open Tasks stream, if any
@@ -94,6 +104,9 @@ class GrpcServerTransport final : public ServerTransport {
 
   explicit GrpcServerTransport(GrpcServerOptions opts);
   bool TokenOk(const std::string& token) const;
+  // Whether `rec` still holds its slot (see the header comment).
+  bool LiveLocked(const WorkerRec& rec, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefuseLocked(std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands the next chunk (or the end of the session) to `w` when it is idle.
   void PumpLocked(WorkerRec* rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -105,7 +118,9 @@ class GrpcServerTransport final : public ServerTransport {
   mutable absl::Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, WorkerRec> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint64_t> routing_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> routing_ ABSL_GUARDED_BY(mu_);  // slot -> worker id (0: vacant)
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;            // every slot was filled once
+  std::deque<std::string> refused_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::UpdateMsg> updates_ ABSL_GUARDED_BY(mu_);
   uint64_t max_update_bytes_ ABSL_GUARDED_BY(mu_);
   bool run_over_ ABSL_GUARDED_BY(mu_) = false;

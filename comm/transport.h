@@ -4,6 +4,9 @@
 #ifndef FEDTRAIN_COMM_TRANSPORT_H_
 #define FEDTRAIN_COMM_TRANSPORT_H_
 
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -20,6 +23,9 @@ class ServerTransport {
   virtual absl::Status SendTask(v1::TaskMsg task) = 0;
   // Next update from any client; DeadlineExceeded when none arrives by `deadline`.
   virtual absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time deadline) = 0;
+  // Messages the transport itself refused since the last call (one reason each, naming the
+  // sender), for the round's metrics and log. In-process transports refuse nothing.
+  virtual std::vector<std::string> TakeRefused() { return {}; }
 };
 
 }  // namespace fedtrain
