@@ -5,6 +5,52 @@
 #include "core/status_macros.h"
 
 namespace fedtrain {
+namespace {
+
+// Reserved key prefixes of a versioned state (WorkerOptions::versioned_state); algorithms
+// never see them.
+constexpr char kTagKey[] = "__ft.accepted_through";
+constexpr char kPrevTagKey[] = "__ft.prev.accepted_through";
+constexpr char kPrevPrefix[] = "__ft.prev.";
+
+bool Empty(const ClientState& s) { return s.vectors.empty() && s.wide.empty(); }
+
+// Splits a stored versioned state into its current and previous versions and their tags
+// (-1: untagged).
+void Split(ClientState stored, ClientState* cur, int64_t* cur_tag, ClientState* prev,
+           int64_t* prev_tag) {
+  *cur_tag = *prev_tag = -1;
+  const std::string prefix = kPrevPrefix;
+  for (auto& [k, v] : stored.wide) {
+    if (k == kTagKey) {
+      *cur_tag = static_cast<int64_t>(v.at(0));
+    } else if (k == kPrevTagKey) {
+      *prev_tag = static_cast<int64_t>(v.at(0));
+    } else if (k.rfind(prefix, 0) == 0) {
+      prev->wide[k.substr(prefix.size())] = std::move(v);
+    } else {
+      cur->wide[k] = std::move(v);
+    }
+  }
+  for (auto& [k, v] : stored.vectors) {
+    if (k.rfind(prefix, 0) == 0) {
+      prev->vectors[k.substr(prefix.size())] = std::move(v);
+    } else {
+      cur->vectors[k] = std::move(v);
+    }
+  }
+}
+
+ClientState Join(ClientState cur, int64_t cur_tag, ClientState prev, int64_t prev_tag) {
+  ClientState out = std::move(cur);
+  out.wide[kTagKey] = {static_cast<double>(cur_tag)};
+  out.wide[kPrevTagKey] = {static_cast<double>(prev_tag)};
+  for (auto& [k, v] : prev.vectors) out.vectors[kPrevPrefix + k] = std::move(v);
+  for (auto& [k, v] : prev.wide) out.wide[kPrevPrefix + k] = std::move(v);
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
   const ClientId id = task.client_id();
@@ -35,6 +81,34 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
 
   ClientState state;
   if (absl::Status s = store_->Load(id, &state); !s.ok()) return fail(s);
+  // With versioned states: pick the version the server accepted (see WorkerOptions).
+  const int64_t accepted = static_cast<int64_t>(task.accepted_through());
+  ClientState start;  // the version this task starts from, kept as the previous one
+  bool started_empty = true;
+  if (opts_.versioned_state) {
+    ClientState cur, prev;
+    int64_t cur_tag, prev_tag;
+    Split(std::move(state), &cur, &cur_tag, &prev, &prev_tag);
+    state = ClientState();
+    if (accepted == 0 || (cur_tag < 0 && Empty(cur))) {
+      // Never accepted: the initial (empty) state. Untagged and empty: nothing stored.
+    } else if (cur_tag == accepted) {
+      state = std::move(cur);
+    } else if (prev_tag == accepted) {
+      state = std::move(prev);
+    } else if (cur_tag < 0) {
+      state = std::move(cur);  // written without versions: taken as it is
+    } else {
+      return fail(absl::FailedPreconditionError(absl::StrCat(
+          "the stored state is from round ", cur_tag - 1,
+          prev_tag > 0 ? absl::StrCat(" (and round ", prev_tag - 1, ")") : std::string(),
+          " but the server accepted this client through round ", accepted - 1,
+          ": the worker's state folder does not match the server (restarted from an older "
+          "checkpoint than every round since? resume with checkpoint.every 1)")));
+    }
+    started_empty = Empty(state);
+    start = state;
+  }
   Payload up;
   LocalResult result;
   if (absl::Status s = algo_->LocalUpdate(down, ctx, &state, &up, &result); !s.ok())
@@ -64,6 +138,17 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
     return fail(s);
   // Commit the client's state only once the reply is complete: a failed task leaves the
   // stored state as it was.
+  if (opts_.versioned_state) {
+    if (started_empty && accepted > 0 && !Empty(state))
+      return fail(absl::FailedPreconditionError(absl::StrCat(
+          "this worker holds no state for the client, but the server accepted its update of "
+          "round ", accepted - 1, ": the state was lost (run workers with --state-dir to keep "
+          "client states across restarts)")));
+    // Stateless algorithms keep storing nothing.
+    if (!Empty(state) || !Empty(start))
+      state = Join(std::move(state), static_cast<int64_t>(task.round()) + 1, std::move(start),
+                   accepted);
+  }
   if (absl::Status s = store_->Save(id, std::move(state)); !s.ok()) return fail(s);
   return msg;
 }

@@ -29,6 +29,15 @@ using ClientDataFn = std::function<absl::StatusOr<DataView>(ClientId)>;
 struct WorkerOptions {
   LocalSgdOptions sgd;  // lr is replaced by each task's lr
   size_t num_up_parts = 1;
+  // Keep two versions of each (non-empty) client state: the one the task started from and the
+  // one it produced, each tagged with the TaskMsg.accepted_through it stands for. A task whose
+  // accepted_through says the server never took the last reply (late, refused, lost, or a
+  // server restarted from a checkpoint) starts from the older version, so the client's state
+  // always matches what the server accepted. The deployed worker turns this on; the
+  // simulation, where no reply is lost, leaves it off (states then cost half as much). A state
+  // that can be matched to neither (e.g. a worker restarted without its state folder) fails
+  // the task with FailedPrecondition naming the client and both rounds.
+  bool versioned_state = false;
 };
 
 class Worker {
