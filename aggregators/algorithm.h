@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
@@ -80,6 +81,21 @@ class ServerAlgorithm {
   // (every sampled client failed): the algorithm decides what that means (FedAvg: no move).
   virtual absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
                               ServerState* s) = 0;
+  // Server checkpoints (server/checkpoint.h). A server half whose state lives entirely in
+  // ServerState (every built-in one but the tracker wrapper) keeps the defaults. One that keeps
+  // state across rounds in its own members must write it here and read it back in
+  // LoadExtraState, or a resumed run would not continue where it stopped.
+  virtual absl::Status SaveExtraState(std::map<std::string, std::vector<double>>* out) const {
+    (void)out;
+    return absl::OkStatus();
+  }
+  // Called after Init; `in` is what SaveExtraState wrote. The default refuses any entry.
+  virtual absl::Status LoadExtraState(const std::map<std::string, std::vector<double>>& in) {
+    if (in.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the checkpoint holds algorithm state (", in.begin()->first,
+        ", ...) that this server algorithm does not read"));
+  }
 };
 
 // What a client half works with during one task.

@@ -1,12 +1,15 @@
 #include "core/metrics.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
@@ -79,6 +82,47 @@ absl::StatusOr<std::unique_ptr<FileMetricsSink>> FileMetricsSink::Open(const std
     return absl::InternalError(absl::StrCat("cannot write ", prefix, ".csv: ", std::strerror(errno)));
   }
   return std::unique_ptr<FileMetricsSink>(new FileMetricsSink(j, c));
+}
+
+absl::StatusOr<std::unique_ptr<FileMetricsSink>> FileMetricsSink::Resume(const std::string& prefix,
+                                                                          int64_t rows) {
+  std::vector<std::string> header;
+  for (const char* ext : {".jsonl", ".csv"}) {
+    const std::string path = prefix + ext;
+    const bool csv = std::string(ext) == ".csv";
+    std::ifstream in(path);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+    std::string kept, line;
+    int64_t n = 0;
+    const int64_t want = rows + (csv && rows > 0 ? 1 : 0);
+    while (n < want && std::getline(in, line)) {
+      if (csv && n == 0) header = absl::StrSplit(line, ',');
+      absl::StrAppend(&kept, line, "\n");
+      ++n;
+    }
+    if (n < want)
+      return absl::DataLossError(absl::StrCat(path, " holds ", csv ? std::max<int64_t>(n - 1, 0) : n,
+                                              " rows; the checkpoint is after ", rows, " rounds"));
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << kept;
+      out.close();
+      if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", std::strerror(errno)));
+  }
+  std::FILE* j = std::fopen((prefix + ".jsonl").c_str(), "a");
+  if (!j) return absl::InternalError(absl::StrCat("cannot append to ", prefix, ".jsonl: ", std::strerror(errno)));
+  std::FILE* c = std::fopen((prefix + ".csv").c_str(), "a");
+  if (!c) {
+    std::fclose(j);
+    return absl::InternalError(absl::StrCat("cannot append to ", prefix, ".csv: ", std::strerror(errno)));
+  }
+  std::unique_ptr<FileMetricsSink> sink(new FileMetricsSink(j, c));
+  sink->header_ = std::move(header);
+  return sink;
 }
 
 FileMetricsSink::~FileMetricsSink() {

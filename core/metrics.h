@@ -42,6 +42,11 @@ class MetricsSink {
 class FileMetricsSink final : public MetricsSink {
  public:
   static absl::StatusOr<std::unique_ptr<FileMetricsSink>> Open(const std::string& prefix);
+  // Continues the files of a run resumed after `rows` rounds: keeps their first `rows` rows
+  // (and the CSV header), drops later ones (rounds the resumed run does again), and appends.
+  // DataLoss naming the file when it holds fewer than `rows` rows.
+  static absl::StatusOr<std::unique_ptr<FileMetricsSink>> Resume(const std::string& prefix,
+                                                                  int64_t rows);
   ~FileMetricsSink() override;
   absl::Status Write(const MetricsRow& row) override;
 

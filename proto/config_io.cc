@@ -317,6 +317,13 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
         "federation.state_dir (", fed.state_dir(), ") is only used with federation.state_store "
         "file, not ", fed.state_store()));
   FT_RETURN_IF_ERROR(NonNegative("federation.eval_clients", fed.eval_clients()));
+  FT_RETURN_IF_ERROR(NonNegative("federation.over_selection", fed.over_selection()));
+  FT_RETURN_IF_ERROR(NonNegative("federation.min_updates", static_cast<double>(fed.min_updates())));
+  if (fed.min_updates() > fed.clients_per_round())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "federation.min_updates (", fed.min_updates(), ") must not exceed "
+        "federation.clients_per_round (", fed.clients_per_round(), ")"));
+  FT_RETURN_IF_ERROR(NonNegative("checkpoint.every", static_cast<double>(c.checkpoint().every())));
   if (fed.eval_clients() > fed.num_clients())
     return absl::InvalidArgumentError(absl::StrCat(
         "federation.eval_clients (", fed.eval_clients(), ") must not exceed federation.num_clients (",

@@ -60,8 +60,16 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
   sum.lr = opts_.lr * std::pow(opts_.lr_decay, static_cast<double>(round));
 
   // 1. Select and broadcast.
+  int64_t to_sample = opts_.clients_per_round;
+  if (opts_.over_selection > 0)
+    to_sample = std::min<int64_t>(
+        opts_.num_clients,
+        static_cast<int64_t>(std::ceil(static_cast<double>(opts_.clients_per_round) *
+                                       (1.0 + opts_.over_selection))));
   std::vector<ClientId> sampled =
-      SampleClients(opts_.sampling_seed, round, opts_.num_clients, opts_.clients_per_round);
+      SampleClients(opts_.sampling_seed, round, opts_.num_clients, to_sample);
+  // The round closes early once this many updates were accepted (over-selection only).
+  const size_t enough = static_cast<size_t>(opts_.clients_per_round);
   sum.sampled = static_cast<int64_t>(sampled.size());
   Payload down;
   FT_RETURN_IF_ERROR(algo_->DownPayload(state_, &down));
@@ -82,6 +90,10 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
   for (ClientId id : sampled) {
     v1::TaskMsg t = proto_task;
     t.set_client_id(id);
+    if (opts_.track_accepted) {
+      auto it = accepted_through_.find(id);
+      t.set_accepted_through(it == accepted_through_.end() ? 0 : it->second);
+    }
     sum.bytes_down += t.ByteSizeLong();
     if (absl::Status s = transport_->SendTask(std::move(t)); !s.ok()) {
       info.dropped.push_back(id);
@@ -102,7 +114,7 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
   };
   std::map<ClientId, Meta> meta;
   const absl::Time deadline = clock_->Now() + opts_.round_timeout;
-  while (!pending.empty()) {
+  while (!pending.empty() && accepted.size() < enough) {
     absl::StatusOr<v1::UpdateMsg> got = transport_->ReceiveUpdate(deadline);
     if (!got.ok()) {
       if (got.status().code() != absl::StatusCode::kDeadlineExceeded) return got.status();
@@ -166,6 +178,17 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     meta[id] = {m.num_samples(), static_cast<int64_t>(m.local_steps()), m.train_loss(),
                 std::move(dense)};
   }
+  if (!pending.empty() && accepted.size() >= enough) {
+    for (ClientId id : pending) {
+      info.dropped.push_back(id);
+      sum.rejections.push_back(absl::StrCat("client ", id, ": over-selected, the round closed "
+                                            "with its ", enough, " updates first"));
+    }
+  }
+  for (std::string& why : transport_->TakeRefused()) {
+    ++sum.refused;
+    sum.rejections.push_back(absl::StrCat("transport refused a message: ", why));
+  }
   std::sort(info.dropped.begin(), info.dropped.end());
   std::sort(info.rejected.begin(), info.rejected.end());
 
@@ -185,7 +208,19 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     u.dense = mi.dense;
     updates.push_back(std::move(u));
   }
+  if (static_cast<int64_t>(updates.size()) < opts_.min_updates) {
+    std::string why;
+    for (size_t i = 0; i < sum.rejections.size() && i < 5; ++i)
+      absl::StrAppend(&why, i ? "; " : "", sum.rejections[i]);
+    return absl::UnavailableError(absl::StrCat(
+        "round ", round, " closed with ", updates.size(), " accepted updates of ",
+        sampled.size(), " sampled clients, below federation.min_updates (", opts_.min_updates,
+        "); the model was not changed", why.empty() ? "" : ". Reasons: ", why,
+        sum.rejections.size() > 5 ? "; ..." : ""));
+  }
   FT_RETURN_IF_ERROR(algo_->Update(updates, info, &state_));
+  if (opts_.track_accepted)
+    for (const ClientUpdate& u : updates) accepted_through_[u.id] = round + 1;
   state_.round = round + 1;
   if (state_.x.size() != dim)
     return absl::InternalError(absl::StrCat("round ", round, ": the algorithm changed the model from ",
@@ -216,6 +251,7 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
         .Set("sampled", sum.sampled)
         .Set("received", sum.received)
         .Set("rejected", sum.rejected)
+        .Set("refused", sum.refused)
         .Set("train_loss", sum.train_loss)
         .Set("test_loss", sum.test ? sum.test->loss : std::nan(""))
         .Set("test_accuracy", sum.test ? sum.test->accuracy : std::nan(""))
@@ -230,10 +266,58 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
   return sum;
 }
 
-absl::Status Coordinator::Run(const std::function<void(const RoundSummary&)>& on_round) {
+absl::StatusOr<CoordinatorSnapshot> Coordinator::Snapshot() const {
+  FT_CHECK(initialised_);
+  CoordinatorSnapshot snap;
+  snap.state = state_;
+  FT_RETURN_IF_ERROR(algo_->SaveExtraState(&snap.algorithm_extra));
+  snap.accepted_through = accepted_through_;
+  snap.cum_bytes_up = cum_up_;
+  snap.cum_bytes_down = cum_down_;
+  snap.wall_s = absl::ToDoubleSeconds(clock_->Now() - start_);
+  return snap;
+}
+
+absl::Status Coordinator::Restore(CoordinatorSnapshot snap) {
+  FT_CHECK(initialised_);
+  if (snap.state.x.size() != state_.x.size())
+    return absl::InvalidArgumentError(absl::StrCat("the checkpoint's model has ",
+                                                   snap.state.x.size(), " floats; this run's has ",
+                                                   state_.x.size()));
+  for (const auto& [name, v] : state_.vectors) {
+    auto it = snap.state.vectors.find(name);
+    if (it == snap.state.vectors.end() || it->second.size() != v.size())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the checkpoint's server state vector '", name, "' is ",
+          it == snap.state.vectors.end() ? "missing" : "of another size"));
+  }
+  for (const auto& [name, v] : snap.state.vectors)
+    if (state_.vectors.count(name) == 0)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the checkpoint has server state vector '", name, "' that this algorithm lacks"));
+  if (static_cast<int64_t>(snap.state.round) > opts_.rounds)
+    return absl::InvalidArgumentError(absl::StrCat("the checkpoint is after round ",
+                                                   snap.state.round, " of a run of ",
+                                                   opts_.rounds, " rounds"));
+  for (const auto& [id, through] : snap.accepted_through)
+    if (static_cast<int64_t>(id) >= opts_.num_clients || through > snap.state.round)
+      return absl::InvalidArgumentError(absl::StrCat("the checkpoint's accepted_through of client ",
+                                                     id, " is out of range"));
+  FT_RETURN_IF_ERROR(algo_->LoadExtraState(snap.algorithm_extra));
+  state_ = std::move(snap.state);
+  accepted_through_ = std::move(snap.accepted_through);
+  cum_up_ = snap.cum_bytes_up;
+  cum_down_ = snap.cum_bytes_down;
+  start_ = clock_->Now() - absl::Seconds(snap.wall_s);
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::Run(const std::function<void(const RoundSummary&)>& on_round,
+                              const std::function<absl::Status()>& after_round) {
   while (rounds_done() < opts_.rounds) {
     FT_ASSIGN_OR_RETURN(RoundSummary s, RunRound());
     if (on_round) on_round(s);
+    if (after_round) FT_RETURN_IF_ERROR(after_round());
   }
   return absl::OkStatus();
 }

@@ -8,6 +8,7 @@
 #define FEDTRAIN_SERVER_COORDINATOR_H_
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,27 @@ struct CoordinatorOptions {
   double lr_decay = 1.0;       // eta_l^r = lr * lr_decay^r
   int64_t eval_every = 1;
   absl::Duration round_timeout = absl::Minutes(10);
+  // Stragglers (federation.over_selection / min_updates): sample
+  // ceil(clients_per_round * (1 + over_selection)) clients (at most num_clients) and close the
+  // round once clients_per_round updates were accepted; the clients still pending are dropped
+  // ("over-selected"). A round ending with fewer than min_updates accepted updates fails the
+  // run before the model is touched.
+  double over_selection = 0.0;
+  int64_t min_updates = 0;
+  // Deployed runs: remember, for every client, 1 + the last round whose update was accepted,
+  // and send it in each task (TaskMsg.accepted_through), so that a worker can roll back a
+  // client state the server never took (client/worker.h WorkerOptions::versioned_state).
+  // Costs 16 bytes per client that ever took part; the simulation leaves it off.
+  bool track_accepted = false;
+};
+
+// Everything a Coordinator needs to continue a run (server/checkpoint.h writes it to disk).
+struct CoordinatorSnapshot {
+  ServerState state;
+  std::map<std::string, std::vector<double>> algorithm_extra;  // ServerAlgorithm::SaveExtraState
+  std::map<ClientId, uint64_t> accepted_through;
+  uint64_t cum_bytes_up = 0, cum_bytes_down = 0;
+  double wall_s = 0.0;
 };
 
 // Evaluates the global model on the test set.
@@ -42,6 +64,7 @@ using Evaluator = std::function<absl::StatusOr<EvalMetrics>(ConstVec w)>;
 struct RoundSummary {
   uint64_t round = 0;
   int64_t sampled = 0, received = 0, rejected = 0;
+  int64_t refused = 0;  // messages the transport refused before they reached the round loop
   double train_loss = 0.0;  // sample-weighted mean of the clients' reported losses
   std::optional<EvalMetrics> test;
   uint64_t bytes_up = 0, bytes_down = 0;  // serialized message sizes this round
@@ -69,8 +92,15 @@ class Coordinator {
   absl::Status Init(ConstVec x0);
   // Runs the next round.
   absl::StatusOr<RoundSummary> RunRound();
-  // Runs the remaining rounds, calling `on_round` after each.
-  absl::Status Run(const std::function<void(const RoundSummary&)>& on_round);
+  // Runs the remaining rounds, calling `on_round` after each; then stops with the error
+  // `after_round` (may be null) returns, if any (e.g. a checkpoint that could not be written).
+  absl::Status Run(const std::function<void(const RoundSummary&)>& on_round,
+                   const std::function<absl::Status()>& after_round = nullptr);
+
+  // The state after the last completed round, and its restoration into a Coordinator that
+  // was Init()ed with the same algorithm and model size (InvalidArgument naming what differs).
+  absl::StatusOr<CoordinatorSnapshot> Snapshot() const;
+  absl::Status Restore(CoordinatorSnapshot snap);
 
   const ServerState& state() const { return state_; }
   ConstVec model() const { return state_.x; }
@@ -89,6 +119,7 @@ class Coordinator {
   ServerState state_;
   absl::Time start_;
   uint64_t cum_up_ = 0, cum_down_ = 0;
+  std::map<ClientId, uint64_t> accepted_through_;  // with opts_.track_accepted
   bool initialised_ = false;
 };
 

@@ -67,4 +67,40 @@ absl::Status TrackerServer::Update(absl::Span<const ClientUpdate> updates, const
   return inner_->Update(inner_updates, info, s);
 }
 
+absl::Status TrackerServer::SaveExtraState(
+    std::map<std::string, std::vector<double>>* out) const {
+  FT_RETURN_IF_ERROR(inner_->SaveExtraState(out));
+  for (size_t p = 0; p < trackers_.size(); ++p) {
+    const TrackerAggregate& t = trackers_[p];
+    (*out)[absl::StrCat("tracker.", p, ".h")].assign(t.h().begin(), t.h().end());
+    std::vector<double>& bits = (*out)[absl::StrCat("tracker.", p, ".initialised")];
+    bits.resize(t.num_clients());
+    for (uint64_t i = 0; i < t.num_clients(); ++i) bits[i] = t.initialised(i) ? 1.0 : 0.0;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrackerServer::LoadExtraState(const std::map<std::string, std::vector<double>>& in) {
+  std::map<std::string, std::vector<double>> rest = in;
+  for (size_t p = 0; p < trackers_.size(); ++p) {
+    TrackerAggregate& t = trackers_[p];
+    for (const char* what : {"h", "initialised"}) {
+      const std::string key = absl::StrCat("tracker.", p, ".", what);
+      auto it = rest.find(key);
+      const size_t want = std::string(what) == "h" ? t.dim() : t.num_clients();
+      if (it == rest.end() || it->second.size() != want)
+        return absl::InvalidArgumentError(absl::StrCat(
+            "checkpoint: ", key, it == rest.end() ? " is missing" : " has the wrong size",
+            " (expected ", want, " values)"));
+      if (std::string(what) == "h") {
+        t.mutable_h() = it->second;
+      } else {
+        for (size_t i = 0; i < want; ++i) t.mutable_initialised()[i] = it->second[i] != 0.0;
+      }
+      rest.erase(it);
+    }
+  }
+  return inner_->LoadExtraState(rest);
+}
+
 }  // namespace fedtrain

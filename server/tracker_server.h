@@ -41,6 +41,11 @@ class TrackerServer final : public ServerAlgorithm {
   absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
                       ServerState* s) override;
 
+  // Per part p: "tracker.<p>.h" (h) and "tracker.<p>.initialised" (1 or 0 per client), then
+  // the wrapped algorithm's own entries.
+  absl::Status SaveExtraState(std::map<std::string, std::vector<double>>* out) const override;
+  absl::Status LoadExtraState(const std::map<std::string, std::vector<double>>& in) override;
+
   // One tracker per up part (for tests and checkpoints).
   const std::vector<TrackerAggregate>& trackers() const { return trackers_; }
 

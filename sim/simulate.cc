@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "client/client_state_store.h"
 #include "client/file_client_state_store.h"
@@ -22,6 +23,7 @@
 #include "data/synthetic.h"
 #include "models/mlp.h"
 #include "proto/config_io.h"
+#include "server/checkpoint.h"
 #include "server/tracker_server.h"
 #include "sim/model_file.h"
 
@@ -339,7 +341,7 @@ absl::StatusOr<SimulationResult> RunSimulation(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const ExperimentData& data, MetricsSink* sink,
     const std::function<void(const RoundSummary&)>& on_round, const Trainer* model,
-    const TransportFactory& transport_factory) {
+    const TransportFactory& transport_factory, const ServerRunOptions& server_opts) {
   if (data.num_clients() != static_cast<uint64_t>(cfg.federation().num_clients()))
     return absl::InvalidArgumentError(absl::StrCat(
         "partition has ", data.num_clients(), " clients; federation.num_clients is ",
@@ -385,20 +387,44 @@ absl::StatusOr<SimulationResult> RunSimulation(
   copts.lr_decay = l.lr_decay();
   copts.eval_every = cfg.eval_every();
   copts.round_timeout = absl::Seconds(cfg.federation().round_timeout_s());
+  copts.over_selection = cfg.federation().over_selection();
+  copts.min_updates = cfg.federation().min_updates();
+  copts.track_accepted = server_opts.track_accepted;
   RealClock clock;
   Coordinator coord(copts, server.get(), hub.get(), up.compressor.get(), evaluator, sink, &clock,
                     &pool);
   coord.SetDenseCodec(up.dense.get());
   FT_RETURN_IF_ERROR(coord.Init(x0));
-
   SimulationResult result;
+  if (server_opts.resume) {
+    FT_RETURN_IF_ERROR(coord.Restore(*server_opts.resume));
+    result.cum_bytes_up = server_opts.resume->cum_bytes_up;
+    result.cum_bytes_down = server_opts.resume->cum_bytes_down;
+    result.wall_s = server_opts.resume->wall_s;
+  }
+  const CheckpointIdentity identity{cfg.algorithm().name(), ConfigFingerprint(cfg)};
+  const int64_t every = cfg.checkpoint().every();
+  absl::Status checkpoint_status;
   FT_RETURN_IF_ERROR(coord.Run([&](const RoundSummary& s) {
     if (s.test) result.final_test = s.test;
     result.wall_s = s.wall_s;
     result.cum_bytes_up = s.cum_bytes_up;
     result.cum_bytes_down = s.cum_bytes_down;
+    const int64_t done = static_cast<int64_t>(s.round) + 1;
+    if (!server_opts.checkpoint_path.empty() && every > 0 && checkpoint_status.ok() &&
+        (done % every == 0 || done == cfg.rounds())) {
+      absl::StatusOr<CoordinatorSnapshot> snap = coord.Snapshot();
+      checkpoint_status = snap.ok()
+                              ? SaveCheckpoint(server_opts.checkpoint_path, *snap, identity)
+                              : snap.status();
+    }
     if (on_round) on_round(s);
-  }));
+  }, [&]() { return checkpoint_status; }));
+  // Resumed from a checkpoint taken after the last round: evaluate the final model once more.
+  if (!result.final_test && coord.rounds_done() == cfg.rounds() && server_opts.resume) {
+    FT_ASSIGN_OR_RETURN(EvalMetrics e, evaluator(coord.model()));
+    result.final_test = e;
+  }
   if (const auto* file = dynamic_cast<const FileClientStateStore*>(store.get())) {
     result.state_bytes_read = file->stats().bytes_read;
     result.state_bytes_written = file->stats().bytes_written;
@@ -432,10 +458,18 @@ std::string FreeRunDir(const std::string& dir, const std::string& name) {
 
 }  // namespace
 
+std::string ConfigFingerprint(const v1::ExperimentConfig& resolved) {
+  v1::ExperimentConfig c = resolved;
+  c.clear_threads();
+  c.clear_output();
+  c.clear_checkpoint();
+  return ConfigToJson(c);
+}
+
 absl::StatusOr<ExperimentOutcome> RunExperiment(
     const v1::ExperimentConfig& raw, const AlgorithmRegistry& registry,
     const std::function<void(const RoundSummary&)>& on_round,
-    const TransportFactory& transport) {
+    const TransportFactory& transport, const ServerRunOptions& server_opts) {
   namespace fs = std::filesystem;
   // Everything that can be checked before training is checked before any folder exists.
   FT_ASSIGN_OR_RETURN(v1::ExperimentConfig cfg, ResolveConfig(raw, registry));
@@ -450,10 +484,31 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   fs::create_directories(cfg.output().dir(), ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create output.dir ", cfg.output().dir(),
                                                   ": ", ec.message()));
-  const std::string final_dir = FreeRunDir(cfg.output().dir(), cfg.output().run_name());
-  const std::string partial = final_dir + ".partial";
-  fs::create_directories(partial, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", partial, ": ", ec.message()));
+  const bool resuming = !server_opts.resume_dir.empty();
+  std::string final_dir, partial;
+  ServerRunOptions run_opts = server_opts;
+  if (resuming) {
+    partial = server_opts.resume_dir;
+    while (partial.size() > 1 && partial.back() == '/') partial.pop_back();
+    if (!absl::EndsWith(partial, ".partial") || !fs::is_directory(partial))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot resume ", partial, ": not an unfinished run folder (<name>.partial)"));
+    final_dir = partial.substr(0, partial.size() - std::string(".partial").size());
+    if (fs::exists(final_dir))
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot resume ", partial, ": ", final_dir, " exists already"));
+    run_opts.checkpoint_path = partial + "/checkpoint.ftc";
+    FT_ASSIGN_OR_RETURN(CoordinatorSnapshot snap,
+                        LoadCheckpoint(run_opts.checkpoint_path,
+                                       {cfg.algorithm().name(), ConfigFingerprint(cfg)}));
+    run_opts.resume = std::make_shared<const CoordinatorSnapshot>(std::move(snap));
+  } else {
+    final_dir = FreeRunDir(cfg.output().dir(), cfg.output().run_name());
+    partial = final_dir + ".partial";
+    fs::create_directories(partial, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create ", partial, ": ", ec.message()));
+    if (cfg.checkpoint().every() > 0) run_opts.checkpoint_path = partial + "/checkpoint.ftc";
+  }
 
   // A "file" state store without a folder of its own gets a scratch one in the run folder,
   // removed when the run ends (client states are a simulation's working memory).
@@ -464,20 +519,27 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
     run_cfg.mutable_federation()->set_state_dir(scratch_state);
   }
   auto run = [&]() -> absl::StatusOr<SimulationResult> {
-    FT_RETURN_IF_ERROR(WriteText(partial + "/config.json", ConfigToJson(cfg) + "\n"));
+    if (!resuming)
+      FT_RETURN_IF_ERROR(WriteText(partial + "/config.json", ConfigToJson(cfg) + "\n"));
     // The per-client class histogram of the split (specs §7.2: always log the split). Not for
     // on-demand client data: it would generate every client of the population.
-    if (!data.population) {
+    if (!data.population && !resuming) {
       std::string hist;
       for (const auto& row : ClassHistogram(data.train, data.partition))
         absl::StrAppend(&hist, absl::StrJoin(row, ","), "\n");
       FT_RETURN_IF_ERROR(WriteText(partial + "/partition_histogram.csv", hist));
     }
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<FileMetricsSink> sink,
-                        FileMetricsSink::Open(partial + "/metrics"));
+    std::unique_ptr<FileMetricsSink> sink;
+    if (resuming) {
+      FT_ASSIGN_OR_RETURN(sink, FileMetricsSink::Resume(partial + "/metrics",
+                                                        static_cast<int64_t>(run_opts.resume->state.round)));
+      fs::remove(partial + "/error.txt", ec);
+    } else {
+      FT_ASSIGN_OR_RETURN(sink, FileMetricsSink::Open(partial + "/metrics"));
+    }
     FT_ASSIGN_OR_RETURN(SimulationResult r,
                         RunSimulation(run_cfg, registry, data, sink.get(), on_round,
-                                      /*model=*/nullptr, transport));
+                                      /*model=*/nullptr, transport, run_opts));
     if (cfg.output().save_model())
       FT_RETURN_IF_ERROR(SaveModel(partial + "/model.ftw", r.model_description, r.layout,
                                    static_cast<uint64_t>(r.rounds), r.model));

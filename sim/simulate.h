@@ -102,6 +102,23 @@ struct TransportContext {
 using TransportFactory =
     std::function<absl::StatusOr<std::shared_ptr<ServerTransport>>(const TransportContext&)>;
 
+// Options of a deployed run (`fedtrain server`); a simulation leaves them at their defaults.
+struct ServerRunOptions {
+  bool track_accepted = false;  // CoordinatorOptions::track_accepted
+  // RunExperiment: continue this "<name>.partial" run folder from its checkpoint.ftc instead
+  // of starting a new run folder (metrics after the checkpoint's round are dropped and done
+  // again). NotFound when it holds no checkpoint.
+  std::string resume_dir;
+  // RunSimulation (RunExperiment sets both): write checkpoints here every checkpoint.every
+  // rounds and after the last, and start from `resume` when it is set.
+  std::string checkpoint_path;
+  std::shared_ptr<const CoordinatorSnapshot> resume;
+};
+
+// The resolved config less what may change when a run is resumed (threads, output,
+// checkpoint), as text: what a checkpoint is tied to.
+std::string ConfigFingerprint(const v1::ExperimentConfig& resolved);
+
 struct SimulationResult {
   std::vector<float> model;
   ParamLayout layout;
@@ -125,7 +142,7 @@ absl::StatusOr<SimulationResult> RunSimulation(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const ExperimentData& data, MetricsSink* sink,
     const std::function<void(const RoundSummary&)>& on_round, const Trainer* model = nullptr,
-    const TransportFactory& transport = nullptr);
+    const TransportFactory& transport = nullptr, const ServerRunOptions& server = {});
 
 struct ExperimentOutcome {
   std::string run_dir;
@@ -138,7 +155,7 @@ struct ExperimentOutcome {
 absl::StatusOr<ExperimentOutcome> RunExperiment(
     const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
     const std::function<void(const RoundSummary&)>& on_round,
-    const TransportFactory& transport = nullptr);
+    const TransportFactory& transport = nullptr, const ServerRunOptions& server = {});
 
 }  // namespace fedtrain
 
