@@ -2,12 +2,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "aggregators/registry.h"
 #include "cli/plugins.h"
@@ -41,7 +43,16 @@ options:
   --tls-key FILE       the PEM private key of --tls-cert
   --tls-client-ca FILE require client certificates signed by this PEM CA (mutual TLS);
                        needs --tls-cert (deploy/make_certs.sh makes test certificates)
+  --checkpoint-every N write a checkpoint of all server state every N rounds (and after the
+                       last) into the run folder; shorthand for --set checkpoint.every=N
+  --resume             continue the unfinished run of this config (output.dir/<run name>.partial)
+                       from its last checkpoint, with the same config; workers rejoin
+  --resume-from DIR    the same, naming the unfinished run folder (needed when there are several)
   --help               this help
+
+Every refused or rejected update is logged on stderr with its reason and sender, and counted
+in the metrics (rejected, refused). federation.round_timeout_s, over_selection and min_updates
+set how a round closes when workers are slow or gone.
 )";
 
 namespace {
@@ -56,6 +67,30 @@ int Usage(const std::string& msg) {
   return 2;
 }
 
+// The one "<output.dir>/<run name>[-K].partial" folder with a checkpoint.
+absl::StatusOr<std::string> FindUnfinishedRun(const v1::ExperimentConfig& cfg) {
+  namespace fs = std::filesystem;
+  const std::string dir = cfg.output().dir(), name = cfg.output().run_name();
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string base = it->path().filename().string();
+    if (!absl::StartsWith(base, name) || !absl::EndsWith(base, ".partial")) continue;
+    const std::string mid = base.substr(name.size(), base.size() - name.size() - 8);
+    int k = 0;
+    if (!mid.empty() && !(mid[0] == '-' && absl::SimpleAtoi(mid.substr(1), &k))) continue;
+    if (fs::exists(it->path() / "checkpoint.ftc")) found.push_back(it->path().string());
+  }
+  if (found.empty())
+    return absl::NotFoundError(absl::StrCat("--resume: no unfinished run of ", name, " with a "
+                                            "checkpoint in ", dir, " (was checkpoint.every set?)"));
+  if (found.size() > 1)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--resume: several unfinished runs of ", name, " in ", dir, ": ",
+        absl::StrJoin(found, ", "), "; name one with --resume-from DIR"));
+  return found[0];
+}
+
 }  // namespace
 
 int ServerCommand(const std::vector<std::string>& args) {
@@ -65,6 +100,8 @@ int ServerCommand(const std::vector<std::string>& args) {
   int workers = 0;
   int64_t join_timeout_s = 600;
   std::string tls_cert, tls_key, tls_client_ca;
+  bool resume = false;
+  std::string resume_from;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     std::string v;
@@ -103,6 +140,16 @@ int ServerCommand(const std::vector<std::string>& args) {
     } else if (a == "--join-timeout") {
       if (!value() || !absl::SimpleAtoi(v, &join_timeout_s) || join_timeout_s < 1)
         return Usage("--join-timeout needs a positive number of seconds");
+    } else if (a == "--checkpoint-every") {
+      int64_t n = 0;
+      if (!value() || !absl::SimpleAtoi(v, &n) || n < 1)
+        return Usage("--checkpoint-every needs a positive number of rounds");
+      sets.push_back(absl::StrCat("checkpoint.every=", n));
+    } else if (a == "--resume") {
+      resume = true;
+    } else if (a == "--resume-from") {
+      if (!value() || v.empty()) return Usage("--resume-from needs a run folder");
+      resume_from = v;
     } else if (a == "--tls-cert") {
       if (!value() || v.empty()) return Usage("--tls-cert needs a PEM certificate file");
       tls_cert = v;
@@ -152,6 +199,18 @@ int ServerCommand(const std::vector<std::string>& args) {
     if (!text.ok()) return Fail(std::string(text.status().message()));
     *pem = *std::move(text);
   }
+  ServerRunOptions run_opts;
+  run_opts.track_accepted = true;  // workers keep client states the server accepted
+  if (resume || !resume_from.empty()) {
+    if (!resume_from.empty()) {
+      run_opts.resume_dir = resume_from;
+    } else {
+      absl::StatusOr<std::string> dir = FindUnfinishedRun(*resolved);
+      if (!dir.ok()) return Fail(std::string(dir.status().message()));
+      run_opts.resume_dir = *dir;
+    }
+    std::fprintf(stderr, "fedtrain server: resuming %s\n", run_opts.resume_dir.c_str());
+  }
   absl::StatusOr<std::unique_ptr<GrpcServerTransport>> started = GrpcServerTransport::Start(o);
   if (!started.ok()) return Fail(std::string(started.status().message()));
   std::shared_ptr<GrpcServerTransport> transport = std::move(started).value();
@@ -176,7 +235,14 @@ int ServerCommand(const std::vector<std::string>& args) {
   FillDefaults(&probe);
   Progress progress(Progress::ModeFor(probe.output().progress(), stderr), stderr, probe.rounds());
   absl::StatusOr<ExperimentOutcome> out = RunExperiment(
-      *cfg, registry, [&](const RoundSummary& s) { progress.OnRound(s); }, factory);
+      *cfg, registry,
+      [&](const RoundSummary& s) {
+        for (const std::string& why : s.rejections)
+          std::fprintf(stderr, "fedtrain server: round %llu: %s\n",
+                       static_cast<unsigned long long>(s.round), why.c_str());
+        progress.OnRound(s);
+      },
+      factory, run_opts);
   progress.Finish();
   // Tell the workers the run is over (also after a failure), then stop serving.
   transport->FinishRun(absl::Now() + absl::Seconds(10));

@@ -459,6 +459,9 @@ absl::Status GrpcServerTransport::SendTask(v1::TaskMsg task) {
   WorkerRec& rec = workers_.at(wid);
   if (rec.left)
     return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ") has left"));
+  if (!LiveLocked(rec, absl::Now()))
+    return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ", ", rec.name,
+                                               ") is gone: its task stream broke"));
   for (v1::TaskChunk& c : chunks) rec.queue.push_back(std::move(c));
   PumpLocked(&rec);
   return absl::OkStatus();

@@ -300,6 +300,8 @@ absl::StatusOr<std::unique_ptr<WorkerFactory>> WorkerFactory::Create(
   return std::unique_ptr<WorkerFactory>(new WorkerFactory(std::move(p)));
 }
 
+void WorkerFactory::SetVersionedState(bool on) { p_->wopts.versioned_state = on; }
+
 std::unique_ptr<Worker> WorkerFactory::NewWorker() const {
   return std::make_unique<Worker>(p_->wopts, p_->client.get(), p_->model->Clone(),
                                   ClientData(*p_->data), p_->store, p_->uplink.get());

@@ -81,6 +81,8 @@ class WorkerFactory {
       const ExperimentData& data, const Trainer& model, ClientStateStore* store);
   ~WorkerFactory();
   std::unique_ptr<Worker> NewWorker() const;
+  // WorkerOptions::versioned_state for the Workers made after this call (deployed workers).
+  void SetVersionedState(bool on);
 
  private:
   struct Parts;
