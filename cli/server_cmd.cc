@@ -43,6 +43,8 @@ options:
   --tls-key FILE       the PEM private key of --tls-cert
   --tls-client-ca FILE require client certificates signed by this PEM CA (mutual TLS);
                        needs --tls-cert (deploy/make_certs.sh makes test certificates)
+  --rejoin-grace S     a task for a worker slot whose worker is gone waits up to S seconds
+                       for a worker to rejoin the slot (default 0: the round goes on without it)
   --checkpoint-every N write a checkpoint of all server state every N rounds (and after the
                        last) into the run folder; shorthand for --set checkpoint.every=N
   --resume             continue the unfinished run of this config (output.dir/<run name>.partial)
@@ -101,6 +103,7 @@ int ServerCommand(const std::vector<std::string>& args) {
   int64_t join_timeout_s = 600;
   std::string tls_cert, tls_key, tls_client_ca;
   bool resume = false;
+  absl::Duration rejoin_grace = absl::ZeroDuration();
   std::string resume_from;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -145,6 +148,11 @@ int ServerCommand(const std::vector<std::string>& args) {
       if (!value() || !absl::SimpleAtoi(v, &n) || n < 1)
         return Usage("--checkpoint-every needs a positive number of rounds");
       sets.push_back(absl::StrCat("checkpoint.every=", n));
+    } else if (a == "--rejoin-grace") {
+      double g = 0;
+      if (!value() || !absl::SimpleAtod(v, &g) || !(g >= 0) || g > 86400)
+        return Usage("--rejoin-grace needs a number of seconds >= 0");
+      rejoin_grace = absl::Seconds(g);
     } else if (a == "--resume") {
       resume = true;
     } else if (a == "--resume-from") {
@@ -190,6 +198,7 @@ int ServerCommand(const std::vector<std::string>& args) {
   o.token = token;
   o.config = *resolved;
   o.expected_workers = workers;
+  o.rejoin_grace = rejoin_grace;
   for (auto [option, path, pem] :
        {std::make_tuple("--tls-cert", &tls_cert, &o.tls_cert_pem),
         std::make_tuple("--tls-key", &tls_key, &o.tls_key_pem),

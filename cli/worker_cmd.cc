@@ -229,7 +229,8 @@ int WorkerCommand(const std::vector<std::string>& args) {
     return client;
   };
   const v1::ExperimentConfig cfg = client->joined().config();
-  const std::string cfg_bytes = cfg.SerializeAsString();
+  // A resumed server may change threads, output and checkpoint settings, nothing else.
+  const std::string cfg_fingerprint = ConfigFingerprint(cfg);
   o.slot = client->joined().slot();
   std::fprintf(stderr, "fedtrain worker: joined %s as worker %llu in slot %u of %u\n",
                o.server.c_str(), static_cast<unsigned long long>(client->joined().worker_id()),
@@ -355,7 +356,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
                                                    again.status().message()));
           break;
         }
-        if ((*again)->joined().config().SerializeAsString() != cfg_bytes) {
+        if (ConfigFingerprint((*again)->joined().config()) != cfg_fingerprint) {
           st = absl::FailedPreconditionError(
               "the server now runs another experiment config; this worker's data and client "
               "states belong to the old one");

@@ -455,6 +455,14 @@ absl::Status GrpcServerTransport::SendTask(v1::TaskMsg task) {
   absl::MutexLock lock(&mu_);
   if (!closed_) return absl::UnavailableError("not every worker has joined");
   const size_t slot = task.client_id() % routing_.size();
+  if (opts_.rejoin_grace > absl::ZeroDuration()) {
+    // A slot whose worker is gone gets this long for a worker to rejoin it.
+    auto held = [this, slot]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return LiveLocked(workers_.at(routing_[slot]), absl::Now());
+    };
+    if (!held())
+      (void)mu_.AwaitWithDeadline(absl::Condition(&held), absl::Now() + opts_.rejoin_grace);
+  }
   const uint64_t wid = routing_[slot];
   WorkerRec& rec = workers_.at(wid);
   if (rec.left)

@@ -46,6 +46,9 @@ struct GrpcServerOptions {
   v1::ExperimentConfig config;         // handed to each worker on Join
   int expected_workers = 1;            // membership closes when this many have joined
   absl::Duration heartbeat_interval = absl::Seconds(2);
+  // A task for a slot whose worker is gone waits this long for a worker to rejoin the slot
+  // before it is refused (0: refused at once; the round goes on without the slot's clients).
+  absl::Duration rejoin_grace = absl::ZeroDuration();
   uint64_t max_update_bytes = uint64_t{1} << 30;  // serialized UpdateMsg limit
   // TLS (PEM text, not paths): plain TCP when tls_cert_pem is empty. A non-empty
   // tls_client_ca_pem requires client certificates signed by it (mutual TLS).

@@ -28,122 +28,26 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
 namespace fedtrain {
 namespace {
 
+using ::fedtrain::testing::Child;
+using ::fedtrain::testing::ReadAll;
 using ::fedtrain::testing::ReadFileBytes;
+using ::fedtrain::testing::ReadLine;
+using ::fedtrain::testing::SourceDir;
+using ::fedtrain::testing::Spawn;
+using ::fedtrain::testing::Wait;
+using ::fedtrain::testing::Watchdog;
 using ::fedtrain::testing::TempDir;
 using ::testing::HasSubstr;
 
-constexpr absl::Duration kTimeout = absl::Seconds(60);
 constexpr char kRunName[] = "synthetic_1_1_logreg";
 
-std::string Env(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : fallback;
-}
-std::string Bin() { return Env("FEDTRAIN_BIN", FEDTRAIN_TEST_DEFAULT_BIN); }
-std::string SourceDir() { return Env("FEDTRAIN_SOURCE_DIR", FEDTRAIN_TEST_DEFAULT_SOURCE_DIR); }
 std::string Config() { return SourceDir() + "/examples/synthetic_logreg.json"; }
-
-// A child `fedtrain` process: stdout to a pipe (pipe_fd) or a file, stderr to a file.
-struct Child {
-  pid_t pid = -1;
-  int pipe_fd = -1;
-  std::string err_path;
-};
-
-Child Spawn(const std::vector<std::string>& args, const std::string& err_path,
-            bool pipe_stdout, const std::string& out_path = "/dev/null") {
-  Child c;
-  c.err_path = err_path;
-  int fds[2] = {-1, -1};
-  if (pipe_stdout && pipe(fds) != 0) {
-    ADD_FAILURE() << "pipe: " << std::strerror(errno);
-    return c;
-  }
-  std::vector<std::string> storage = args;
-  if (storage.empty() || storage[0] != "/bin/bash") storage.insert(storage.begin(), Bin());
-  std::vector<char*> argv;
-  for (std::string& a : storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  c.pid = fork();
-  if (c.pid == 0) {
-    const int in = open("/dev/null", O_RDONLY);
-    const int out = pipe_stdout ? fds[1] : open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    if (pipe_stdout) close(fds[0]);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  if (pipe_stdout) {
-    close(fds[1]);
-    c.pipe_fd = fds[0];
-  }
-  return c;
-}
-
-// Reads `fd` until a newline (or EOF / timeout); returns the text read.
-std::string ReadLine(int fd) {
-  std::string line;
-  const absl::Time deadline = absl::Now() + kTimeout;
-  char ch;
-  while (absl::Now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (poll(&p, 1, ms < 1 ? 1 : ms) <= 0) break;
-    if (read(fd, &ch, 1) != 1 || ch == '\n') break;
-    line.push_back(ch);
-  }
-  return line;
-}
-
-// Reads the rest of `fd` until EOF.
-std::string ReadAll(int fd) {
-  std::string s;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) s.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return s;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// Kills (by pid) the children still registered when the timeout passes.
-class Watchdog {
- public:
-  Watchdog()
-      : thread_([this] {
-          if (done_.WaitForNotificationWithTimeout(kTimeout)) return;
-          absl::MutexLock lock(&mu_);
-          for (pid_t p : pids_) kill(p, SIGKILL);
-        }) {}
-  ~Watchdog() {
-    done_.Notify();
-    thread_.join();
-  }
-  void Add(pid_t p) {
-    absl::MutexLock lock(&mu_);
-    pids_.push_back(p);
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<pid_t> pids_;
-  absl::Notification done_;
-  std::thread thread_;
-};
 
 std::vector<std::string> RunArgs(const std::string& out, const std::vector<std::string>& sets) {
   std::vector<std::string> a = {"--config", Config(), "--set", "rounds=4", "--set",
