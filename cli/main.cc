@@ -15,6 +15,7 @@
 #include "cli/plot.h"
 #include "cli/plugins.h"
 #include "cli/progress.h"
+#include "cli/mpi_cmd.h"
 #include "cli/server_cmd.h"
 #include "cli/worker_cmd.h"
 #include "proto/config_io.h"
@@ -31,6 +32,7 @@ commands:
   simulate   run an experiment config with simulated clients in this process
   server     run an experiment config as the server of `fedtrain worker` processes
   worker     join a `fedtrain server` and train the clients it routes here
+  mpi        a server and workers launched together by mpirun (rank 0 serves)
   plot       draw test accuracy/loss of runs against rounds and uplink bytes
   ef-validate  float64 validation runs of the error-feedback methods (examples/ef/)
   help       show this help (also: fedtrain <command> --help)
@@ -214,6 +216,7 @@ int Main(int argc, char** argv) {
     if (!args.empty() && args[0] == "plot") return std::fputs(kPlotHelp, stdout), 0;
     if (!args.empty() && args[0] == "server") return std::fputs(kServerHelp, stdout), 0;
     if (!args.empty() && args[0] == "worker") return std::fputs(kWorkerHelp, stdout), 0;
+    if (!args.empty() && args[0] == "mpi") return std::fputs(kMpiHelp, stdout), 0;
     std::fputs(kMainHelp, stdout);
     return 0;
   }
@@ -221,6 +224,7 @@ int Main(int argc, char** argv) {
   if (cmd == "plot") return Plot(args);
   if (cmd == "server") return ServerCommand(args);
   if (cmd == "worker") return WorkerCommand(args);
+  if (cmd == "mpi") return MpiCommand(&argc, &argv, args);
   if (cmd == "ef-validate") return EfValidateCommand(args, stdout, stderr);
   return Usage(absl::StrCat("unknown command '", cmd, "'"), kMainHelp);
 }

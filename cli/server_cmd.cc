@@ -95,7 +95,8 @@ absl::StatusOr<std::string> FindUnfinishedRun(const v1::ExperimentConfig& cfg) {
 
 }  // namespace
 
-int ServerCommand(const std::vector<std::string>& args) {
+int ServerCommand(const std::vector<std::string>& args,
+                  const std::function<void(const std::string&)>& on_listening) {
   std::string config_path, listen = "0.0.0.0:50051", token;
   if (const char* env = std::getenv("FEDTRAIN_TOKEN")) token = env;
   std::vector<std::string> sets, plugins;
@@ -225,6 +226,7 @@ int ServerCommand(const std::vector<std::string>& args) {
   std::shared_ptr<GrpcServerTransport> transport = std::move(started).value();
   std::printf("listening on %s\n", transport->address().c_str());
   std::fflush(stdout);
+  if (on_listening) on_listening(transport->address());
   if (!o.tls_cert_pem.empty())
     std::fprintf(stderr, "fedtrain server: TLS on%s\n",
                  o.tls_client_ca_pem.empty() ? "" : ", client certificates required");

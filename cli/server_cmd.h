@@ -3,13 +3,17 @@
 #ifndef FEDTRAIN_CLI_SERVER_CMD_H_
 #define FEDTRAIN_CLI_SERVER_CMD_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace fedtrain {
 
 extern const char kServerHelp[];
-int ServerCommand(const std::vector<std::string>& args);
+// `on_listening` (may be null) is called with the address served on ("HOST:PORT") once the
+// server listens, before it waits for workers (`fedtrain mpi` broadcasts it).
+int ServerCommand(const std::vector<std::string>& args,
+                  const std::function<void(const std::string&)>& on_listening = nullptr);
 
 }  // namespace fedtrain
 
