@@ -50,6 +50,8 @@ options:
   --resume             continue the unfinished run of this config (output.dir/<run name>.partial)
                        from its last checkpoint, with the same config; workers rejoin
   --resume-from DIR    the same, naming the unfinished run folder (needed when there are several)
+  --resume-if-any      --resume when there is an unfinished run with a checkpoint, else start a
+                       new run (for a server that a scheduler restarts, e.g. on Kubernetes)
   --help               this help
 
 Every refused or rejected update is logged on stderr with its reason and sender, and counted
@@ -103,7 +105,7 @@ int ServerCommand(const std::vector<std::string>& args,
   int workers = 0;
   int64_t join_timeout_s = 600;
   std::string tls_cert, tls_key, tls_client_ca;
-  bool resume = false;
+  bool resume = false, resume_if_any = false;
   absl::Duration rejoin_grace = absl::ZeroDuration();
   std::string resume_from;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -156,6 +158,8 @@ int ServerCommand(const std::vector<std::string>& args,
       rejoin_grace = absl::Seconds(g);
     } else if (a == "--resume") {
       resume = true;
+    } else if (a == "--resume-if-any") {
+      resume_if_any = true;
     } else if (a == "--resume-from") {
       if (!value() || v.empty()) return Usage("--resume-from needs a run folder");
       resume_from = v;
@@ -211,15 +215,19 @@ int ServerCommand(const std::vector<std::string>& args,
   }
   ServerRunOptions run_opts;
   run_opts.track_accepted = true;  // workers keep client states the server accepted
-  if (resume || !resume_from.empty()) {
+  if (resume || resume_if_any || !resume_from.empty()) {
     if (!resume_from.empty()) {
       run_opts.resume_dir = resume_from;
     } else {
       absl::StatusOr<std::string> dir = FindUnfinishedRun(*resolved);
-      if (!dir.ok()) return Fail(std::string(dir.status().message()));
-      run_opts.resume_dir = *dir;
+      if (dir.ok()) {
+        run_opts.resume_dir = *dir;
+      } else if (!resume_if_any || dir.status().code() != absl::StatusCode::kNotFound) {
+        return Fail(std::string(dir.status().message()));
+      }
     }
-    std::fprintf(stderr, "fedtrain server: resuming %s\n", run_opts.resume_dir.c_str());
+    if (!run_opts.resume_dir.empty())
+      std::fprintf(stderr, "fedtrain server: resuming %s\n", run_opts.resume_dir.c_str());
   }
   absl::StatusOr<std::unique_ptr<GrpcServerTransport>> started = GrpcServerTransport::Start(o);
   if (!started.ok()) return Fail(std::string(started.status().message()));

@@ -100,15 +100,17 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<v
       worker_id_ = chunk_.worker_id();
       total_ = chunk_.total_bytes();
       uint64_t max;
+      bool known;
       {
         absl::MutexLock lock(&t_->mu_);
         auto it = t_->workers_.find(worker_id_);
-        if (it == t_->workers_.end() || it->second.left)
-          return Refuse(grpc::Status(
-              grpc::StatusCode::FAILED_PRECONDITION,
-              absl::StrCat("worker ", worker_id_, " has not joined or was replaced")));
+        known = it != t_->workers_.end() && !it->second.left;
         max = t_->max_update_bytes_;
       }
+      if (!known)  // Refuse takes the lock itself
+        return Refuse(grpc::Status(
+            grpc::StatusCode::FAILED_PRECONDITION,
+            absl::StrCat("worker ", worker_id_, " has not joined or was replaced")));
       if (total_ > max)
         return Refuse(grpc::Status(
             grpc::StatusCode::RESOURCE_EXHAUSTED,

@@ -18,7 +18,12 @@ PACKAGES=(
   libgtest-dev libgmock-dev                  # unit tests
   libbenchmark-dev                           # micro-benchmarks
   openssl                                    # deploy/make_certs.sh (TLS test certificates)
+  iproute2 nftables                          # tests/integration/netns_test.sh: namespaces, veth, tc tbf, packet loss
   dataset-fashion-mnist                      # Fashion-MNIST IDX files
+  slurm-wlm                                  # deploy/slurm: slurmctld/slurmd/sbatch for the local Slurm test
+  munge                                      # deploy/slurm: Slurm's authentication daemon (local_slurm.sh)
+  python3-yaml                               # deploy/k8s/validate.py: reads the manifests
+  python3-kubernetes                         # deploy/k8s/validate.py: the Kubernetes API model classes
 )
 
 # breast_cancer.csv (specs/compression.md §4.3/§4.4, `fedtrain ef-validate`). Debian ships it

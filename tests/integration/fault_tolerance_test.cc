@@ -271,13 +271,13 @@ class BadWorker {
     if (absl::Status s = client_->Push(m); !s.ok()) push_errors.push_back(s.ToString());
   }
   // Raw chunks: `total` announced, `data` sent.
-  void PushRaw(uint64_t total, const std::string& data) {
+  void PushRaw(uint64_t total, const std::string& data, uint64_t worker_id = 0) {
     grpc::ClientContext ctx;
     v1::PushReply reply;
     std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> w = stub_->Push(&ctx, &reply);
     v1::UpdateChunk c;
     c.set_token(kToken);
-    c.set_worker_id(client_->joined().worker_id());
+    c.set_worker_id(worker_id != 0 ? worker_id : client_->joined().worker_id());
     c.set_total_bytes(total);
     c.set_data(data);
     w->Write(c);
@@ -311,6 +311,7 @@ class BadWorker {
       case 3:  // bytes that are no UpdateMsg, then the oversized announcement
         PushRaw(8, std::string(8, '\xff'));
         PushRaw(client_->joined().max_update_bytes() + 1, "x");
+        PushRaw(8, std::string(8, '\xff'), client_->joined().worker_id() + 1000);  // no such worker
         m.set_error("gave up");  // resolves the task
         Push(m);
         break;
@@ -344,12 +345,13 @@ TEST(FaultToleranceTest, MalformedOversizedNanWrongDimensionAndStaleUpdatesAreRe
   EXPECT_EQ(Wait(good.pid), 0) << ReadFileBytes(good.err_path);
   const std::string serr = ReadFileBytes(dir.File("server.err"));
   for (const char* why : {"non-finite", "current round is", "bogus/1", "does not parse",
-                          "exceeds the limit", "reported 0 training samples", "gave up"})
+                          "exceeds the limit", "reported 0 training samples", "gave up",
+                          "has not joined or was replaced"})
     EXPECT_THAT(serr, HasSubstr(why));
   int64_t refused = 0, rejected = 0;
   for (int64_t v : Column(dir, "refused")) refused += v;
   for (int64_t v : Column(dir, "rejected")) rejected += v;
-  EXPECT_GE(refused, 2);  // at least one task of kind 3: two transport-level refusals
+  EXPECT_GE(refused, 3);  // at least one task of kind 3: three transport-level refusals
   EXPECT_GT(rejected, 0);
   EXPECT_FALSE(bad.push_errors.empty());
 }
