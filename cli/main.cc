@@ -16,6 +16,7 @@
 #include "cli/plugins.h"
 #include "cli/progress.h"
 #include "cli/mpi_cmd.h"
+#include "core/memory.h"
 #include "cli/server_cmd.h"
 #include "cli/worker_cmd.h"
 #include "proto/config_io.h"
@@ -222,6 +223,8 @@ int Main(int argc, char** argv) {
   }
   if (cmd == "simulate") return Simulate(args);
   if (cmd == "plot") return Plot(args);
+  // The deployed processes move model-sized buffers every round (core/memory.h).
+  if (cmd == "server" || cmd == "worker" || cmd == "mpi") KeepLargeAllocations();
   if (cmd == "server") return ServerCommand(args);
   if (cmd == "worker") return WorkerCommand(args);
   if (cmd == "mpi") return MpiCommand(&argc, &argv, args);

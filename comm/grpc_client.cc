@@ -1,10 +1,12 @@
 #include "comm/grpc_client.h"
 
 #include <algorithm>
+#include <climits>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_server.h"  // kGrpcChunkBytes
 #include "fedtrain/v1/service.grpc.pb.h"
@@ -24,6 +26,10 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
 struct GrpcWorkerClient::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::FedTrain::Stub> stub;
+  // Serialization buffers of finished pushes, reused by later ones (Push may run on several
+  // threads at once): a model-sized buffer is page-faulted once, not every round.
+  absl::Mutex mu;
+  std::vector<std::string> spare ABSL_GUARDED_BY(mu);
 };
 
 GrpcWorkerClient::GrpcWorkerClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -40,6 +46,7 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
   const bool tls = !opts.tls_ca_pem.empty();
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
+  for (const auto& [name, value] : BulkTransferArgs()) args.SetInt(name, value);
   if (tls) {
     grpc::SslCredentialsOptions so;
     so.pem_root_certs = opts.tls_ca_pem;
@@ -142,23 +149,45 @@ absl::Status GrpcWorkerClient::ReceiveTasks(const std::function<void(v1::TaskMsg
 
 absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
   std::string bytes;
-  if (!update.SerializeToString(&bytes))
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (!impl_->spare.empty()) {
+      bytes = std::move(impl_->spare.back());
+      impl_->spare.pop_back();
+    }
+  }
+  struct Recycle {
+    Impl* impl;
+    std::string* bytes;
+    ~Recycle() {
+      bytes->clear();
+      absl::MutexLock lock(&impl->mu);
+      if (impl->spare.size() < 2) impl->spare.push_back(std::move(*bytes));
+    }
+  } recycle{impl_.get(), &bytes};
+  const size_t size = update.ByteSizeLong();
+  bytes.resize(size);  // keeps the capacity of a reused buffer
+  if (size > static_cast<size_t>(INT_MAX) ||
+      !update.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes.data())))
     return absl::InvalidArgumentError("update does not serialize (over 2 GiB?)");
   grpc::ClientContext ctx;
   v1::PushReply reply;
   std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> w = impl_->stub->Push(&ctx, &reply);
   size_t off = 0;
+  v1::UpdateChunk c;  // one chunk object: its data buffer is reused
+  c.set_token(opts_.token);
+  c.set_worker_id(joined_.worker_id());
+  c.set_total_bytes(bytes.size());
   do {
-    v1::UpdateChunk c;
-    if (off == 0) {
-      c.set_token(opts_.token);
-      c.set_worker_id(joined_.worker_id());
-      c.set_total_bytes(bytes.size());
-    }
     const size_t n = std::min(kGrpcChunkBytes, bytes.size() - off);
     c.set_data(bytes.data() + off, n);
-    off += n;
     if (!w->Write(c)) break;  // the server ended the call: Finish says why
+    if (off == 0) {  // only the first chunk carries the header
+      c.clear_token();
+      c.clear_worker_id();
+      c.clear_total_bytes();
+    }
+    off += n;
   } while (off < bytes.size());
   w->WritesDone();
   return FromGrpc(w->Finish(), absl::StrCat("push update of client ", update.client_id()));

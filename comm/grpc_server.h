@@ -39,6 +39,8 @@ namespace fedtrain {
 
 // The size of the pieces large messages travel in.
 inline constexpr size_t kGrpcChunkBytes = size_t{1} << 20;
+// gRPC channel arguments for bulk model transfers, set on both ends (server and worker).
+std::vector<std::pair<std::string, int>> BulkTransferArgs();
 
 struct GrpcServerOptions {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one
@@ -110,6 +112,9 @@ class GrpcServerTransport final : public ServerTransport {
   // Whether `rec` still holds its slot (see the header comment).
   bool LiveLocked(const WorkerRec& rec, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefuseLocked(std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reassembly buffers of finished pushes, reused by later ones (bounded by the size limit).
+  std::string TakeBuffer(uint64_t size) ABSL_LOCKS_EXCLUDED(mu_);
+  void ReturnBuffer(std::string buf) ABSL_LOCKS_EXCLUDED(mu_);
   // Hands the next chunk (or the end of the session) to `w` when it is idle.
   void PumpLocked(WorkerRec* rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -124,6 +129,8 @@ class GrpcServerTransport final : public ServerTransport {
   std::vector<uint64_t> routing_ ABSL_GUARDED_BY(mu_);  // slot -> worker id (0: vacant)
   bool closed_ ABSL_GUARDED_BY(mu_) = false;            // every slot was filled once
   std::deque<std::string> refused_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> spare_ ABSL_GUARDED_BY(mu_);
+  uint64_t spare_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::UpdateMsg> updates_ ABSL_GUARDED_BY(mu_);
   uint64_t max_update_bytes_ ABSL_GUARDED_BY(mu_);
   bool run_over_ ABSL_GUARDED_BY(mu_) = false;
