@@ -328,15 +328,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
         st = current()->ReceiveTasks([&](v1::TaskMsg task) {
           auto t = std::make_shared<v1::TaskMsg>(std::move(task));
           pool.Schedule([&, t](int tid) {
-            absl::StatusOr<v1::UpdateMsg> r = workers[tid]->Handle(*t);
-            v1::UpdateMsg reply;
-            if (r.ok()) {
-              reply = std::move(r).value();
-            } else {
-              reply.set_round(t->round());
-              reply.set_client_id(t->client_id());
-              reply.set_error(r.status().ToString());
-            }
+            const v1::UpdateMsg reply = ReplyOrError(*t, workers[tid]->Handle(*t));
             if (absl::Status s = current()->Push(reply); !s.ok()) {
               ++push_errors;
               std::fprintf(stderr, "fedtrain worker: %s\n", std::string(s.message()).c_str());

@@ -20,15 +20,7 @@ absl::Status InProcHub::SendTask(v1::TaskMsg task) {
   // The task moves into a shared_ptr because std::function needs a copyable callable.
   auto t = std::make_shared<v1::TaskMsg>(std::move(task));
   pool_->Schedule([this, t](int thread_index) {
-    absl::StatusOr<v1::UpdateMsg> r = handler_(thread_index, *t);
-    v1::UpdateMsg reply;
-    if (r.ok()) {
-      reply = std::move(r).value();
-    } else {
-      reply.set_round(t->round());
-      reply.set_client_id(t->client_id());
-      reply.set_error(r.status().ToString());
-    }
+    v1::UpdateMsg reply = ReplyOrError(*t, handler_(thread_index, *t));
     absl::MutexLock lock(&mu_);
     replies_.push_back(std::move(reply));
     --in_flight_;

@@ -5,6 +5,7 @@
 #define FEDTRAIN_COMM_TRANSPORT_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -27,6 +28,17 @@ class ServerTransport {
   // sender), for the round's metrics and log. In-process transports refuse nothing.
   virtual std::vector<std::string> TakeRefused() { return {}; }
 };
+
+// The reply to `task`: the handler's update, or an update that carries only the failure
+// (round, client id and UpdateMsg.error), which the Coordinator counts as a rejection.
+inline v1::UpdateMsg ReplyOrError(const v1::TaskMsg& task, absl::StatusOr<v1::UpdateMsg> r) {
+  if (r.ok()) return std::move(r).value();
+  v1::UpdateMsg reply;
+  reply.set_round(task.round());
+  reply.set_client_id(task.client_id());
+  reply.set_error(r.status().ToString());
+  return reply;
+}
 
 }  // namespace fedtrain
 

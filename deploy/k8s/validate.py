@@ -433,20 +433,17 @@ def check_pod_refs(doc, pod_path, pod, rep, idx):
         if name in claim_templates:
             rep.error(doc, f"{vpath}.name", f"volume '{name}' is also a volumeClaimTemplate")
         volumes[name] = v
-        sec = v.get("secret")
-        if isinstance(sec, dict):
-            check_object_key(doc, f"{vpath}.secret.secretName", rep, idx, "Secret",
-                             sec.get("secretName"), None, sec.get("optional"))
-            for j, it in enumerate(as_list(sec.get("items"))):
-                check_object_key(doc, f"{vpath}.secret.items[{j}].key", rep, idx, "Secret",
-                                 sec.get("secretName"), as_dict(it).get("key"), sec.get("optional"))
-        cm = v.get("configMap")
-        if isinstance(cm, dict):
-            check_object_key(doc, f"{vpath}.configMap.name", rep, idx, "ConfigMap",
-                             cm.get("name"), None, cm.get("optional"))
-            for j, it in enumerate(as_list(cm.get("items"))):
-                check_object_key(doc, f"{vpath}.configMap.items[{j}].key", rep, idx, "ConfigMap",
-                                 cm.get("name"), as_dict(it).get("key"), cm.get("optional"))
+        # Secret and ConfigMap volumes: the object, and every key an item names, must exist.
+        for field, name_field, kind in (("secret", "secretName", "Secret"),
+                                        ("configMap", "name", "ConfigMap")):
+            src = v.get(field)
+            if not isinstance(src, dict):
+                continue
+            check_object_key(doc, f"{vpath}.{field}.{name_field}", rep, idx, kind,
+                             src.get(name_field), None, src.get("optional"))
+            for j, it in enumerate(as_list(src.get("items"))):
+                check_object_key(doc, f"{vpath}.{field}.items[{j}].key", rep, idx, kind,
+                                 src.get(name_field), as_dict(it).get("key"), src.get("optional"))
         pvc = v.get("persistentVolumeClaim")
         if isinstance(pvc, dict) and idx.get("PersistentVolumeClaim", pvc.get("claimName")) is None:
             rep.error(doc, f"{vpath}.persistentVolumeClaim.claimName",

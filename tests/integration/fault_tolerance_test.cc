@@ -45,10 +45,10 @@ using ::fedtrain::testing::WaitForText;
 using ::fedtrain::testing::Watchdog;
 using ::testing::HasSubstr;
 
-constexpr char kRunName[] = "synthetic_1_1_logreg";
+constexpr const char* kRunName = ::fedtrain::testing::kSyntheticRunName;
 constexpr char kToken[] = "s3cret";
 
-std::string Config() { return SourceDir() + "/examples/synthetic_logreg.json"; }
+std::string Config() { return ::fedtrain::testing::SyntheticConfig(); }
 
 // SCAFFOLD (per-client control variates) on the tiny synthetic config; a line per round.
 std::vector<std::string> RunArgs(const std::string& out, const std::vector<std::string>& sets) {

@@ -45,9 +45,9 @@ using ::fedtrain::testing::Watchdog;
 using ::fedtrain::testing::TempDir;
 using ::testing::HasSubstr;
 
-constexpr char kRunName[] = "synthetic_1_1_logreg";
+constexpr const char* kRunName = ::fedtrain::testing::kSyntheticRunName;
 
-std::string Config() { return SourceDir() + "/examples/synthetic_logreg.json"; }
+std::string Config() { return ::fedtrain::testing::SyntheticConfig(); }
 
 std::vector<std::string> RunArgs(const std::string& out, const std::vector<std::string>& sets) {
   std::vector<std::string> a = {"--config", Config(), "--set", "rounds=4", "--set",

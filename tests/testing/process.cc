@@ -26,6 +26,7 @@ std::string Env(const char* name, const char* fallback) {
 
 std::string FedtrainBin() { return Env("FEDTRAIN_BIN", FEDTRAIN_TEST_DEFAULT_BIN); }
 std::string SourceDir() { return Env("FEDTRAIN_SOURCE_DIR", FEDTRAIN_TEST_DEFAULT_SOURCE_DIR); }
+std::string SyntheticConfig() { return SourceDir() + "/examples/synthetic_logreg.json"; }
 
 Child Spawn(const std::vector<std::string>& args, const std::string& err_path, bool pipe_stdout,
             const std::string& out_path) {

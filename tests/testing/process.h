@@ -24,6 +24,11 @@ inline constexpr absl::Duration kProcessTimeout = absl::Seconds(60);
 std::string FedtrainBin();
 std::string SourceDir();
 
+// examples/synthetic_logreg.json, the tiny config the deployed-run tests use, and the name
+// of its run folder.
+std::string SyntheticConfig();
+inline constexpr char kSyntheticRunName[] = "synthetic_1_1_logreg";
+
 // A child process: stdout to a pipe (pipe_fd) or a file, stderr to a file.
 struct Child {
   pid_t pid = -1;
