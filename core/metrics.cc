@@ -86,27 +86,33 @@ absl::StatusOr<std::unique_ptr<FileMetricsSink>> FileMetricsSink::Open(const std
 
 absl::StatusOr<std::unique_ptr<FileMetricsSink>> FileMetricsSink::Resume(const std::string& prefix,
                                                                           int64_t rows) {
+  // Read and check both files before rewriting either: a refused resume changes nothing.
   std::vector<std::string> header;
-  for (const char* ext : {".jsonl", ".csv"}) {
-    const std::string path = prefix + ext;
-    const bool csv = std::string(ext) == ".csv";
+  std::string kept[2];
+  const char* exts[2] = {".jsonl", ".csv"};
+  for (int f = 0; f < 2; ++f) {
+    const std::string path = prefix + exts[f];
+    const bool csv = f == 1;
     std::ifstream in(path);
     if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-    std::string kept, line;
+    std::string line;
     int64_t n = 0;
     const int64_t want = rows + (csv && rows > 0 ? 1 : 0);
     while (n < want && std::getline(in, line)) {
       if (csv && n == 0) header = absl::StrSplit(line, ',');
-      absl::StrAppend(&kept, line, "\n");
+      absl::StrAppend(&kept[f], line, "\n");
       ++n;
     }
     if (n < want)
       return absl::DataLossError(absl::StrCat(path, " holds ", csv ? std::max<int64_t>(n - 1, 0) : n,
                                               " rows; the checkpoint is after ", rows, " rounds"));
+  }
+  for (int f = 0; f < 2; ++f) {
+    const std::string path = prefix + exts[f];
     const std::string tmp = path + ".tmp";
     {
       std::ofstream out(tmp, std::ios::trunc);
-      out << kept;
+      out << kept[f];
       out.close();
       if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
     }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,8 @@
 #include "core/status_macros.h"
 #include "core/vec.h"
 #include "fedtrain/v1/messages.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace fedtrain {
 namespace {
@@ -71,10 +74,21 @@ absl::Status SaveCheckpoint(const std::string& path, const CoordinatorSnapshot& 
   c.set_wall_s(snap.wall_s);
   c.set_algorithm(id.algorithm);
   c.set_config_fingerprint(id.config_fingerprint);
-  std::string body;
-  if (!c.SerializeToString(&body))
+  // Deterministic: maps in key order, so the same state always gives the same bytes.
+  const size_t size = c.ByteSizeLong();
+  if (size > static_cast<size_t>(INT_MAX))
     return absl::ResourceExhaustedError(
         absl::StrCat("checkpoint of round ", snap.state.round, " does not serialize (over 2 GiB)"));
+  std::string body(size, '\0');
+  {
+    google::protobuf::io::ArrayOutputStream array(body.data(), static_cast<int>(size));
+    google::protobuf::io::CodedOutputStream out(&array);
+    out.SetSerializationDeterministic(true);
+    c.SerializeWithCachedSizes(&out);
+    if (out.HadError())
+      return absl::InternalError(absl::StrCat("checkpoint of round ", snap.state.round,
+                                              " did not serialize"));
+  }
   const uint64_t len = body.size();
   std::string head(kMagic, sizeof(kMagic));
   head.append(reinterpret_cast<const char*>(&len), sizeof(len));

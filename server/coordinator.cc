@@ -61,11 +61,13 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
 
   // 1. Select and broadcast.
   int64_t to_sample = opts_.clients_per_round;
-  if (opts_.over_selection > 0)
-    to_sample = std::min<int64_t>(
-        opts_.num_clients,
-        static_cast<int64_t>(std::ceil(static_cast<double>(opts_.clients_per_round) *
-                                       (1.0 + opts_.over_selection))));
+  if (opts_.over_selection > 0) {
+    // ceil(cpr * over) in integers, with over taken to 6 decimals: in floating point
+    // 100 * 1.1 is 110.00000000000001, whose ceiling would sample one client too many.
+    const int64_t ppm = std::llround(opts_.over_selection * 1e6);
+    const int64_t extra = (opts_.clients_per_round * ppm + 999999) / 1000000;
+    to_sample = std::min<int64_t>(opts_.num_clients, opts_.clients_per_round + extra);
+  }
   std::vector<ClientId> sampled =
       SampleClients(opts_.sampling_seed, round, opts_.num_clients, to_sample);
   // The round closes early once this many updates were accepted (over-selection only).

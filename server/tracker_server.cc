@@ -81,26 +81,33 @@ absl::Status TrackerServer::SaveExtraState(
 }
 
 absl::Status TrackerServer::LoadExtraState(const std::map<std::string, std::vector<double>>& in) {
+  // Check every tracker entry, then let the wrapped algorithm take the rest, and only then
+  // change the trackers: a refused checkpoint leaves this server as it was.
   std::map<std::string, std::vector<double>> rest = in;
+  std::vector<std::pair<const std::vector<double>*, const std::vector<double>*>> found;
   for (size_t p = 0; p < trackers_.size(); ++p) {
-    TrackerAggregate& t = trackers_[p];
-    for (const char* what : {"h", "initialised"}) {
-      const std::string key = absl::StrCat("tracker.", p, ".", what);
-      auto it = rest.find(key);
-      const size_t want = std::string(what) == "h" ? t.dim() : t.num_clients();
-      if (it == rest.end() || it->second.size() != want)
+    const std::vector<double>* entries[2] = {nullptr, nullptr};
+    const char* names[2] = {"h", "initialised"};
+    const size_t want[2] = {trackers_[p].dim(), trackers_[p].num_clients()};
+    for (int k = 0; k < 2; ++k) {
+      const std::string key = absl::StrCat("tracker.", p, ".", names[k]);
+      auto it = in.find(key);
+      if (it == in.end() || it->second.size() != want[k])
         return absl::InvalidArgumentError(absl::StrCat(
-            "checkpoint: ", key, it == rest.end() ? " is missing" : " has the wrong size",
-            " (expected ", want, " values)"));
-      if (std::string(what) == "h") {
-        t.mutable_h() = it->second;
-      } else {
-        for (size_t i = 0; i < want; ++i) t.mutable_initialised()[i] = it->second[i] != 0.0;
-      }
-      rest.erase(it);
+            "checkpoint: ", key, it == in.end() ? " is missing" : " has the wrong size",
+            " (expected ", want[k], " values)"));
+      entries[k] = &it->second;
+      rest.erase(key);
     }
+    found.emplace_back(entries[0], entries[1]);
   }
-  return inner_->LoadExtraState(rest);
+  FT_RETURN_IF_ERROR(inner_->LoadExtraState(rest));
+  for (size_t p = 0; p < trackers_.size(); ++p) {
+    trackers_[p].mutable_h() = *found[p].first;
+    for (size_t i = 0; i < found[p].second->size(); ++i)
+      trackers_[p].mutable_initialised()[i] = (*found[p].second)[i] != 0.0;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fedtrain

@@ -6,5 +6,5 @@
 add_test(NAME netns_multi_host
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/netns_test.sh $<TARGET_FILE:fedtrain>
           $<TARGET_FILE:delay_proxy> ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/netns_test)
-set_tests_properties(netns_multi_host PROPERTIES LABELS integration TIMEOUT 180
+set_tests_properties(netns_multi_host PROPERTIES LABELS integration TIMEOUT 300
   SKIP_RETURN_CODE 77)
