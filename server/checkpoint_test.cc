@@ -22,6 +22,7 @@
 #include "fedtrain/v1/messages.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/bits.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -29,6 +30,9 @@ namespace fedtrain {
 namespace {
 
 using ::fedtrain::testing::ListDir;
+using ::fedtrain::testing::Bits;
+using ::fedtrain::testing::DoubleFromBits;
+using ::fedtrain::testing::FloatFromBits;
 using ::fedtrain::testing::ReadFileBytes;
 using ::fedtrain::testing::StatusIs;
 using ::fedtrain::testing::TempDir;
@@ -39,31 +43,6 @@ using ::testing::HasSubstr;
 
 const CheckpointIdentity kId{"scaffold_m", "{\"rounds\":10,\"seed\":3}"};
 
-float FloatFromBits(uint32_t b) {
-  float f;
-  std::memcpy(&f, &b, sizeof(f));
-  return f;
-}
-double DoubleFromBits(uint64_t b) {
-  double d;
-  std::memcpy(&d, &b, sizeof(d));
-  return d;
-}
-std::vector<uint32_t> Bits(const std::vector<float>& v) {
-  std::vector<uint32_t> out(v.size());
-  if (!v.empty()) std::memcpy(out.data(), v.data(), v.size() * sizeof(float));
-  return out;
-}
-std::vector<uint64_t> Bits(const std::vector<double>& v) {
-  std::vector<uint64_t> out(v.size());
-  if (!v.empty()) std::memcpy(out.data(), v.data(), v.size() * sizeof(double));
-  return out;
-}
-uint64_t Bits(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, sizeof(b));
-  return b;
-}
 
 // Every awkward float and double value: signed zeros, subnormals, extremes, infinities and
 // NaNs with payloads (which a value-based copy could canonicalise).

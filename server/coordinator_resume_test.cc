@@ -37,13 +37,17 @@
 #include "server/checkpoint.h"
 #include "server/coordinator.h"
 #include "server/tracker_server.h"
+#include "tests/testing/bits.h"
 #include "tests/testing/quadratic.h"
+#include "tests/testing/scripted_transport.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
 namespace fedtrain {
 namespace {
 
+using ::fedtrain::testing::Bits;
+using ::fedtrain::testing::ScriptedTransport;
 using ::fedtrain::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -51,21 +55,6 @@ using ::testing::Not;
 
 constexpr size_t kDim = 5;
 
-uint64_t Bits(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, sizeof(b));
-  return b;
-}
-std::vector<uint32_t> Bits(ConstVec v) {
-  std::vector<uint32_t> out(v.size());
-  if (!v.empty()) std::memcpy(out.data(), v.data(), v.size() * sizeof(float));
-  return out;
-}
-std::vector<uint64_t> Bits(const std::vector<double>& v) {
-  std::vector<uint64_t> out(v.size());
-  if (!v.empty()) std::memcpy(out.data(), v.data(), v.size() * sizeof(double));
-  return out;
-}
 
 // Time moves only when the test says so (one second per round), so wall_s is deterministic
 // and a restarted server's clock can start anywhere. Read and advanced by the test thread only.
@@ -586,32 +575,6 @@ TEST(CoordinatorResumeTest, RestoreRefusesSnapshotsThatDoNotFitAndChangesNothing
 // (c)-(e) A scripted transport: replies built per task, delivered in the order tasks were sent
 // (ascending client id), DeadlineExceeded when none is left.
 
-class ScriptedTransport final : public ServerTransport {
- public:
-  // Returns the replies to `t` (none: the client never answers).
-  std::function<std::vector<v1::UpdateMsg>(const v1::TaskMsg&)> reply;
-  std::vector<v1::TaskMsg> tasks;
-  absl::Status SendTask(v1::TaskMsg t) override {
-    for (auto& m : reply(t)) queue_.push_back(std::move(m));
-    tasks.push_back(std::move(t));
-    return absl::OkStatus();
-  }
-  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time) override {
-    if (queue_.empty()) return absl::DeadlineExceededError("none left");
-    v1::UpdateMsg m = std::move(queue_.front());
-    queue_.pop_front();
-    return m;
-  }
-  std::vector<ClientId> TaskIds(uint64_t round) const {
-    std::vector<ClientId> ids;
-    for (const v1::TaskMsg& t : tasks)
-      if (t.round() == round) ids.push_back(t.client_id());
-    return ids;
-  }
-
- private:
-  std::deque<v1::UpdateMsg> queue_;
-};
 
 // delta_j = (client + 1) * 0.01 * (j + 1), n_i = client + 1.
 Payload DeltaOf(ClientId c, size_t dim) {

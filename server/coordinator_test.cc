@@ -14,40 +14,15 @@
 #include "comm/payload_wire.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scripted_transport.h"
 #include "tests/testing/status_matchers.h"
 
 namespace fedtrain {
 namespace {
 
+using ::fedtrain::testing::ScriptedTransport;
 using ::testing::HasSubstr;
 
-// Answers each task synchronously with `reply(task)`, delivers replies in the order given by
-// `order` (a permutation applied per round), and reports DeadlineExceeded when none is left.
-class ScriptedTransport final : public ServerTransport {
- public:
-  std::function<std::vector<v1::UpdateMsg>(const v1::TaskMsg&)> reply;
-  bool reverse = false;
-  std::vector<v1::TaskMsg> tasks;
-  absl::Status SendTask(v1::TaskMsg t) override {
-    for (auto& m : reply(t)) queue_.push_back(std::move(m));
-    tasks.push_back(std::move(t));
-    return absl::OkStatus();
-  }
-  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time) override {
-    if (queue_.empty()) return absl::DeadlineExceededError("none left");
-    if (reverse) {
-      v1::UpdateMsg m = std::move(queue_.back());
-      queue_.pop_back();
-      return m;
-    }
-    v1::UpdateMsg m = std::move(queue_.front());
-    queue_.pop_front();
-    return m;
-  }
-
- private:
-  std::deque<v1::UpdateMsg> queue_;
-};
 
 // A well-formed reply: delta_j = (client + 1) * 0.01 * (j + 1), n_i = client + 1.
 v1::UpdateMsg GoodReply(const v1::TaskMsg& t, size_t dim) {
