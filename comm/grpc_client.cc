@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "comm/grpc_server.h"  // kGrpcChunkBytes
 #include "fedtrain/v1/service.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 
 namespace fedtrain {
@@ -170,27 +171,68 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
   if (size > static_cast<size_t>(INT_MAX) ||
       !update.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes.data())))
     return absl::InvalidArgumentError("update does not serialize (over 2 GiB?)");
+  // The chunks go out as raw UpdateChunk messages encoded here: a small header slice and a
+  // slice that points into `bytes` (no copy; `bytes` outlives the call), over a generic call
+  // on the Push method. A typed stub would copy each chunk twice (into the message, then into
+  // gRPC's buffer).
   grpc::ClientContext ctx;
-  v1::PushReply reply;
-  std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> w = impl_->stub->Push(&ctx, &reply);
-  size_t off = 0;
-  v1::UpdateChunk c;  // one chunk object: its data buffer is reused
-  c.set_token(opts_.token);
-  c.set_worker_id(joined_.worker_id());
-  c.set_total_bytes(bytes.size());
-  do {
-    const size_t n = std::min(kGrpcChunkBytes, bytes.size() - off);
-    c.set_data(bytes.data() + off, n);
-    if (!w->Write(c)) break;  // the server ended the call: Finish says why
-    if (off == 0) {  // only the first chunk carries the header
-      c.clear_token();
-      c.clear_worker_id();
-      c.clear_total_bytes();
+  grpc::CompletionQueue cq;
+  grpc::GenericStub generic(impl_->channel);
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      generic.PrepareCall(&ctx, "/fedtrain.v1.FedTrain/Push", &cq);
+  auto wait = [&cq]() {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok;
+  };
+  auto varint = [](uint64_t v, std::string* out) {
+    while (v >= 0x80) {
+      out->push_back(static_cast<char>((v & 0x7F) | 0x80));
+      v >>= 7;
     }
+    out->push_back(static_cast<char>(v));
+  };
+  call->StartCall(nullptr);
+  bool open = wait();
+  size_t off = 0;
+  while (open) {
+    const size_t n = std::min(kGrpcChunkBytes, bytes.size() - off);
+    std::string head;
+    if (off == 0) {  // UpdateChunk fields 1 token, 2 worker_id, 3 total_bytes
+      head.push_back(0x0A);
+      varint(opts_.token.size(), &head);
+      head.append(opts_.token);
+      head.push_back(0x10);
+      varint(joined_.worker_id(), &head);
+      head.push_back(0x18);
+      varint(bytes.size(), &head);
+    }
+    head.push_back(0x22);  // 4 data
+    varint(n, &head);
+    grpc::Slice parts[2] = {grpc::Slice(head),
+                            grpc::Slice(bytes.data() + off, n, grpc::Slice::STATIC_SLICE)};
+    grpc::ByteBuffer chunk(parts, n > 0 ? 2 : 1);
+    call->Write(chunk, nullptr);
+    open = wait();  // false: the server ended the call; Finish says why
     off += n;
-  } while (off < bytes.size());
-  w->WritesDone();
-  return FromGrpc(w->Finish(), absl::StrCat("push update of client ", update.client_id()));
+    if (off >= bytes.size()) break;
+  }
+  if (open) {
+    call->WritesDone(nullptr);
+    (void)wait();
+  }
+  grpc::ByteBuffer reply;
+  call->Read(&reply, nullptr);
+  (void)wait();
+  grpc::Status status;
+  call->Finish(&status, nullptr);
+  (void)wait();
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+  return FromGrpc(status, absl::StrCat("push update of client ", update.client_id()));
 }
 
 absl::StatusOr<bool> GrpcWorkerClient::Heartbeat() {

@@ -11,7 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "fedtrain/v1/service.grpc.pb.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 
 namespace fedtrain {
 namespace {
@@ -86,57 +88,104 @@ class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1
   const uint64_t id_;
 };
 
-// Client stream of one UpdateMsg: size-checks, reassembles, parses, enqueues.
-class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<v1::UpdateChunk> {
+// Client stream of one UpdateMsg: size-checks, reassembles, parses, enqueues. Reads the
+// UpdateChunk messages as raw bytes (the method is registered as a raw callback method) and
+// decodes their few fields here, copying each chunk's data straight from gRPC's receive
+// slices into the reassembly buffer: one copy, where a parsed UpdateChunk would cost two.
+class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UpdateReader(GrpcServerTransport* t, std::string peer) : t_(t), peer_(std::move(peer)) {
-    StartRead(&chunk_);
+    StartRead(&raw_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) return Complete();
-    if (!started_) {
-      if (!t_->TokenOk(chunk_.token())) return Refuse(BadToken());
-      worker_id_ = chunk_.worker_id();
-      total_ = chunk_.total_bytes();
-      uint64_t max;
-      bool known;
-      {
-        absl::MutexLock lock(&t_->mu_);
-        auto it = t_->workers_.find(worker_id_);
-        known = it != t_->workers_.end() && !it->second.left;
-        max = t_->max_update_bytes_;
+    // UpdateChunk (service.proto): 1 token, 2 worker_id, 3 total_bytes (first chunk only),
+    // 4 data. Anything else is refused: only our own client writes this stream.
+    grpc::ProtoBufferReader stream(&raw_);
+    google::protobuf::io::CodedInputStream in(&stream);
+    std::string token;
+    uint64_t worker_id = 0, total = 0;
+    bool has_header = false;
+    for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
+      uint32_t len = 0;
+      if (tag == 0x0A) {  // 1: token
+        if (!in.ReadVarint32(&len) || len > 4096 || !in.ReadString(&token, static_cast<int>(len)))
+          return Malformed("token");
+        has_header = true;
+      } else if (tag == 0x10) {  // 2: worker_id
+        if (!in.ReadVarint64(&worker_id)) return Malformed("worker_id");
+        has_header = true;
+      } else if (tag == 0x18) {  // 3: total_bytes
+        if (!in.ReadVarint64(&total)) return Malformed("total_bytes");
+        has_header = true;
+      } else if (tag == 0x22) {  // 4: data
+        if (!in.ReadVarint32(&len)) return Malformed("data");
+        if (!started_) {
+          if (absl::Status st = Start(has_header, token, worker_id, total); !st.ok())
+            return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
+                                       std::string(st.message())));
+        }
+        if (filled_ + len > total_)
+          return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     absl::StrCat("update chunks exceed the announced ", total_,
+                                                  " bytes")));
+        if (!in.ReadRaw(buf_.data() + filled_, static_cast<int>(len))) return Malformed("data");
+        filled_ += len;
+      } else {
+        return Malformed(absl::StrCat("field tag ", tag));
       }
-      if (!known)  // Refuse takes the lock itself
-        return Refuse(grpc::Status(
-            grpc::StatusCode::FAILED_PRECONDITION,
-            absl::StrCat("worker ", worker_id_, " has not joined or was replaced")));
-      if (total_ > max)
-        return Refuse(grpc::Status(
-            grpc::StatusCode::RESOURCE_EXHAUSTED,
-            absl::StrCat("update of ", total_, " bytes exceeds the limit of ", max, " bytes")));
-      // The whole announced size at once (it is within the limit): no regrowth copies, and a
-      // buffer of an earlier push when one is spare (no fresh pages to fault in).
-      buf_ = t_->TakeBuffer(total_);
-      started_ = true;
     }
-    if (buf_.size() + chunk_.data().size() > total_)
-      return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 absl::StrCat("update chunks exceed the announced ", total_,
-                                              " bytes")));
-    buf_.append(chunk_.data());
-    StartRead(&chunk_);
+    if (!in.ConsumedEntireMessage()) return Malformed("a truncated field");
+    if (!started_) {  // a header without data: an empty update
+      if (absl::Status st = Start(has_header, token, worker_id, total); !st.ok())
+        return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
+                                   std::string(st.message())));
+    }
+    raw_.Clear();
+    StartRead(&raw_);
   }
   void OnDone() override { delete this; }
 
  private:
+  // The first chunk: token, sender and announced size.
+  absl::Status Start(bool has_header, const std::string& token, uint64_t worker_id,
+                     uint64_t total) {
+    if (!has_header || !t_->TokenOk(token))
+      return absl::UnauthenticatedError("wrong token");
+    worker_id_ = worker_id;
+    total_ = total;
+    uint64_t max;
+    bool known;
+    {
+      absl::MutexLock lock(&t_->mu_);
+      auto it = t_->workers_.find(worker_id_);
+      known = it != t_->workers_.end() && !it->second.left;
+      max = t_->max_update_bytes_;
+    }
+    if (!known)
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker ", worker_id_, " has not joined or was replaced"));
+    if (total_ > max)
+      return absl::ResourceExhaustedError(
+          absl::StrCat("update of ", total_, " bytes exceeds the limit of ", max, " bytes"));
+    // The whole announced size at once (it is within the limit): no regrowth copies, and a
+    // buffer of an earlier push when one is spare (no fresh pages to fault in).
+    buf_ = t_->TakeBuffer(total_);
+    started_ = true;
+    return absl::OkStatus();
+  }
+  void Malformed(const std::string& what) {
+    Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("malformed update chunk: ", what)));
+  }
   void Complete() {
-    if (!started_ || buf_.size() != total_)
+    if (!started_ || filled_ != total_)
       return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 absl::StrCat("update truncated: got ", buf_.size(), " of ",
+                                 absl::StrCat("update truncated: got ", filled_, " of ",
                                               total_, " bytes")));
     v1::UpdateMsg m;
-    const bool parsed = m.ParseFromString(buf_);
+    const bool parsed = m.ParseFromArray(buf_.data(), static_cast<int>(total_));
     t_->ReturnBuffer(std::move(buf_));
     buf_ = std::string();
     if (!parsed)
@@ -154,6 +203,12 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<v
   }
   // Ends the call with `s` and records the refusal for the round's metrics.
   void Refuse(const grpc::Status& s) {
+    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      absl::MutexLock lock(&t_->mu_);
+      t_->RefuseLocked(absl::StrCat("push from ", peer_, ": wrong token"));
+      Finish(BadToken());
+      return;
+    }
     {
       absl::MutexLock lock(&t_->mu_);
       t_->RefuseLocked(absl::StrCat("push from ", peer_, " (worker ", worker_id_,
@@ -164,13 +219,14 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<v
 
   GrpcServerTransport* const t_;
   const std::string peer_;
-  v1::UpdateChunk chunk_;
+  grpc::ByteBuffer raw_;
   bool started_ = false;
-  uint64_t worker_id_ = 0, total_ = 0;
-  std::string buf_;
+  uint64_t worker_id_ = 0, total_ = 0, filled_ = 0;
+  std::string buf_;  // total_ bytes, filled_ of them received
 };
 
-class GrpcServerTransport::Service final : public v1::FedTrain::CallbackService {
+class GrpcServerTransport::Service final
+    : public v1::FedTrain::WithRawCallbackMethod_Push<v1::FedTrain::CallbackService> {
  public:
   explicit Service(GrpcServerTransport* t) : t_(t) {}
 
@@ -266,8 +322,11 @@ class GrpcServerTransport::Service final : public v1::FedTrain::CallbackService 
     return w;
   }
 
-  grpc::ServerReadReactor<v1::UpdateChunk>* Push(grpc::CallbackServerContext* ctx,
-                                                 v1::PushReply* reply) override {
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Push(grpc::CallbackServerContext* ctx,
+                                                  grpc::ByteBuffer* reply) override {
+    // The reply is an empty PushReply, which serializes to no bytes.
+    grpc::Slice none;
+    *reply = grpc::ByteBuffer(&none, 1);
     return new UpdateReader(t_, ctx->peer());
   }
 
@@ -342,16 +401,17 @@ std::string GrpcServerTransport::TakeBuffer(uint64_t size) {
       std::string b = std::move(spare_[i]);
       spare_.erase(spare_.begin() + static_cast<std::ptrdiff_t>(i));
       spare_bytes_ -= b.capacity();
+      b.resize(size);  // within the capacity: fills only bytes past the old size
       return b;
     }
   }
   std::string b;
-  b.reserve(size);
+  b.resize(size);
   return b;
 }
 
 void GrpcServerTransport::ReturnBuffer(std::string buf) {
-  buf.clear();
+  // Kept at its size (not cleared): resizing it again for the next push then writes nothing.
   absl::MutexLock lock(&mu_);
   // Keep at most two pushes' worth of the size limit: enough for a steady stream of updates.
   if (spare_bytes_ + buf.capacity() > 2 * max_update_bytes_) return;

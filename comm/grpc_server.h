@@ -112,7 +112,8 @@ class GrpcServerTransport final : public ServerTransport {
   // Whether `rec` still holds its slot (see the header comment).
   bool LiveLocked(const WorkerRec& rec, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefuseLocked(std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reassembly buffers of finished pushes, reused by later ones (bounded by the size limit).
+  // Reassembly buffers of exactly `size` bytes; finished pushes return theirs for later ones
+  // (kept up to twice the size limit in all).
   std::string TakeBuffer(uint64_t size) ABSL_LOCKS_EXCLUDED(mu_);
   void ReturnBuffer(std::string buf) ABSL_LOCKS_EXCLUDED(mu_);
   // Hands the next chunk (or the end of the session) to `w` when it is idle.
