@@ -166,6 +166,8 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
     if (!known)
       return absl::FailedPreconditionError(
           absl::StrCat("worker ", worker_id_, " has not joined or was replaced"));
+    if (total_ == 0)  // every update serializes to some bytes (a client, a payload)
+      return absl::InvalidArgumentError("the first chunk announces no bytes (total_bytes)");
     if (total_ > max)
       return absl::ResourceExhaustedError(
           absl::StrCat("update of ", total_, " bytes exceeds the limit of ", max, " bytes"));
