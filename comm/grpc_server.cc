@@ -10,7 +10,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+// The generated WithRawCallbackMethod_Push declares a Push overload with another signature
+// on purpose (raw bytes instead of UpdateChunk); clang's -Woverloaded-virtual flags it.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Woverloaded-virtual"
+#endif
 #include "fedtrain/v1/service.grpc.pb.h"
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 #include "google/protobuf/io/coded_stream.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/proto_buffer_reader.h"
