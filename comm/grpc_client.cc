@@ -175,16 +175,6 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
   // slice that points into `bytes` (no copy; `bytes` outlives the call), over a generic call
   // on the Push method. A typed stub would copy each chunk twice (into the message, then into
   // gRPC's buffer).
-  grpc::ClientContext ctx;
-  grpc::CompletionQueue cq;
-  grpc::GenericStub generic(impl_->channel);
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
-      generic.PrepareCall(&ctx, "/fedtrain.v1.FedTrain/Push", &cq);
-  auto wait = [&cq]() {
-    void* tag = nullptr;
-    bool ok = false;
-    return cq.Next(&tag, &ok) && ok;
-  };
   auto varint = [](uint64_t v, std::string* out) {
     while (v >= 0x80) {
       out->push_back(static_cast<char>((v & 0x7F) | 0x80));
@@ -192,13 +182,14 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
     }
     out->push_back(static_cast<char>(v));
   };
-  call->StartCall(nullptr);
-  bool open = wait();
   size_t off = 0;
-  while (open) {
+  bool first = true;
+  grpc::ClientContext ctx;
+  const grpc::Status status = PushRawChunks(impl_->channel, &ctx, [&](grpc::ByteBuffer* chunk) {
+    if (!first && off >= bytes.size()) return false;
     const size_t n = std::min(kGrpcChunkBytes, bytes.size() - off);
     std::string head;
-    if (off == 0) {  // UpdateChunk fields 1 token, 2 worker_id, 3 total_bytes
+    if (first) {  // UpdateChunk fields 1 token, 2 worker_id, 3 total_bytes
       head.push_back(0x0A);
       varint(opts_.token.size(), &head);
       head.append(opts_.token);
@@ -206,16 +197,37 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
       varint(joined_.worker_id(), &head);
       head.push_back(0x18);
       varint(bytes.size(), &head);
+      first = false;
     }
     head.push_back(0x22);  // 4 data
     varint(n, &head);
     grpc::Slice parts[2] = {grpc::Slice(head),
                             grpc::Slice(bytes.data() + off, n, grpc::Slice::STATIC_SLICE)};
-    grpc::ByteBuffer chunk(parts, n > 0 ? 2 : 1);
+    *chunk = grpc::ByteBuffer(parts, n > 0 ? 2 : 1);
+    off += n;
+    return true;
+  });
+  return FromGrpc(status, absl::StrCat("push update of client ", update.client_id()));
+}
+
+grpc::Status PushRawChunks(const std::shared_ptr<grpc::Channel>& channel,
+                           grpc::ClientContext* ctx,
+                           const std::function<bool(grpc::ByteBuffer*)>& next) {
+  grpc::CompletionQueue cq;
+  grpc::GenericStub generic(channel);
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      generic.PrepareCall(ctx, "/fedtrain.v1.FedTrain/Push", &cq);
+  auto wait = [&cq]() {
+    void* tag = nullptr;
+    bool ok = false;
+    return cq.Next(&tag, &ok) && ok;
+  };
+  call->StartCall(nullptr);
+  bool open = wait();
+  grpc::ByteBuffer chunk;
+  while (open && next(&chunk)) {
     call->Write(chunk, nullptr);
     open = wait();  // false: the server ended the call; Finish says why
-    off += n;
-    if (off >= bytes.size()) break;
   }
   if (open) {
     call->WritesDone(nullptr);
@@ -232,7 +244,7 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
   bool ok = false;
   while (cq.Next(&tag, &ok)) {
   }
-  return FromGrpc(status, absl::StrCat("push update of client ", update.client_id()));
+  return status;
 }
 
 absl::StatusOr<bool> GrpcWorkerClient::Heartbeat() {

@@ -16,6 +16,9 @@
 #include "absl/time/time.h"
 #include "fedtrain/v1/messages.pb.h"
 #include "fedtrain/v1/service.pb.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/byte_buffer.h"
 
 namespace fedtrain {
 
@@ -59,6 +62,14 @@ class GrpcWorkerClient {
   GrpcWorkerOptions opts_;
   v1::JoinReply joined_;
 };
+
+// One Push call that carries raw UpdateChunk messages (the wire form the server decodes
+// itself, comm/grpc_server.cc) over a generic gRPC call: `next` fills the next message and
+// returns false after the last. Returns the call's status. GrpcWorkerClient::Push builds its
+// chunks with it; tests use it to send bytes the client never would.
+grpc::Status PushRawChunks(const std::shared_ptr<grpc::Channel>& channel,
+                           grpc::ClientContext* ctx,
+                           const std::function<bool(grpc::ByteBuffer*)>& next);
 
 }  // namespace fedtrain
 

@@ -92,39 +92,13 @@ class PushDecoderTest : public ::testing::Test {
   grpc::Status Send(const std::vector<std::string>& messages) {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    grpc::CompletionQueue cq;
-    grpc::GenericStub stub(channel_);
-    auto call = stub.PrepareCall(&ctx, "/fedtrain.v1.FedTrain/Push", &cq);
-    auto wait = [&cq]() {
-      void* tag;
-      bool ok = false;
-      return cq.Next(&tag, &ok) && ok;
-    };
-    call->StartCall(nullptr);
-    bool open = wait();
-    for (const std::string& m : messages) {
-      if (!open) break;
-      grpc::Slice s(m);
-      grpc::ByteBuffer b(&s, 1);
-      call->Write(b, nullptr);
-      open = wait();
-    }
-    if (open) {
-      call->WritesDone(nullptr);
-      (void)wait();
-    }
-    grpc::ByteBuffer reply;
-    call->Read(&reply, nullptr);
-    (void)wait();
-    grpc::Status st;
-    call->Finish(&st, nullptr);
-    (void)wait();
-    cq.Shutdown();
-    void* tag;
-    bool ok;
-    while (cq.Next(&tag, &ok)) {
-    }
-    return st;
+    size_t i = 0;
+    return PushRawChunks(channel_, &ctx, [&](grpc::ByteBuffer* chunk) {
+      if (i == messages.size()) return false;
+      grpc::Slice s(messages[i++]);
+      *chunk = grpc::ByteBuffer(&s, 1);
+      return true;
+    });
   }
   // The valid update as a stream of two chunks.
   std::vector<std::string> ValidStream() const {

@@ -573,28 +573,11 @@ TEST(CoordinatorResumeTest, RestoreRefusesSnapshotsThatDoNotFitAndChangesNothing
 
 // ---------------------------------------------------------------------------------------------
 // (c)-(e) A scripted transport: replies built per task, delivered in the order tasks were sent
-// (ascending client id), DeadlineExceeded when none is left.
+// (ascending client id), DeadlineExceeded when none is left (tests/testing/scripted_transport.h).
 
-
-// delta_j = (client + 1) * 0.01 * (j + 1), n_i = client + 1.
-Payload DeltaOf(ClientId c, size_t dim) {
-  Payload p;
-  p.parts.emplace_back(dim);
-  for (size_t j = 0; j < dim; ++j) p.parts[0][j] = static_cast<float>((c + 1) * 0.01 * (j + 1));
-  return p;
-}
-
+Payload DeltaOf(ClientId c, size_t dim) { return ::fedtrain::testing::ScriptedDelta(c, dim); }
 v1::UpdateMsg GoodReply(const v1::TaskMsg& t, size_t dim) {
-  v1::UpdateMsg m;
-  m.set_round(t.round());
-  m.set_client_id(t.client_id());
-  m.set_num_samples(t.client_id() + 1);
-  m.set_local_steps(1);
-  m.set_train_loss(1.0);
-  IdentityCompressor c;
-  RngStream rng = RngStream::For(0, 0, 0, Purpose::kTest);
-  EXPECT_TRUE(EncodePayload(DeltaOf(t.client_id(), dim), c, rng, m.mutable_up()).ok());
-  return m;
+  return ::fedtrain::testing::ScriptedGoodReply(t, dim);
 }
 
 v1::UpdateMsg FailedReply(const v1::TaskMsg& t) {

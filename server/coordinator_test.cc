@@ -23,23 +23,8 @@ namespace {
 using ::fedtrain::testing::ScriptedTransport;
 using ::testing::HasSubstr;
 
-
-// A well-formed reply: delta_j = (client + 1) * 0.01 * (j + 1), n_i = client + 1.
 v1::UpdateMsg GoodReply(const v1::TaskMsg& t, size_t dim) {
-  v1::UpdateMsg m;
-  m.set_round(t.round());
-  m.set_client_id(t.client_id());
-  m.set_num_samples(t.client_id() + 1);
-  m.set_local_steps(1);
-  m.set_train_loss(1.0);
-  Payload p;
-  p.parts.emplace_back(dim);
-  for (size_t j = 0; j < dim; ++j)
-    p.parts[0][j] = static_cast<float>((t.client_id() + 1) * 0.01 * (j + 1));
-  IdentityCompressor c;
-  RngStream rng = RngStream::For(0, 0, 0, Purpose::kTest);
-  EXPECT_TRUE(EncodePayload(p, c, rng, m.mutable_up()).ok());
-  return m;
+  return ::fedtrain::testing::ScriptedGoodReply(t, dim);
 }
 
 struct Harness {

@@ -9,7 +9,11 @@
 #include <utility>
 #include <vector>
 
+#include "comm/payload_wire.h"
 #include "comm/transport.h"
+#include "compression/compressor.h"
+#include "core/rng.h"
+#include "gtest/gtest.h"
 
 namespace fedtrain::testing {
 
@@ -47,6 +51,28 @@ class ScriptedTransport final : public ServerTransport {
  private:
   std::deque<v1::UpdateMsg> queue_;
 };
+
+// The update of client c in the scripted tests: delta_j = (c + 1) * 0.01 * (j + 1).
+inline Payload ScriptedDelta(ClientId c, size_t dim) {
+  Payload p;
+  p.parts.emplace_back(dim);
+  for (size_t j = 0; j < dim; ++j) p.parts[0][j] = static_cast<float>((c + 1) * 0.01 * (j + 1));
+  return p;
+}
+
+// A well-formed reply to `t`: ScriptedDelta, identity-coded, n_i = client + 1, one step, loss 1.
+inline v1::UpdateMsg ScriptedGoodReply(const v1::TaskMsg& t, size_t dim) {
+  v1::UpdateMsg m;
+  m.set_round(t.round());
+  m.set_client_id(t.client_id());
+  m.set_num_samples(t.client_id() + 1);
+  m.set_local_steps(1);
+  m.set_train_loss(1.0);
+  IdentityCompressor c;
+  RngStream rng = RngStream::For(0, 0, 0, Purpose::kTest);
+  EXPECT_TRUE(EncodePayload(ScriptedDelta(t.client_id(), dim), c, rng, m.mutable_up()).ok());
+  return m;
+}
 
 }  // namespace fedtrain::testing
 
