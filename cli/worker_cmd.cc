@@ -38,7 +38,7 @@ When the server goes away (restart, network) the worker rejoins its slot with ba
 to --reconnect-timeout seconds; SIGTERM or SIGINT makes it leave the run and exit 0.
 
 options:
-  --server HOST:PORT   the server's address (required)
+  --server HOST:PORT   the server's address (or the environment variable FEDTRAIN_SERVER)
   --token T            the run's token (or the environment variable FEDTRAIN_TOKEN)
   --threads N          tasks trained in parallel (default 1; results do not depend on it)
   --name NAME          shown in the server's logs (default: host name and pid)
@@ -120,6 +120,7 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> JoinWithBackoff(const GrpcWork
 int WorkerCommand(const std::vector<std::string>& args) {
   GrpcWorkerOptions o;
   if (const char* env = std::getenv("FEDTRAIN_TOKEN")) o.token = env;
+  if (const char* env = std::getenv("FEDTRAIN_SERVER")) o.server = env;
   int threads = 1;
   int64_t connect_timeout_s = 60, reconnect_timeout_s = 300, slot = -1;
   std::string tls_ca, tls_cert, tls_key, state_dir;
@@ -174,7 +175,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
       return Usage(absl::StrCat("unknown option '", a, "'"));
     }
   }
-  if (o.server.empty()) return Usage("worker needs --server HOST:PORT");
+  if (o.server.empty()) return Usage("worker needs --server HOST:PORT (or FEDTRAIN_SERVER)");
   if (o.token.empty()) return Usage("worker needs --token T (or FEDTRAIN_TOKEN)");
   if (!tls_cert.empty() && tls_key.empty()) return Usage("--tls-cert needs --tls-key FILE");
   if (!tls_key.empty() && tls_cert.empty()) return Usage("--tls-key needs --tls-cert FILE");

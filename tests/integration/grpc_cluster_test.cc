@@ -300,6 +300,13 @@ TEST(GrpcClusterTest, ServerUsageErrorsExitTwo) {
   dog.Add(w.pid);
   EXPECT_EQ(Wait(w.pid), 2);
   EXPECT_THAT(ReadFileBytes(dir.File("werr")), HasSubstr("--server"));
+  // The address may come from the environment instead (nothing listens on port 1).
+  setenv("FEDTRAIN_SERVER", "127.0.0.1:1", 1);
+  Child e = Spawn({"worker", "--token", "t", "--connect-timeout", "1"}, dir.File("eerr"), false);
+  unsetenv("FEDTRAIN_SERVER");
+  dog.Add(e.pid);
+  EXPECT_EQ(Wait(e.pid), 1);
+  EXPECT_THAT(ReadFileBytes(dir.File("eerr")), HasSubstr("cannot connect to 127.0.0.1:1"));
 }
 
 }  // namespace
