@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,29 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                       absl::StrCat(what, ": ", s.error_message()));
+}
+
+// The update without its tensors' bytes, which travel after it (UpdateChunk in
+// service.proto). Field by field, so the tensors are never copied: a field added to UpdateMsg,
+// Payload or Tensor must be added here (comm/grpc_push_test counts their fields).
+v1::UpdateMsg UpdateEnvelope(const v1::UpdateMsg& update) {
+  v1::UpdateMsg e;
+  e.set_round(update.round());
+  e.set_client_id(update.client_id());
+  e.set_num_samples(update.num_samples());
+  e.set_local_steps(update.local_steps());
+  e.set_train_loss(update.train_loss());
+  e.set_error(update.error());
+  if (update.has_up()) {
+    v1::Payload* up = e.mutable_up();
+    *up->mutable_scalars() = update.up().scalars();
+    for (const v1::Tensor& t : update.up().parts()) {
+      v1::Tensor* c = up->add_parts();
+      c->set_codec(t.codec());
+      c->set_dim(t.dim());
+    }
+  }
+  return e;
 }
 
 }  // namespace
@@ -149,11 +173,13 @@ absl::Status GrpcWorkerClient::ReceiveTasks(const std::function<void(v1::TaskMsg
 }
 
 absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
-  std::string bytes;
+  // The envelope (the update without its tensors' bytes) is serialized; the tensors' bytes
+  // go out from where they lie (UpdateChunk in service.proto).
+  std::string envelope;
   {
     absl::MutexLock lock(&impl_->mu);
     if (!impl_->spare.empty()) {
-      bytes = std::move(impl_->spare.back());
+      envelope = std::move(impl_->spare.back());
       impl_->spare.pop_back();
     }
   }
@@ -165,15 +191,24 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
       absl::MutexLock lock(&impl->mu);
       if (impl->spare.size() < 2) impl->spare.push_back(std::move(*bytes));
     }
-  } recycle{impl_.get(), &bytes};
-  const size_t size = update.ByteSizeLong();
-  bytes.resize(size);  // keeps the capacity of a reused buffer
-  if (size > static_cast<size_t>(INT_MAX) ||
-      !update.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(bytes.data())))
-    return absl::InvalidArgumentError("update does not serialize (over 2 GiB?)");
-  // The chunks go out as raw UpdateChunk messages encoded here: a small header slice and a
-  // slice that points into `bytes` (no copy; `bytes` outlives the call), over a generic call
-  // on the Push method. A typed stub would copy each chunk twice (into the message, then into
+  } recycle{impl_.get(), &envelope};
+  if (update.up().parts_size() > static_cast<int>(kMaxPushParts))
+    return absl::InvalidArgumentError(absl::StrCat("update of client ", update.client_id(),
+                                                   " has ", update.up().parts_size(),
+                                                   " tensors; at most ", kMaxPushParts));
+  if (!UpdateEnvelope(update).SerializeToString(&envelope))
+    return absl::InvalidArgumentError("update does not serialize");
+  // The pieces in order: the envelope, then each tensor's bytes.
+  std::vector<std::pair<const char*, size_t>> pieces;
+  pieces.emplace_back(envelope.data(), envelope.size());
+  uint64_t total = envelope.size();
+  for (const v1::Tensor& t : update.up().parts()) {
+    pieces.emplace_back(t.data().data(), t.data().size());
+    total += t.data().size();
+  }
+  // Each chunk is a raw UpdateChunk message encoded here: a small header slice and a slice
+  // that points into one piece (no copy; the pieces outlive the call), over a generic call on
+  // the Push method. A typed stub would copy each chunk twice (into the message, then into
   // gRPC's buffer).
   auto varint = [](uint64_t v, std::string* out) {
     while (v >= 0x80) {
@@ -182,28 +217,41 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
     }
     out->push_back(static_cast<char>(v));
   };
-  size_t off = 0;
+  size_t piece = 0, off = 0;
   bool first = true;
   grpc::ClientContext ctx;
   const grpc::Status status = PushRawChunks(impl_->channel, &ctx, [&](grpc::ByteBuffer* chunk) {
-    if (!first && off >= bytes.size()) return false;
-    const size_t n = std::min(kGrpcChunkBytes, bytes.size() - off);
+    while (piece < pieces.size() && off == pieces[piece].second) {
+      ++piece;
+      off = 0;
+    }
+    if (!first && piece == pieces.size()) return false;
+    // (An update of all-default fields has no bytes at all: its one chunk has no data.)
+    const bool any = piece < pieces.size();
+    const size_t n = any ? std::min(kGrpcChunkBytes, pieces[piece].second - off) : 0;
     std::string head;
-    if (first) {  // UpdateChunk fields 1 token, 2 worker_id, 3 total_bytes
+    if (first) {  // UpdateChunk fields 1 token, 2 worker_id, 3 total_bytes, 5 part_bytes
       head.push_back(0x0A);
       varint(opts_.token.size(), &head);
       head.append(opts_.token);
       head.push_back(0x10);
       varint(joined_.worker_id(), &head);
       head.push_back(0x18);
-      varint(bytes.size(), &head);
+      varint(total, &head);
+      if (pieces.size() > 1) {
+        std::string sizes;
+        for (size_t i = 1; i < pieces.size(); ++i) varint(pieces[i].second, &sizes);
+        head.push_back(0x2A);
+        varint(sizes.size(), &head);
+        head.append(sizes);
+      }
       first = false;
     }
     head.push_back(0x22);  // 4 data
     varint(n, &head);
-    grpc::Slice parts[2] = {grpc::Slice(head),
-                            grpc::Slice(bytes.data() + off, n, grpc::Slice::STATIC_SLICE)};
-    *chunk = grpc::ByteBuffer(parts, n > 0 ? 2 : 1);
+    grpc::Slice parts[2] = {grpc::Slice(head), grpc::Slice()};
+    if (any) parts[1] = grpc::Slice(pieces[piece].first + off, n, grpc::Slice::STATIC_SLICE);
+    *chunk = grpc::ByteBuffer(parts, any ? 2 : 1);
     off += n;
     return true;
   });

@@ -13,6 +13,7 @@
 #include "comm/grpc_server.h"
 #include "core/rng.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -32,9 +33,10 @@ void Varint(uint64_t v, std::string* out) {
   out->push_back(static_cast<char>(v));
 }
 
-// UpdateChunk bytes: header fields (when `total` > 0 or a token is given) then data.
+// UpdateChunk bytes: header fields (when `total` > 0 or a token is given), part_bytes (when
+// any), then data.
 std::string Chunk(const std::string& token, uint64_t worker, uint64_t total,
-                  const std::string& data) {
+                  const std::string& data, const std::vector<uint64_t>& part_bytes = {}) {
   std::string c;
   if (!token.empty()) {
     c.push_back(0x0A);
@@ -48,6 +50,13 @@ std::string Chunk(const std::string& token, uint64_t worker, uint64_t total,
   if (total != 0) {
     c.push_back(0x18);
     Varint(total, &c);
+  }
+  if (!part_bytes.empty()) {
+    std::string packed;
+    for (uint64_t n : part_bytes) Varint(n, &packed);
+    c.push_back(0x2A);
+    Varint(packed.size(), &c);
+    c += packed;
   }
   c.push_back(0x22);
   Varint(data.size(), &c);
@@ -82,6 +91,9 @@ class PushDecoderTest : public ::testing::Test {
     t->set_dim(64);
     t->set_data(std::string(256, '\x01'));
     valid_bytes_ = valid_.SerializeAsString();
+    v1::UpdateMsg envelope = valid_;
+    envelope.mutable_up()->mutable_parts(0)->clear_data();
+    envelope_bytes_ = envelope.SerializeAsString();
   }
   void TearDown() override {
     client_.reset();
@@ -107,6 +119,15 @@ class PushDecoderTest : public ::testing::Test {
     return {Chunk(kToken, id, valid_bytes_.size(), valid_bytes_.substr(0, half)),
             Chunk("", 0, 0, valid_bytes_.substr(half))};
   }
+  // The same update as the worker sends it: the envelope, then the tensor's 256 bytes, in
+  // three chunks (the second one spans the end of the envelope and the start of the tensor).
+  std::vector<std::string> BulkStream() const {
+    const uint64_t id = client_->joined().worker_id();
+    const std::string all = envelope_bytes_ + valid_.up().parts(0).data();
+    const size_t a = envelope_bytes_.size() / 2, b = envelope_bytes_.size() + 100;
+    return {Chunk(kToken, id, all.size(), all.substr(0, a), {256}),
+            Chunk("", 0, 0, all.substr(a, b - a)), Chunk("", 0, 0, all.substr(b))};
+  }
   // Takes what the server delivered; true when nothing was.
   bool NothingDelivered() {
     return !server_->ReceiveUpdate(absl::Now() + absl::Milliseconds(1)).ok();
@@ -117,6 +138,7 @@ class PushDecoderTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   v1::UpdateMsg valid_;
   std::string valid_bytes_;
+  std::string envelope_bytes_;  // valid_ without its tensor's bytes
 };
 
 TEST_F(PushDecoderTest, ValidStreamIsDeliveredIntact) {
@@ -127,16 +149,26 @@ TEST_F(PushDecoderTest, ValidStreamIsDeliveredIntact) {
   EXPECT_TRUE(server_->TakeRefused().empty());
 }
 
+TEST_F(PushDecoderTest, BulkStreamIsDeliveredIntact) {
+  ASSERT_TRUE(Send(BulkStream()).ok());
+  absl::StatusOr<v1::UpdateMsg> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->SerializeAsString(), valid_bytes_);
+  EXPECT_TRUE(server_->TakeRefused().empty());
+}
+
 TEST_F(PushDecoderTest, EveryTruncationIsRefused) {
-  const std::vector<std::string> stream = ValidStream();
-  for (size_t m = 0; m < stream.size(); ++m) {
-    for (size_t cut = 0; cut < stream[m].size(); ++cut) {
-      std::vector<std::string> s(stream.begin(), stream.begin() + static_cast<long>(m));
-      s.push_back(stream[m].substr(0, cut));
-      EXPECT_FALSE(Send(s).ok()) << "message " << m << " cut at " << cut;
+  for (const std::vector<std::string>& stream : {ValidStream(), BulkStream()}) {
+    for (size_t m = 0; m < stream.size(); ++m) {
+      for (size_t cut = 0; cut < stream[m].size(); ++cut) {
+        std::vector<std::string> s(stream.begin(), stream.begin() + static_cast<long>(m));
+        s.push_back(stream[m].substr(0, cut));
+        EXPECT_FALSE(Send(s).ok()) << stream.size() << "-chunk stream, message " << m
+                                   << " cut at " << cut;
+      }
     }
+    EXPECT_FALSE(Send({stream[0]}).ok());  // the later chunks never came
   }
-  EXPECT_FALSE(Send({stream[0]}).ok());  // the second chunk never came
   EXPECT_TRUE(NothingDelivered());
   std::vector<std::string> why = server_->TakeRefused();
   EXPECT_FALSE(why.empty());
@@ -145,15 +177,16 @@ TEST_F(PushDecoderTest, EveryTruncationIsRefused) {
 }
 
 TEST_F(PushDecoderTest, BitFlipsNeverBreakTheDecoder) {
-  const std::vector<std::string> stream = ValidStream();
-  for (size_t byte = 0; byte < 24 && byte < stream[0].size(); ++byte) {
-    for (int bit = 0; bit < 8; ++bit) {
-      std::vector<std::string> s = stream;
-      s[0][byte] = static_cast<char>(s[0][byte] ^ (1 << bit));
-      // May or may not be refused: a flip inside the data, or one that makes the header
-      // announce a shorter update that still parses, leaves a well-formed message; what
-      // matters is that the decoder never reads out of bounds (ASan) and stays usable.
-      (void)Send(s);
+  for (const std::vector<std::string>& stream : {ValidStream(), BulkStream()}) {
+    for (size_t byte = 0; byte < 32 && byte < stream[0].size(); ++byte) {
+      for (int bit = 0; bit < 8; ++bit) {
+        std::vector<std::string> s = stream;
+        s[0][byte] = static_cast<char>(s[0][byte] ^ (1 << bit));
+        // May or may not be refused: a flip inside the data, or one that makes the header
+        // announce a shorter update that still parses, leaves a well-formed message; what
+        // matters is that the decoder never reads out of bounds (ASan) and stays usable.
+        (void)Send(s);
+      }
     }
   }
   while (server_->ReceiveUpdate(absl::Now()).ok()) {
@@ -175,12 +208,29 @@ TEST_F(PushDecoderTest, HostileMessagesAreRefusedWithReasons) {
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(Send({Chunk(kToken, id, 2, "abcd")}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // more data than announced
-  EXPECT_EQ(Send({std::string("\x2a\x01\x00", 3)}).error_code(),
+  EXPECT_EQ(Send({std::string("\x32\x01\x00", 3)}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // an unknown field
   EXPECT_EQ(Send({Chunk(kToken, id, 4, "abcd")}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // complete, but no UpdateMsg
   EXPECT_EQ(Send({Chunk(kToken, id, 0, "")}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // announces nothing
+  // The tensors outside the envelope: sizes that leave no envelope, a count that disagrees
+  // with the envelope's, bytes both inline and after, part_bytes after the data began, and
+  // a packed field cut short.
+  const std::string all = envelope_bytes_ + valid_.up().parts(0).data();
+  EXPECT_EQ(Send({Chunk(kToken, id, all.size(), all, {all.size()})}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Send({Chunk(kToken, id, all.size(), all, {200, 56})}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  const std::string inline_too = valid_bytes_ + valid_.up().parts(0).data();
+  EXPECT_EQ(Send({Chunk(kToken, id, inline_too.size(), inline_too, {256})}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Send({Chunk(kToken, id, all.size(), all.substr(0, 10), {256}),
+                  Chunk("", 0, 0, all.substr(10), {256})})
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Send({std::string("\x2a\x05\x80\x02", 4)}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   RngStream rng = RngStream::For(1, 0, 0, Purpose::kTest);
   for (int i = 0; i < 200; ++i) {
     std::string junk(1 + rng.UniformInt(64), '\0');
@@ -189,13 +239,60 @@ TEST_F(PushDecoderTest, HostileMessagesAreRefusedWithReasons) {
   }
   EXPECT_TRUE(NothingDelivered());
   const std::vector<std::string> why = server_->TakeRefused();
-  ASSERT_GE(why.size(), 7u);
-  std::string all;
-  for (const std::string& w : why) all += w + "\n";
+  ASSERT_GE(why.size(), 12u);
+  std::string reasons;
+  for (const std::string& w : why) reasons += w + "\n";
   for (const char* reason : {"wrong token", "has not joined", "exceeds the limit", "no bytes",
                              "exceed the announced", "malformed update chunk",
-                             "does not parse"})
-    EXPECT_THAT(all, HasSubstr(reason));
+                             "does not parse", "leave no room", "1 tensors but its chunks carry 2",
+                             "both in the envelope", "malformed update chunk: part_bytes"})
+    EXPECT_THAT(reasons, HasSubstr(reason));
+}
+
+// GrpcWorkerClient::Push sends every field of an update, tensors outside the envelope, and
+// the server puts it back together exactly.
+TEST_F(PushDecoderTest, WorkerPushRoundTripsEveryField) {
+  v1::UpdateMsg m;
+  m.set_round(9);
+  m.set_client_id(0);
+  m.set_num_samples(17);
+  m.set_local_steps(4);
+  m.set_train_loss(0.25);
+  m.set_error("");
+  (*m.mutable_up()->mutable_scalars())["norm"] = 1.5;
+  (*m.mutable_up()->mutable_scalars())["loss"] = -2.0;
+  RngStream rng = RngStream::For(2, 0, 0, Purpose::kTest);
+  for (size_t bytes : {size_t{3} << 20, size_t{0}, size_t{5}, kGrpcChunkBytes}) {
+    v1::Tensor* t = m.mutable_up()->add_parts();
+    t->set_codec(bytes == 0 ? "" : "identity/1");
+    t->set_dim(bytes / 4);
+    std::string data(bytes, '\0');
+    for (char& c : data) c = static_cast<char>(rng.UniformInt(256));
+    t->set_data(std::move(data));
+  }
+  server_->SetMaxUpdateBytes(8 << 20);  // the fixture's 1 MiB is too small for this update
+  const absl::Status pushed = client_->Push(m);
+  ASSERT_TRUE(pushed.ok()) << pushed;
+  absl::StatusOr<v1::UpdateMsg> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, m));
+  // An update with no tensors (a failed task) travels as one envelope.
+  v1::UpdateMsg failed;
+  failed.set_round(9);
+  failed.set_error("out of memory");
+  ASSERT_TRUE(client_->Push(failed).ok());
+  got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, failed));
+  EXPECT_TRUE(server_->TakeRefused().empty());
+}
+
+// The worker copies updates field by field (UpdateEnvelope in comm/grpc_client.cc) so as not
+// to copy their tensors: a new field in these messages must be added there, then here.
+TEST(UpdateEnvelopeTest, KnowsEveryField) {
+  EXPECT_EQ(v1::UpdateMsg::descriptor()->field_count(), 7);
+  EXPECT_EQ(v1::Payload::descriptor()->field_count(), 2);
+  EXPECT_EQ(v1::Tensor::descriptor()->field_count(), 3);
 }
 
 }  // namespace

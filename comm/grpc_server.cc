@@ -97,10 +97,13 @@ class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1
   const uint64_t id_;
 };
 
-// Client stream of one UpdateMsg: size-checks, reassembles, parses, enqueues. Reads the
+// Client stream of one update: size-checks, reassembles, parses, enqueues. Reads the
 // UpdateChunk messages as raw bytes (the method is registered as a raw callback method) and
-// decodes their few fields here, copying each chunk's data straight from gRPC's receive
-// slices into the reassembly buffer: one copy, where a parsed UpdateChunk would cost two.
+// decodes their few fields here, appending each chunk's data straight from gRPC's receive
+// slices to its destination: the envelope (the serialized UpdateMsg without its tensors'
+// bytes) or the buffer of one tensor, which is then moved into the parsed message. Each
+// byte is copied once in user space, where a parsed UpdateChunk and a parsed UpdateMsg would
+// copy it three times.
 class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UpdateReader(GrpcServerTransport* t, std::string peer) : t_(t), peer_(std::move(peer)) {
@@ -109,12 +112,13 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
 
   void OnReadDone(bool ok) override {
     if (!ok) return Complete();
-    // UpdateChunk (service.proto): 1 token, 2 worker_id, 3 total_bytes (first chunk only),
-    // 4 data. Anything else is refused: only our own client writes this stream.
+    // UpdateChunk (service.proto): 1 token, 2 worker_id, 3 total_bytes, 5 part_bytes (first
+    // chunk only), 4 data. Anything else is refused: only our own client writes this stream.
     grpc::ProtoBufferReader stream(&raw_);
     google::protobuf::io::CodedInputStream in(&stream);
     std::string token;
     uint64_t worker_id = 0, total = 0;
+    std::vector<uint64_t> part_bytes;
     bool has_header = false;
     for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
       uint32_t len = 0;
@@ -128,10 +132,25 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
       } else if (tag == 0x18) {  // 3: total_bytes
         if (!in.ReadVarint64(&total)) return Malformed("total_bytes");
         has_header = true;
+      } else if (tag == 0x2A) {  // 5: part_bytes, packed, before the first data
+        constexpr uint32_t kMaxPartsField = 10 * kMaxPushParts;  // <= 10 bytes a varint
+        if (started_ || !in.ReadVarint32(&len) || len > kMaxPartsField)
+          return Malformed("part_bytes");
+        const google::protobuf::io::CodedInputStream::Limit limit =
+            in.PushLimit(static_cast<int>(len));
+        while (in.BytesUntilLimit() > 0) {
+          uint64_t v = 0;
+          if (!in.ReadVarint64(&v) || part_bytes.size() == kMaxPushParts)
+            return Malformed("part_bytes");
+          part_bytes.push_back(v);
+        }
+        in.PopLimit(limit);
+        has_header = true;
       } else if (tag == 0x22) {  // 4: data
         if (!in.ReadVarint32(&len)) return Malformed("data");
         if (!started_) {
-          if (absl::Status st = Start(has_header, token, worker_id, total); !st.ok())
+          if (absl::Status st = Start(has_header, token, worker_id, total, part_bytes);
+              !st.ok())
             return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
                                        std::string(st.message())));
         }
@@ -139,15 +158,14 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
           return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                      absl::StrCat("update chunks exceed the announced ", total_,
                                                   " bytes")));
-        if (!in.ReadRaw(buf_.data() + filled_, static_cast<int>(len))) return Malformed("data");
-        filled_ += len;
+        if (!Append(&in, len)) return Malformed("data");
       } else {
         return Malformed(absl::StrCat("field tag ", tag));
       }
     }
     if (!in.ConsumedEntireMessage()) return Malformed("a truncated field");
     if (!started_) {  // a header without data: an empty update
-      if (absl::Status st = Start(has_header, token, worker_id, total); !st.ok())
+      if (absl::Status st = Start(has_header, token, worker_id, total, part_bytes); !st.ok())
         return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
                                    std::string(st.message())));
     }
@@ -157,9 +175,9 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   void OnDone() override { delete this; }
 
  private:
-  // The first chunk: token, sender and announced size.
+  // The first chunk: token, sender, announced size and the tensors' sizes.
   absl::Status Start(bool has_header, const std::string& token, uint64_t worker_id,
-                     uint64_t total) {
+                     uint64_t total, const std::vector<uint64_t>& part_bytes) {
     if (!has_header || !t_->TokenOk(token))
       return absl::UnauthenticatedError("wrong token");
     worker_id_ = worker_id;
@@ -180,11 +198,38 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
     if (total_ > max)
       return absl::ResourceExhaustedError(
           absl::StrCat("update of ", total_, " bytes exceeds the limit of ", max, " bytes"));
-    // The whole announced size at once (it is within the limit): no regrowth copies, and a
-    // buffer of an earlier push when one is spare (no fresh pages to fault in).
-    buf_ = t_->TakeBuffer(total_);
+    uint64_t envelope = total_;
+    for (uint64_t n : part_bytes) {
+      if (n >= envelope)  // the envelope lists every tensor, so it is never empty
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the tensor sizes (part_bytes) leave no room for the update's envelope in its ",
+            total_, " bytes"));
+      envelope -= n;
+    }
+    // Whole sizes reserved at once (within the limit): no regrowth copies.
+    want_.assign(1, envelope);
+    want_.insert(want_.end(), part_bytes.begin(), part_bytes.end());
+    dest_.assign(want_.size(), std::string());
+    for (size_t i = 0; i < want_.size(); ++i) dest_[i].reserve(want_[i]);
     started_ = true;
     return absl::OkStatus();
+  }
+  // Appends the next `len` bytes of `in` to the destinations, in order; false when `in`
+  // ends first. The caller checked that they fit (filled_ + len <= total_).
+  bool Append(google::protobuf::io::CodedInputStream* in, uint64_t len) {
+    while (len > 0) {
+      while (dest_[cursor_].size() == want_[cursor_]) ++cursor_;  // the sizes add to total_
+      const void* p = nullptr;
+      int avail = 0;
+      if (!in->GetDirectBufferPointer(&p, &avail)) return false;
+      const uint64_t take = std::min<uint64_t>(
+          {len, want_[cursor_] - dest_[cursor_].size(), static_cast<uint64_t>(avail)});
+      dest_[cursor_].append(static_cast<const char*>(p), take);
+      if (!in->Skip(static_cast<int>(take))) return false;
+      len -= take;
+      filled_ += take;
+    }
+    return true;
   }
   void Malformed(const std::string& what) {
     Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -196,11 +241,25 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
                                  absl::StrCat("update truncated: got ", filled_, " of ",
                                               total_, " bytes")));
     v1::UpdateMsg m;
-    const bool parsed = m.ParseFromArray(buf_.data(), static_cast<int>(total_));
-    t_->ReturnBuffer(std::move(buf_));
-    buf_ = std::string();
-    if (!parsed)
+    if (!m.ParseFromString(dest_[0]))
       return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "update does not parse"));
+    const size_t parts = dest_.size() - 1;
+    if (parts > 0) {  // the tensors' bytes came after the envelope
+      if (static_cast<size_t>(m.up().parts_size()) != parts)
+        return Refuse(grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("update has ", m.up().parts_size(), " tensors but its chunks carry ",
+                         parts, " (part_bytes)")));
+      for (size_t i = 0; i < parts; ++i) {
+        v1::Tensor* t = m.mutable_up()->mutable_parts(static_cast<int>(i));
+        if (!t->data().empty())
+          return Refuse(grpc::Status(
+              grpc::StatusCode::INVALID_ARGUMENT,
+              absl::StrCat("tensor ", i, " has bytes both in the envelope and after it")));
+        t->set_data(std::move(dest_[i + 1]));
+      }
+    }
+    dest_.clear();
     absl::MutexLock lock(&t_->mu_);
     if (!t_->closed_ || t_->routing_[m.client_id() % t_->routing_.size()] != worker_id_) {
       grpc::Status s(grpc::StatusCode::PERMISSION_DENIED,
@@ -233,7 +292,11 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   grpc::ByteBuffer raw_;
   bool started_ = false;
   uint64_t worker_id_ = 0, total_ = 0, filled_ = 0;
-  std::string buf_;  // total_ bytes, filled_ of them received
+  // The envelope, then one buffer per tensor: want_[i] bytes each, filled in order up to
+  // dest_[cursor_].
+  std::vector<uint64_t> want_;
+  std::vector<std::string> dest_;
+  size_t cursor_ = 0;
 };
 
 class GrpcServerTransport::Service final
@@ -402,32 +465,6 @@ void GrpcServerTransport::RefuseLocked(std::string why) {
   std::fprintf(stderr, "fedtrain server: refused %s\n", why.c_str());
   constexpr size_t kMaxKept = 1000;  // a flood of bad pushes must not grow memory
   if (refused_.size() < kMaxKept) refused_.push_back(std::move(why));
-}
-
-std::string GrpcServerTransport::TakeBuffer(uint64_t size) {
-  {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < spare_.size(); ++i) {
-      if (spare_[i].capacity() < size) continue;
-      std::string b = std::move(spare_[i]);
-      spare_.erase(spare_.begin() + static_cast<std::ptrdiff_t>(i));
-      spare_bytes_ -= b.capacity();
-      b.resize(size);  // within the capacity: fills only bytes past the old size
-      return b;
-    }
-  }
-  std::string b;
-  b.resize(size);
-  return b;
-}
-
-void GrpcServerTransport::ReturnBuffer(std::string buf) {
-  // Kept at its size (not cleared): resizing it again for the next push then writes nothing.
-  absl::MutexLock lock(&mu_);
-  // Keep at most two pushes' worth of the size limit: enough for a steady stream of updates.
-  if (spare_bytes_ + buf.capacity() > 2 * max_update_bytes_) return;
-  spare_bytes_ += buf.capacity();
-  spare_.push_back(std::move(buf));
 }
 
 std::vector<std::string> GrpcServerTransport::TakeRefused() {

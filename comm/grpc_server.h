@@ -7,8 +7,9 @@
 // stream broke, or it joined and never opened one within three heartbeat intervals); tasks
 // still queued for the old holder are dropped (the round's deadline covers them), and its
 // in-flight updates are refused as not routed. A live holder keeps its slot.
-// Tasks go down a server stream and updates come back up client streams, both in ~1 MiB
-// chunks of the serialized message; updates are reassembled and size-checked here.
+// Tasks go down a server stream in ~1 MiB chunks of the serialized message; updates come back
+// up client streams in chunks, their tensors' bytes after the rest of the message
+// (UpdateChunk in service.proto), and are reassembled and size-checked here.
 // Reactors only parse, size-check and enqueue; nothing here knows rounds or models.
 // With a certificate and key the server speaks TLS; with a client CA as well it requires
 // and verifies client certificates (mutual TLS). The token is checked either way.
@@ -39,6 +40,8 @@ namespace fedtrain {
 
 // The size of the pieces large messages travel in.
 inline constexpr size_t kGrpcChunkBytes = size_t{1} << 20;
+// The most tensors one pushed update may carry outside its envelope (UpdateChunk.part_bytes).
+inline constexpr uint32_t kMaxPushParts = 1 << 16;
 // gRPC channel arguments for bulk model transfers, set on both ends (server and worker).
 std::vector<std::pair<std::string, int>> BulkTransferArgs();
 
@@ -112,10 +115,6 @@ class GrpcServerTransport final : public ServerTransport {
   // Whether `rec` still holds its slot (see the header comment).
   bool LiveLocked(const WorkerRec& rec, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefuseLocked(std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reassembly buffers of exactly `size` bytes; finished pushes return theirs for later ones
-  // (kept up to twice the size limit in all).
-  std::string TakeBuffer(uint64_t size) ABSL_LOCKS_EXCLUDED(mu_);
-  void ReturnBuffer(std::string buf) ABSL_LOCKS_EXCLUDED(mu_);
   // Hands the next chunk (or the end of the session) to `w` when it is idle.
   void PumpLocked(WorkerRec* rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -130,8 +129,6 @@ class GrpcServerTransport final : public ServerTransport {
   std::vector<uint64_t> routing_ ABSL_GUARDED_BY(mu_);  // slot -> worker id (0: vacant)
   bool closed_ ABSL_GUARDED_BY(mu_) = false;            // every slot was filled once
   std::deque<std::string> refused_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> spare_ ABSL_GUARDED_BY(mu_);
-  uint64_t spare_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::UpdateMsg> updates_ ABSL_GUARDED_BY(mu_);
   uint64_t max_update_bytes_ ABSL_GUARDED_BY(mu_);
   bool run_over_ ABSL_GUARDED_BY(mu_) = false;

@@ -6,9 +6,10 @@
 namespace fedtrain {
 
 // glibc malloc serves allocations above 128 KiB (adaptively up to 32 MiB) with fresh mmap()s
-// and returns them on free, so every round's model-sized buffers are page-faulted and zeroed
-// by the kernel anew. This keeps allocations below 2 GiB on the heap and freed memory in the
-// process for the next round. Measured by bench/grpc_push_bench (a 64 MiB push: 1.3-2x
+// and returns them on free, and threads other than main allocate from arenas that mmap()
+// anything above 64 MiB, so every round's model-sized buffers are page-faulted and zeroed by
+// the kernel anew. This keeps allocations below 2 GiB on the one main heap and freed memory
+// in the process for the next round. Measured by bench/grpc_push_bench (a 64 MiB push: 1.3-2x
 // faster). Call once, early in main, before threads start; a no-op on other C libraries.
 void KeepLargeAllocations();
 
