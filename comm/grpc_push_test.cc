@@ -1,6 +1,7 @@
 // The server's Push decoder (comm/grpc_server.cc reads UpdateChunk messages as raw bytes and
-// decodes them itself) against hostile byte streams, in process over loopback: every
-// truncation and single-bit flip of a valid chunk stream, random bytes, fields out of place.
+// decodes them itself, copying large updates on a thread of their own) against hostile byte
+// streams, in process over loopback: every truncation and single-bit flip of a valid chunk
+// stream, random bytes, fields out of place.
 // Nothing crashes (this runs under ASan/UBSan too), nothing malformed is delivered, each
 // refusal is recorded with a reason, and a valid push still goes through afterwards.
 #include <cstdint>
@@ -64,13 +65,20 @@ std::string Chunk(const std::string& token, uint64_t worker, uint64_t total,
   return c;
 }
 
-class PushDecoderTest : public ::testing::Test {
+// Run twice: with the server's defaults (these small pushes are copied on the reactor's
+// thread), and with every push handed to a copier thread through a queue so short that reading
+// pauses and resumes around almost every chunk.
+class PushDecoderTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     GrpcServerOptions so;
     so.token = kToken;
     so.expected_workers = 1;
     so.max_update_bytes = 1 << 20;
+    if (GetParam()) {
+      so.push_copier_bytes = 1;
+      so.push_queue_bytes = 64;
+    }
     absl::StatusOr<std::unique_ptr<GrpcServerTransport>> s = GrpcServerTransport::Start(so);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(s).value();
@@ -141,7 +149,7 @@ class PushDecoderTest : public ::testing::Test {
   std::string envelope_bytes_;  // valid_ without its tensor's bytes
 };
 
-TEST_F(PushDecoderTest, ValidStreamIsDeliveredIntact) {
+TEST_P(PushDecoderTest, ValidStreamIsDeliveredIntact) {
   ASSERT_TRUE(Send(ValidStream()).ok());
   absl::StatusOr<v1::UpdateMsg> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
   ASSERT_TRUE(got.ok()) << got.status();
@@ -149,7 +157,7 @@ TEST_F(PushDecoderTest, ValidStreamIsDeliveredIntact) {
   EXPECT_TRUE(server_->TakeRefused().empty());
 }
 
-TEST_F(PushDecoderTest, BulkStreamIsDeliveredIntact) {
+TEST_P(PushDecoderTest, BulkStreamIsDeliveredIntact) {
   ASSERT_TRUE(Send(BulkStream()).ok());
   absl::StatusOr<v1::UpdateMsg> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
   ASSERT_TRUE(got.ok()) << got.status();
@@ -157,7 +165,7 @@ TEST_F(PushDecoderTest, BulkStreamIsDeliveredIntact) {
   EXPECT_TRUE(server_->TakeRefused().empty());
 }
 
-TEST_F(PushDecoderTest, EveryTruncationIsRefused) {
+TEST_P(PushDecoderTest, EveryTruncationIsRefused) {
   for (const std::vector<std::string>& stream : {ValidStream(), BulkStream()}) {
     for (size_t m = 0; m < stream.size(); ++m) {
       for (size_t cut = 0; cut < stream[m].size(); ++cut) {
@@ -176,7 +184,7 @@ TEST_F(PushDecoderTest, EveryTruncationIsRefused) {
   EXPECT_TRUE(server_->ReceiveUpdate(absl::Now() + absl::Seconds(5)).ok());
 }
 
-TEST_F(PushDecoderTest, BitFlipsNeverBreakTheDecoder) {
+TEST_P(PushDecoderTest, BitFlipsNeverBreakTheDecoder) {
   for (const std::vector<std::string>& stream : {ValidStream(), BulkStream()}) {
     for (size_t byte = 0; byte < 32 && byte < stream[0].size(); ++byte) {
       for (int bit = 0; bit < 8; ++bit) {
@@ -198,7 +206,7 @@ TEST_F(PushDecoderTest, BitFlipsNeverBreakTheDecoder) {
   (void)server_->TakeRefused();
 }
 
-TEST_F(PushDecoderTest, HostileMessagesAreRefusedWithReasons) {
+TEST_P(PushDecoderTest, HostileMessagesAreRefusedWithReasons) {
   const uint64_t id = client_->joined().worker_id();
   EXPECT_EQ(Send({Chunk("wrong", id, 4, "abcd")}).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(Send({Chunk("", 0, 0, "abcd")}).error_code(), grpc::StatusCode::UNAUTHENTICATED);
@@ -251,7 +259,7 @@ TEST_F(PushDecoderTest, HostileMessagesAreRefusedWithReasons) {
 
 // GrpcWorkerClient::Push sends every field of an update, tensors outside the envelope, and
 // the server puts it back together exactly.
-TEST_F(PushDecoderTest, WorkerPushRoundTripsEveryField) {
+TEST_P(PushDecoderTest, WorkerPushRoundTripsEveryField) {
   v1::UpdateMsg m;
   m.set_round(9);
   m.set_client_id(0);
@@ -286,6 +294,9 @@ TEST_F(PushDecoderTest, WorkerPushRoundTripsEveryField) {
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, failed));
   EXPECT_TRUE(server_->TakeRefused().empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(CopyOnReactor, PushDecoderTest, ::testing::Values(false));
+INSTANTIATE_TEST_SUITE_P(CopyOnCopierThread, PushDecoderTest, ::testing::Values(true));
 
 // The worker copies updates field by field (UpdateEnvelope in comm/grpc_client.cc) so as not
 // to copy their tensors: a new field in these messages must be added there, then here.

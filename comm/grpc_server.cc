@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -99,19 +100,25 @@ class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1
 
 // Client stream of one update: size-checks, reassembles, parses, enqueues. Reads the
 // UpdateChunk messages as raw bytes (the method is registered as a raw callback method) and
-// decodes their few fields here, appending each chunk's data straight from gRPC's receive
-// slices to its destination: the envelope (the serialized UpdateMsg without its tensors'
-// bytes) or the buffer of one tensor, which is then moved into the parsed message. Each
-// byte is copied once in user space, where a parsed UpdateChunk and a parsed UpdateMsg would
-// copy it three times.
+// decodes their few fields here; each chunk's data goes straight from gRPC's receive slices
+// to its destination: the envelope (the serialized UpdateMsg without its tensors' bytes) or
+// the buffer of one tensor, which is then moved into the parsed message. Each byte is copied
+// once in user space, where a parsed UpdateChunk and a parsed UpdateMsg would copy it three
+// times. For a large update that copy runs on a thread of its own, fed the received chunks
+// (gRPC's slices, not copies) through a bounded queue, so the reactor only parses,
+// size-checks and enqueues and gRPC goes on reading the socket meanwhile.
 class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UpdateReader(GrpcServerTransport* t, std::string peer) : t_(t), peer_(std::move(peer)) {
     StartRead(&raw_);
   }
+  ~UpdateReader() override { StopCopier(); }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return Complete();
+    if (!ok) {
+      StopCopier();  // after copying what is queued
+      return Complete();
+    }
     // UpdateChunk (service.proto): 1 token, 2 worker_id, 3 total_bytes, 5 part_bytes (first
     // chunk only), 4 data. Anything else is refused: only our own client writes this stream.
     grpc::ProtoBufferReader stream(&raw_);
@@ -120,6 +127,7 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
     uint64_t worker_id = 0, total = 0;
     std::vector<uint64_t> part_bytes;
     bool has_header = false;
+    std::vector<std::pair<uint64_t, uint64_t>> spans;  // data (offset, length) for the copier
     for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
       uint32_t len = 0;
       if (tag == 0x0A) {  // 1: token
@@ -158,7 +166,13 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
           return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                      absl::StrCat("update chunks exceed the announced ", total_,
                                                   " bytes")));
-        if (!Append(&in, len)) return Malformed("data");
+        if (copier_.joinable()) {  // the copier copies it; here only check it is all there
+          spans.emplace_back(static_cast<uint64_t>(in.CurrentPosition()), len);
+          if (!in.Skip(static_cast<int>(len))) return Malformed("data");
+        } else if (!Append(&in, len)) {
+          return Malformed("data");
+        }
+        filled_ += len;
       } else {
         return Malformed(absl::StrCat("field tag ", tag));
       }
@@ -169,12 +183,29 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
         return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
                                    std::string(st.message())));
     }
-    raw_.Clear();
+    if (!spans.empty()) {
+      absl::MutexLock lock(&cmu_);
+      for (const auto& [off, len] : spans) queued_ += len;
+      queue_.push_back(Received{std::move(raw_), std::move(spans)});
+      raw_ = grpc::ByteBuffer();
+      if (queued_ > t_->opts_.push_queue_bytes) {  // the copier resumes reading
+        paused_ = true;
+        return;
+      }
+    } else {
+      raw_.Clear();
+    }
     StartRead(&raw_);
   }
   void OnDone() override { delete this; }
 
  private:
+  // A received chunk and where its data lie in it.
+  struct Received {
+    grpc::ByteBuffer bytes;
+    std::vector<std::pair<uint64_t, uint64_t>> spans;  // (offset, length)
+  };
+
   // The first chunk: token, sender, announced size and the tensors' sizes.
   absl::Status Start(bool has_header, const std::string& token, uint64_t worker_id,
                      uint64_t total, const std::vector<uint64_t>& part_bytes) {
@@ -212,31 +243,103 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
     dest_.assign(want_.size(), std::string());
     for (size_t i = 0; i < want_.size(); ++i) dest_[i].reserve(want_[i]);
     started_ = true;
+    if (total_ >= t_->opts_.push_copier_bytes) copier_ = std::thread([this] { CopyLoop(); });
     return absl::OkStatus();
   }
-  // Appends the next `len` bytes of `in` to the destinations, in order; false when `in`
-  // ends first. The caller checked that they fit (filled_ + len <= total_).
+  // Appends `n` bytes to the destinations, in order. The caller checked that they fit.
+  void Put(const char* p, uint64_t n) {
+    while (n > 0) {
+      while (dest_[cursor_].size() == want_[cursor_]) ++cursor_;  // the sizes add to total_
+      const uint64_t take = std::min<uint64_t>(n, want_[cursor_] - dest_[cursor_].size());
+      dest_[cursor_].append(p, take);
+      p += take;
+      n -= take;
+    }
+  }
+  // Appends the next `len` bytes of `in` (false when it ends first).
   bool Append(google::protobuf::io::CodedInputStream* in, uint64_t len) {
     while (len > 0) {
-      while (dest_[cursor_].size() == want_[cursor_]) ++cursor_;  // the sizes add to total_
       const void* p = nullptr;
       int avail = 0;
       if (!in->GetDirectBufferPointer(&p, &avail)) return false;
-      const uint64_t take = std::min<uint64_t>(
-          {len, want_[cursor_] - dest_[cursor_].size(), static_cast<uint64_t>(avail)});
-      dest_[cursor_].append(static_cast<const char*>(p), take);
+      const uint64_t take = std::min<uint64_t>(len, static_cast<uint64_t>(avail));
+      Put(static_cast<const char*>(p), take);
       if (!in->Skip(static_cast<int>(take))) return false;
       len -= take;
-      filled_ += take;
     }
     return true;
+  }
+  // The copier: takes received chunks off the queue in order and copies their data out of
+  // gRPC's slices into the destinations; resumes reading when the queue has drained enough.
+  void CopyLoop() {
+    while (true) {
+      Received r;
+      {
+        absl::MutexLock lock(&cmu_);
+        cmu_.Await(absl::Condition(
+            +[](UpdateReader* u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(u->cmu_) {
+              return !u->queue_.empty() || u->stop_;
+            },
+            this));
+        if (queue_.empty()) return;  // stop_ and everything copied
+        r = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      uint64_t expected = 0, copied = 0;
+      for (const auto& span : r.spans) expected += span.second;
+      std::vector<grpc::Slice> slices;
+      if (r.bytes.Dump(&slices).ok()) {
+        size_t i = 0;
+        uint64_t base = 0;  // offset of slices[i] in the chunk
+        for (auto [off, len] : r.spans) {
+          while (len > 0 && i < slices.size()) {
+            const uint64_t size = slices[i].size();
+            if (off >= base + size) {
+              base += size;
+              ++i;
+              continue;
+            }
+            const uint64_t take = std::min(len, base + size - off);
+            Put(reinterpret_cast<const char*>(slices[i].begin()) + (off - base), take);
+            off += take;
+            len -= take;
+            copied += take;
+          }
+        }
+      }
+      bool resume = false;
+      {
+        absl::MutexLock lock(&cmu_);
+        queued_ -= expected;
+        copy_failed_ = copy_failed_ || copied != expected;  // the reactor checked the spans
+        if (paused_ && queued_ <= t_->opts_.push_queue_bytes / 2) {
+          paused_ = false;
+          resume = true;
+        }
+      }
+      if (resume) StartRead(&raw_);
+    }
+  }
+  // Lets the copier finish what is queued and waits for it (a no-op without one).
+  void StopCopier() {
+    if (!copier_.joinable()) return;
+    {
+      absl::MutexLock lock(&cmu_);
+      stop_ = true;
+    }
+    copier_.join();
   }
   void Malformed(const std::string& what) {
     Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("malformed update chunk: ", what)));
   }
   void Complete() {
-    if (!started_ || filled_ != total_)
+    bool copy_failed;
+    {
+      absl::MutexLock lock(&cmu_);
+      copy_failed = copy_failed_;
+    }
+    if (!started_ || filled_ != total_ || copy_failed)
       return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  absl::StrCat("update truncated: got ", filled_, " of ",
                                               total_, " bytes")));
@@ -273,6 +376,7 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   }
   // Ends the call with `s` and records the refusal for the round's metrics.
   void Refuse(const grpc::Status& s) {
+    StopCopier();
     if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
       absl::MutexLock lock(&t_->mu_);
       t_->RefuseLocked(absl::StrCat("push from ", peer_, ": wrong token"));
@@ -294,9 +398,17 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   uint64_t worker_id_ = 0, total_ = 0, filled_ = 0;
   // The envelope, then one buffer per tensor: want_[i] bytes each, filled in order up to
   // dest_[cursor_].
+  // Written by the copier while there is one, else by the reactor.
   std::vector<uint64_t> want_;
   std::vector<std::string> dest_;
   size_t cursor_ = 0;
+  std::thread copier_;
+  absl::Mutex cmu_;
+  std::deque<Received> queue_ ABSL_GUARDED_BY(cmu_);
+  uint64_t queued_ ABSL_GUARDED_BY(cmu_) = 0;  // data bytes in queue_
+  bool paused_ ABSL_GUARDED_BY(cmu_) = false;  // reading waits for the copier
+  bool stop_ ABSL_GUARDED_BY(cmu_) = false;
+  bool copy_failed_ ABSL_GUARDED_BY(cmu_) = false;
 };
 
 class GrpcServerTransport::Service final

@@ -55,6 +55,11 @@ struct GrpcServerOptions {
   // before it is refused (0: refused at once; the round goes on without the slot's clients).
   absl::Duration rejoin_grace = absl::ZeroDuration();
   uint64_t max_update_bytes = uint64_t{1} << 30;  // serialized UpdateMsg limit
+  // Pushed updates of at least this many bytes are copied out of gRPC's receive buffers on a
+  // thread of their own, while gRPC reads on (smaller ones on the reactor's thread); reading
+  // pauses while more than push_queue_bytes of received data wait for that thread.
+  uint64_t push_copier_bytes = uint64_t{8} << 20;
+  uint64_t push_queue_bytes = uint64_t{16} << 20;
   // TLS (PEM text, not paths): plain TCP when tls_cert_pem is empty. A non-empty
   // tls_client_ca_pem requires client certificates signed by it (mutual TLS).
   std::string tls_cert_pem;
