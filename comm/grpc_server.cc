@@ -166,12 +166,9 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
           return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                      absl::StrCat("update chunks exceed the announced ", total_,
                                                   " bytes")));
-        if (copier_.joinable()) {  // the copier copies it; here only check it is all there
-          spans.emplace_back(static_cast<uint64_t>(in.CurrentPosition()), len);
-          if (!in.Skip(static_cast<int>(len))) return Malformed("data");
-        } else if (!Append(&in, len)) {
-          return Malformed("data");
-        }
+        // Copied below (or by the copier); here only checked to be all there.
+        spans.emplace_back(static_cast<uint64_t>(in.CurrentPosition()), len);
+        if (!in.Skip(static_cast<int>(len))) return Malformed("data");
         filled_ += len;
       } else {
         return Malformed(absl::StrCat("field tag ", tag));
@@ -183,17 +180,18 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
         return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
                                    std::string(st.message())));
     }
-    if (!spans.empty()) {
+    Received r{std::move(raw_), std::move(spans)};
+    raw_ = grpc::ByteBuffer();
+    if (!copier_.joinable()) {
+      if (!CopyOut(r)) return Malformed("data");
+    } else if (!r.spans.empty()) {
       absl::MutexLock lock(&cmu_);
-      for (const auto& [off, len] : spans) queued_ += len;
-      queue_.push_back(Received{std::move(raw_), std::move(spans)});
-      raw_ = grpc::ByteBuffer();
+      queued_ += r.DataBytes();
+      queue_.push_back(std::move(r));
       if (queued_ > t_->opts_.push_queue_bytes) {  // the copier resumes reading
         paused_ = true;
         return;
       }
-    } else {
-      raw_.Clear();
     }
     StartRead(&raw_);
   }
@@ -204,6 +202,11 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   struct Received {
     grpc::ByteBuffer bytes;
     std::vector<std::pair<uint64_t, uint64_t>> spans;  // (offset, length)
+    uint64_t DataBytes() const {
+      uint64_t n = 0;
+      for (const auto& span : spans) n += span.second;
+      return n;
+    }
   };
 
   // The first chunk: token, sender, announced size and the tensors' sizes.
@@ -256,16 +259,27 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
       n -= take;
     }
   }
-  // Appends the next `len` bytes of `in` (false when it ends first).
-  bool Append(google::protobuf::io::CodedInputStream* in, uint64_t len) {
-    while (len > 0) {
-      const void* p = nullptr;
-      int avail = 0;
-      if (!in->GetDirectBufferPointer(&p, &avail)) return false;
-      const uint64_t take = std::min<uint64_t>(len, static_cast<uint64_t>(avail));
-      Put(static_cast<const char*>(p), take);
-      if (!in->Skip(static_cast<int>(take))) return false;
-      len -= take;
+  // Copies the data of `r` out of gRPC's slices into the destinations; false when the spans
+  // do not lie within the chunk (the reactor checked that they do).
+  bool CopyOut(const Received& r) {
+    std::vector<grpc::Slice> slices;
+    if (!r.bytes.Dump(&slices).ok()) return r.spans.empty();
+    size_t i = 0;
+    uint64_t base = 0;  // offset of slices[i] in the chunk
+    for (auto [off, len] : r.spans) {
+      while (len > 0) {
+        if (i == slices.size()) return false;
+        const uint64_t size = slices[i].size();
+        if (off >= base + size) {
+          base += size;
+          ++i;
+          continue;
+        }
+        const uint64_t take = std::min(len, base + size - off);
+        Put(reinterpret_cast<const char*>(slices[i].begin()) + (off - base), take);
+        off += take;
+        len -= take;
+      }
     }
     return true;
   }
@@ -285,33 +299,12 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
         r = std::move(queue_.front());
         queue_.pop_front();
       }
-      uint64_t expected = 0, copied = 0;
-      for (const auto& span : r.spans) expected += span.second;
-      std::vector<grpc::Slice> slices;
-      if (r.bytes.Dump(&slices).ok()) {
-        size_t i = 0;
-        uint64_t base = 0;  // offset of slices[i] in the chunk
-        for (auto [off, len] : r.spans) {
-          while (len > 0 && i < slices.size()) {
-            const uint64_t size = slices[i].size();
-            if (off >= base + size) {
-              base += size;
-              ++i;
-              continue;
-            }
-            const uint64_t take = std::min(len, base + size - off);
-            Put(reinterpret_cast<const char*>(slices[i].begin()) + (off - base), take);
-            off += take;
-            len -= take;
-            copied += take;
-          }
-        }
-      }
+      const bool ok = CopyOut(r);
       bool resume = false;
       {
         absl::MutexLock lock(&cmu_);
-        queued_ -= expected;
-        copy_failed_ = copy_failed_ || copied != expected;  // the reactor checked the spans
+        queued_ -= r.DataBytes();
+        copy_failed_ = copy_failed_ || !ok;
         if (paused_ && queued_ <= t_->opts_.push_queue_bytes / 2) {
           paused_ = false;
           resume = true;
