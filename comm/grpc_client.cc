@@ -1,13 +1,11 @@
 #include "comm/grpc_client.h"
 
 #include <algorithm>
-#include <climits>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_server.h"  // kGrpcChunkBytes
 #include "fedtrain/v1/service.grpc.pb.h"
@@ -51,10 +49,6 @@ v1::UpdateMsg UpdateEnvelope(const v1::UpdateMsg& update) {
 struct GrpcWorkerClient::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::FedTrain::Stub> stub;
-  // Serialization buffers of finished pushes, reused by later ones (Push may run on several
-  // threads at once): a model-sized buffer is page-faulted once, not every round.
-  absl::Mutex mu;
-  std::vector<std::string> spare ABSL_GUARDED_BY(mu);
 };
 
 GrpcWorkerClient::GrpcWorkerClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -175,27 +169,11 @@ absl::Status GrpcWorkerClient::ReceiveTasks(const std::function<void(v1::TaskMsg
 absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
   // The envelope (the update without its tensors' bytes) is serialized; the tensors' bytes
   // go out from where they lie (UpdateChunk in service.proto).
-  std::string envelope;
-  {
-    absl::MutexLock lock(&impl_->mu);
-    if (!impl_->spare.empty()) {
-      envelope = std::move(impl_->spare.back());
-      impl_->spare.pop_back();
-    }
-  }
-  struct Recycle {
-    Impl* impl;
-    std::string* bytes;
-    ~Recycle() {
-      bytes->clear();
-      absl::MutexLock lock(&impl->mu);
-      if (impl->spare.size() < 2) impl->spare.push_back(std::move(*bytes));
-    }
-  } recycle{impl_.get(), &envelope};
   if (update.up().parts_size() > static_cast<int>(kMaxPushParts))
     return absl::InvalidArgumentError(absl::StrCat("update of client ", update.client_id(),
                                                    " has ", update.up().parts_size(),
                                                    " tensors; at most ", kMaxPushParts));
+  std::string envelope;
   if (!UpdateEnvelope(update).SerializeToString(&envelope))
     return absl::InvalidArgumentError("update does not serialize");
   // The pieces in order: the envelope, then each tensor's bytes.
