@@ -127,7 +127,7 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
     uint64_t worker_id = 0, total = 0;
     std::vector<uint64_t> part_bytes;
     bool has_header = false;
-    std::vector<std::pair<uint64_t, uint64_t>> spans;  // data (offset, length) for the copier
+    std::vector<std::pair<uint64_t, uint64_t>> spans;  // the data fields: (offset, length)
     for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
       uint32_t len = 0;
       if (tag == 0x0A) {  // 1: token
