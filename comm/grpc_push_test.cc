@@ -1,5 +1,5 @@
 // The server's Push decoder (comm/grpc_server.cc reads UpdateChunk messages as raw bytes and
-// decodes them itself, copying large updates on a thread of their own) against hostile byte
+// decodes them itself, leaving tensors' bytes in gRPC's receive buffers) against hostile byte
 // streams, in process over loopback: every truncation and single-bit flip of a valid chunk
 // stream, random bytes, fields out of place.
 // Nothing crashes (this runs under ASan/UBSan too), nothing malformed is delivered, each
@@ -65,9 +65,8 @@ std::string Chunk(const std::string& token, uint64_t worker, uint64_t total,
   return c;
 }
 
-// Run twice: with the server's defaults (these small pushes are copied on the reactor's
-// thread), and with every push handed to a copier thread through a queue so short that reading
-// pauses and resumes around almost every chunk.
+// Run twice: with the server's defaults (the small tensors here are copied out of gRPC's
+// buffers, the large ones referenced there), and with every piece of every tensor referenced.
 class PushDecoderTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
@@ -75,10 +74,7 @@ class PushDecoderTest : public ::testing::TestWithParam<bool> {
     so.token = kToken;
     so.expected_workers = 1;
     so.max_update_bytes = 1 << 20;
-    if (GetParam()) {
-      so.push_copier_bytes = 1;
-      so.push_queue_bytes = 64;
-    }
+    if (GetParam()) so.min_referenced_piece = 1;
     absl::StatusOr<std::unique_ptr<GrpcServerTransport>> s = GrpcServerTransport::Start(so);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(s).value();
@@ -136,6 +132,12 @@ class PushDecoderTest : public ::testing::TestWithParam<bool> {
     return {Chunk(kToken, id, all.size(), all.substr(0, a), {256}),
             Chunk("", 0, 0, all.substr(a, b - a)), Chunk("", 0, 0, all.substr(b))};
   }
+  // The next update the server delivers, as one message.
+  absl::StatusOr<v1::UpdateMsg> Receive() {
+    absl::StatusOr<ReceivedUpdate> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+    if (!got.ok()) return got.status();
+    return Assemble(*std::move(got));
+  }
   // Takes what the server delivered; true when nothing was.
   bool NothingDelivered() {
     return !server_->ReceiveUpdate(absl::Now() + absl::Milliseconds(1)).ok();
@@ -151,7 +153,7 @@ class PushDecoderTest : public ::testing::TestWithParam<bool> {
 
 TEST_P(PushDecoderTest, ValidStreamIsDeliveredIntact) {
   ASSERT_TRUE(Send(ValidStream()).ok());
-  absl::StatusOr<v1::UpdateMsg> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+  absl::StatusOr<v1::UpdateMsg> got = Receive();
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->SerializeAsString(), valid_bytes_);
   EXPECT_TRUE(server_->TakeRefused().empty());
@@ -159,7 +161,7 @@ TEST_P(PushDecoderTest, ValidStreamIsDeliveredIntact) {
 
 TEST_P(PushDecoderTest, BulkStreamIsDeliveredIntact) {
   ASSERT_TRUE(Send(BulkStream()).ok());
-  absl::StatusOr<v1::UpdateMsg> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+  absl::StatusOr<v1::UpdateMsg> got = Receive();
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->SerializeAsString(), valid_bytes_);
   EXPECT_TRUE(server_->TakeRefused().empty());
@@ -200,7 +202,7 @@ TEST_P(PushDecoderTest, BitFlipsNeverBreakTheDecoder) {
   while (server_->ReceiveUpdate(absl::Now()).ok()) {
   }
   ASSERT_TRUE(Send(ValidStream()).ok());
-  absl::StatusOr<v1::UpdateMsg> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+  absl::StatusOr<v1::UpdateMsg> got = Receive();
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->SerializeAsString(), valid_bytes_);
   (void)server_->TakeRefused();
@@ -281,22 +283,30 @@ TEST_P(PushDecoderTest, WorkerPushRoundTripsEveryField) {
   server_->SetMaxUpdateBytes(8 << 20);  // the fixture's 1 MiB is too small for this update
   const absl::Status pushed = client_->Push(m);
   ASSERT_TRUE(pushed.ok()) << pushed;
-  absl::StatusOr<v1::UpdateMsg> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
-  ASSERT_TRUE(got.ok()) << got.status();
+  absl::StatusOr<ReceivedUpdate> raw = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  // The tensors' bytes arrive outside the message, as many as it has parts.
+  ASSERT_EQ(raw->part_data.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(raw->msg.up().parts(static_cast<int>(i)).data().empty());
+    EXPECT_EQ(raw->part_data[i], m.up().parts(static_cast<int>(i)).data()) << "tensor " << i;
+  }
+  EXPECT_EQ(SerializedSize(*raw), m.ByteSizeLong());
+  absl::StatusOr<v1::UpdateMsg> got = Assemble(*std::move(raw));
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, m));
   // An update with no tensors (a failed task) travels as one envelope.
   v1::UpdateMsg failed;
   failed.set_round(9);
   failed.set_error("out of memory");
   ASSERT_TRUE(client_->Push(failed).ok());
-  got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+  got = Receive();
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, failed));
   EXPECT_TRUE(server_->TakeRefused().empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(CopyOnReactor, PushDecoderTest, ::testing::Values(false));
-INSTANTIATE_TEST_SUITE_P(CopyOnCopierThread, PushDecoderTest, ::testing::Values(true));
+INSTANTIATE_TEST_SUITE_P(SmallPiecesCopied, PushDecoderTest, ::testing::Values(false));
+INSTANTIATE_TEST_SUITE_P(EveryPieceReferenced, PushDecoderTest, ::testing::Values(true));
 
 // The worker copies updates field by field (UpdateEnvelope in comm/grpc_client.cc) so as not
 // to copy their tensors: a new field in these messages must be added there, then here.

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -100,25 +99,20 @@ class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1
 
 // Client stream of one update: size-checks, reassembles, parses, enqueues. Reads the
 // UpdateChunk messages as raw bytes (the method is registered as a raw callback method) and
-// decodes their few fields here; each chunk's data goes straight from gRPC's receive slices
-// to its destination: the envelope (the serialized UpdateMsg without its tensors' bytes) or
-// the buffer of one tensor, which is then moved into the parsed message. Each byte is copied
-// once in user space, where a parsed UpdateChunk and a parsed UpdateMsg would copy it three
-// times. For a large update that copy runs on a thread of its own, fed the received chunks
-// (gRPC's slices, not copies) through a bounded queue, so the reactor only parses,
-// size-checks and enqueues and gRPC goes on reading the socket meanwhile.
+// decodes their few fields here. The envelope (the serialized UpdateMsg without its tensors'
+// bytes) is copied out and parsed; each tensor's bytes are not copied at all: they stay in
+// the slices gRPC received them in, referenced (absl::Cord pieces that hold the slices) from
+// the ReceivedUpdate's part_data, where DecodePayload reads them. Where a parsed UpdateChunk
+// and a parsed UpdateMsg would copy every byte three times in user space, the reactor only
+// parses, size-checks and enqueues, and gRPC reads on.
 class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UpdateReader(GrpcServerTransport* t, std::string peer) : t_(t), peer_(std::move(peer)) {
     StartRead(&raw_);
   }
-  ~UpdateReader() override { StopCopier(); }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      StopCopier();  // after copying what is queued
-      return Complete();
-    }
+    if (!ok) return Complete();
     // UpdateChunk (service.proto): 1 token, 2 worker_id, 3 total_bytes, 5 part_bytes (first
     // chunk only), 4 data. Anything else is refused: only our own client writes this stream.
     grpc::ProtoBufferReader stream(&raw_);
@@ -166,7 +160,7 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
           return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                      absl::StrCat("update chunks exceed the announced ", total_,
                                                   " bytes")));
-        // Copied below (or by the copier); here only checked to be all there.
+        // Taken below; here only checked to be all there.
         spans.emplace_back(static_cast<uint64_t>(in.CurrentPosition()), len);
         if (!in.Skip(static_cast<int>(len))) return Malformed("data");
         filled_ += len;
@@ -180,35 +174,12 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
         return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
                                    std::string(st.message())));
     }
-    Received r{std::move(raw_), std::move(spans)};
-    raw_ = grpc::ByteBuffer();
-    if (!copier_.joinable()) {
-      if (!CopyOut(r)) return Malformed("data");
-    } else if (!r.spans.empty()) {
-      absl::MutexLock lock(&cmu_);
-      queued_ += r.DataBytes();
-      queue_.push_back(std::move(r));
-      if (queued_ > t_->opts_.push_queue_bytes) {  // the copier resumes reading
-        paused_ = true;
-        return;
-      }
-    }
+    if (!Take(spans)) return Malformed("data");
     StartRead(&raw_);
   }
   void OnDone() override { delete this; }
 
  private:
-  // A received chunk and where its data lie in it.
-  struct Received {
-    grpc::ByteBuffer bytes;
-    std::vector<std::pair<uint64_t, uint64_t>> spans;  // (offset, length)
-    uint64_t DataBytes() const {
-      uint64_t n = 0;
-      for (const auto& span : spans) n += span.second;
-      return n;
-    }
-  };
-
   // The first chunk: token, sender, announced size and the tensors' sizes.
   absl::Status Start(bool has_header, const std::string& token, uint64_t worker_id,
                      uint64_t total, const std::vector<uint64_t>& part_bytes) {
@@ -240,33 +211,44 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
             total_, " bytes"));
       envelope -= n;
     }
-    // Whole sizes reserved at once (within the limit): no regrowth copies.
     want_.assign(1, envelope);
     want_.insert(want_.end(), part_bytes.begin(), part_bytes.end());
-    dest_.assign(want_.size(), std::string());
-    for (size_t i = 0; i < want_.size(); ++i) dest_[i].reserve(want_[i]);
+    envelope_.reserve(envelope);  // within the limit: no regrowth copies
+    parts_.assign(part_bytes.size(), absl::Cord());
     started_ = true;
-    if (total_ >= t_->opts_.push_copier_bytes) copier_ = std::thread([this] { CopyLoop(); });
     return absl::OkStatus();
   }
-  // Appends `n` bytes to the destinations, in order. The caller checked that they fit.
-  void Put(const char* p, uint64_t n) {
-    while (n > 0) {
-      while (dest_[cursor_].size() == want_[cursor_]) ++cursor_;  // the sizes add to total_
-      const uint64_t take = std::min<uint64_t>(n, want_[cursor_] - dest_[cursor_].size());
-      dest_[cursor_].append(p, take);
-      p += take;
-      n -= take;
+  // Bytes destination i has so far (0: the envelope, i > 0: tensor i - 1).
+  uint64_t Have(size_t i) const { return i == 0 ? envelope_.size() : parts_[i - 1].size(); }
+  // Appends `piece`, which lies in `slice`, to the destinations, in order: the envelope is
+  // copied, the tensors' bytes referenced. The caller checked that it fits.
+  void Put(absl::string_view piece, const grpc::Slice& slice) {
+    // An inlined slice (no refcount: a few bytes kept inside the grpc_slice itself) has no
+    // storage of its own to reference; a copy of it would hold its bytes elsewhere.
+    const bool can_reference = slice.c_slice().refcount != nullptr;
+    while (!piece.empty()) {
+      while (Have(cursor_) == want_[cursor_]) ++cursor_;  // the sizes add to total_
+      const absl::string_view take = piece.substr(0, want_[cursor_] - Have(cursor_));
+      if (cursor_ == 0) {
+        envelope_.append(take.data(), take.size());
+      } else if (take.size() < t_->opts_.min_referenced_piece || !can_reference) {
+        parts_[cursor_ - 1].Append(take);
+      } else {
+        parts_[cursor_ - 1].Append(
+            absl::MakeCordFromExternal(take, [held = slice](absl::string_view) {}));
+      }
+      piece.remove_prefix(take.size());
     }
   }
-  // Copies the data of `r` out of gRPC's slices into the destinations; false when the spans
-  // do not lie within the chunk (the reactor checked that they do).
-  bool CopyOut(const Received& r) {
+  // Takes the data `spans` of the chunk just read (raw_) into the destinations; false when
+  // they do not lie within the chunk (the parse above checked that they do).
+  bool Take(const std::vector<std::pair<uint64_t, uint64_t>>& spans) {
+    if (spans.empty()) return true;
     std::vector<grpc::Slice> slices;
-    if (!r.bytes.Dump(&slices).ok()) return r.spans.empty();
+    if (!raw_.Dump(&slices).ok()) return false;
     size_t i = 0;
     uint64_t base = 0;  // offset of slices[i] in the chunk
-    for (auto [off, len] : r.spans) {
+    for (auto [off, len] : spans) {
       while (len > 0) {
         if (i == slices.size()) return false;
         const uint64_t size = slices[i].size();
@@ -276,86 +258,41 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
           continue;
         }
         const uint64_t take = std::min(len, base + size - off);
-        Put(reinterpret_cast<const char*>(slices[i].begin()) + (off - base), take);
+        Put(absl::string_view(reinterpret_cast<const char*>(slices[i].begin()) + (off - base),
+                              take),
+            slices[i]);
         off += take;
         len -= take;
       }
     }
     return true;
   }
-  // The copier: takes received chunks off the queue in order and copies their data out of
-  // gRPC's slices into the destinations; resumes reading when the queue has drained enough.
-  void CopyLoop() {
-    while (true) {
-      Received r;
-      {
-        absl::MutexLock lock(&cmu_);
-        cmu_.Await(absl::Condition(
-            +[](UpdateReader* u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(u->cmu_) {
-              return !u->queue_.empty() || u->stop_;
-            },
-            this));
-        if (queue_.empty()) return;  // stop_ and everything copied
-        r = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      const bool ok = CopyOut(r);
-      bool resume = false;
-      {
-        absl::MutexLock lock(&cmu_);
-        queued_ -= r.DataBytes();
-        copy_failed_ = copy_failed_ || !ok;
-        if (paused_ && queued_ <= t_->opts_.push_queue_bytes / 2) {
-          paused_ = false;
-          resume = true;
-        }
-      }
-      if (resume) StartRead(&raw_);
-    }
-  }
-  // Lets the copier finish what is queued and waits for it (a no-op without one).
-  void StopCopier() {
-    if (!copier_.joinable()) return;
-    {
-      absl::MutexLock lock(&cmu_);
-      stop_ = true;
-    }
-    copier_.join();
-  }
   void Malformed(const std::string& what) {
     Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("malformed update chunk: ", what)));
   }
   void Complete() {
-    bool copy_failed;
-    {
-      absl::MutexLock lock(&cmu_);
-      copy_failed = copy_failed_;
-    }
-    if (!started_ || filled_ != total_ || copy_failed)
+    if (!started_ || filled_ != total_)
       return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  absl::StrCat("update truncated: got ", filled_, " of ",
                                               total_, " bytes")));
-    v1::UpdateMsg m;
-    if (!m.ParseFromString(dest_[0]))
+    ReceivedUpdate u;
+    v1::UpdateMsg& m = u.msg;
+    if (!m.ParseFromString(envelope_))
       return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "update does not parse"));
-    const size_t parts = dest_.size() - 1;
-    if (parts > 0) {  // the tensors' bytes came after the envelope
-      if (static_cast<size_t>(m.up().parts_size()) != parts)
+    if (!parts_.empty()) {  // the tensors' bytes came after the envelope
+      if (static_cast<size_t>(m.up().parts_size()) != parts_.size())
         return Refuse(grpc::Status(
             grpc::StatusCode::INVALID_ARGUMENT,
             absl::StrCat("update has ", m.up().parts_size(), " tensors but its chunks carry ",
-                         parts, " (part_bytes)")));
-      for (size_t i = 0; i < parts; ++i) {
-        v1::Tensor* t = m.mutable_up()->mutable_parts(static_cast<int>(i));
-        if (!t->data().empty())
+                         parts_.size(), " (part_bytes)")));
+      for (int i = 0; i < m.up().parts_size(); ++i)
+        if (!m.up().parts(i).data().empty())
           return Refuse(grpc::Status(
               grpc::StatusCode::INVALID_ARGUMENT,
               absl::StrCat("tensor ", i, " has bytes both in the envelope and after it")));
-        t->set_data(std::move(dest_[i + 1]));
-      }
+      u.part_data = std::move(parts_);
     }
-    dest_.clear();
     absl::MutexLock lock(&t_->mu_);
     if (!t_->closed_ || t_->routing_[m.client_id() % t_->routing_.size()] != worker_id_) {
       grpc::Status s(grpc::StatusCode::PERMISSION_DENIED,
@@ -364,12 +301,12 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
       t_->RefuseLocked(absl::StrCat("push from ", peer_, ": ", s.error_message()));
       return Finish(s);
     }
-    t_->updates_.push_back(std::move(m));
+    t_->updates_.push_back(std::move(u));
     Finish(grpc::Status::OK);
   }
   // Ends the call with `s` and records the refusal for the round's metrics.
   void Refuse(const grpc::Status& s) {
-    StopCopier();
+    parts_.clear();  // lets go of gRPC's slices at once
     if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
       absl::MutexLock lock(&t_->mu_);
       t_->RefuseLocked(absl::StrCat("push from ", peer_, ": wrong token"));
@@ -389,19 +326,12 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   grpc::ByteBuffer raw_;
   bool started_ = false;
   uint64_t worker_id_ = 0, total_ = 0, filled_ = 0;
-  // The envelope, then one buffer per tensor: want_[i] bytes each, filled in order up to
-  // dest_[cursor_].
-  // Written by the copier while there is one, else by the reactor.
+  // The envelope, then the tensors: want_[i] bytes each, filled in order (cursor_ is the
+  // first that is not full).
   std::vector<uint64_t> want_;
-  std::vector<std::string> dest_;
+  std::string envelope_;
+  std::vector<absl::Cord> parts_;
   size_t cursor_ = 0;
-  std::thread copier_;
-  absl::Mutex cmu_;
-  std::deque<Received> queue_ ABSL_GUARDED_BY(cmu_);
-  uint64_t queued_ ABSL_GUARDED_BY(cmu_) = 0;  // data bytes in queue_
-  bool paused_ ABSL_GUARDED_BY(cmu_) = false;  // reading waits for the copier
-  bool stop_ ABSL_GUARDED_BY(cmu_) = false;
-  bool copy_failed_ ABSL_GUARDED_BY(cmu_) = false;
 };
 
 class GrpcServerTransport::Service final
@@ -587,6 +517,8 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
   if (opts.token.empty()) return absl::InvalidArgumentError("the server needs a token");
   if (opts.expected_workers < 1)
     return absl::InvalidArgumentError("the server needs at least one worker");
+  if (opts.min_referenced_piece < 1)
+    return absl::InvalidArgumentError("min_referenced_piece must be at least 1");
   if (opts.tls_cert_pem.empty() != opts.tls_key_pem.empty())
     return absl::InvalidArgumentError("TLS needs both a certificate and its key");
   if (opts.tls_cert_pem.empty() && !opts.tls_client_ca_pem.empty())
@@ -735,14 +667,14 @@ absl::Status GrpcServerTransport::SendTask(v1::TaskMsg task) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::UpdateMsg> GrpcServerTransport::ReceiveUpdate(absl::Time deadline) {
+absl::StatusOr<ReceivedUpdate> GrpcServerTransport::ReceiveUpdate(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !updates_.empty(); };
   if (!mu_.AwaitWithDeadline(absl::Condition(&ready), deadline))
     return absl::DeadlineExceededError("no update arrived before the deadline");
-  v1::UpdateMsg m = std::move(updates_.front());
+  ReceivedUpdate u = std::move(updates_.front());
   updates_.pop_front();
-  return m;
+  return u;
 }
 
 void GrpcServerTransport::FinishRun(absl::Time deadline) {

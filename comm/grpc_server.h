@@ -9,7 +9,8 @@
 // in-flight updates are refused as not routed. A live holder keeps its slot.
 // Tasks go down a server stream in ~1 MiB chunks of the serialized message; updates come back
 // up client streams in chunks, their tensors' bytes after the rest of the message
-// (UpdateChunk in service.proto), and are reassembled and size-checked here.
+// (UpdateChunk in service.proto), and are size-checked and reassembled here: the rest parsed,
+// the tensors' bytes left in gRPC's receive buffers (ReceivedUpdate::part_data).
 // Reactors only parse, size-check and enqueue; nothing here knows rounds or models.
 // With a certificate and key the server speaks TLS; with a client CA as well it requires
 // and verifies client certificates (mutual TLS). The token is checked either way.
@@ -55,11 +56,11 @@ struct GrpcServerOptions {
   // before it is refused (0: refused at once; the round goes on without the slot's clients).
   absl::Duration rejoin_grace = absl::ZeroDuration();
   uint64_t max_update_bytes = uint64_t{1} << 30;  // serialized UpdateMsg limit
-  // Pushed updates of at least this many bytes are copied out of gRPC's receive buffers on a
-  // thread of their own, while gRPC reads on (smaller ones on the reactor's thread); reading
-  // pauses while more than push_queue_bytes of received data wait for that thread.
-  uint64_t push_copier_bytes = uint64_t{8} << 20;
-  uint64_t push_queue_bytes = uint64_t{16} << 20;
+  // Pieces of a pushed tensor at least this long are left in gRPC's receive buffers and
+  // referenced (ReceivedUpdate::part_data); shorter ones are copied. A reference costs an
+  // allocation of its own (~100 bytes), which a sender of many tiny chunks could otherwise
+  // multiply; gRPC's receive buffers of bulk data are far larger. At least 1.
+  uint64_t min_referenced_piece = uint64_t{16} << 10;
   // TLS (PEM text, not paths): plain TCP when tls_cert_pem is empty. A non-empty
   // tls_client_ca_pem requires client certificates signed by it (mutual TLS).
   std::string tls_cert_pem;
@@ -93,7 +94,7 @@ class GrpcServerTransport final : public ServerTransport {
   std::vector<std::string> TakeRefused() override;
 
   absl::Status SendTask(v1::TaskMsg task) override;
-  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time deadline) override;
+  absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time deadline) override;
 
   // Tells every worker that the session is over, after the tasks already queued for it, and
   // waits (until `deadline`) for their task streams to close.
@@ -134,7 +135,7 @@ class GrpcServerTransport final : public ServerTransport {
   std::vector<uint64_t> routing_ ABSL_GUARDED_BY(mu_);  // slot -> worker id (0: vacant)
   bool closed_ ABSL_GUARDED_BY(mu_) = false;            // every slot was filled once
   std::deque<std::string> refused_ ABSL_GUARDED_BY(mu_);
-  std::deque<v1::UpdateMsg> updates_ ABSL_GUARDED_BY(mu_);
+  std::deque<ReceivedUpdate> updates_ ABSL_GUARDED_BY(mu_);
   uint64_t max_update_bytes_ ABSL_GUARDED_BY(mu_);
   bool run_over_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -28,14 +28,14 @@ absl::Status InProcHub::SendTask(v1::TaskMsg task) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::UpdateMsg> InProcHub::ReceiveUpdate(absl::Time deadline) {
+absl::StatusOr<ReceivedUpdate> InProcHub::ReceiveUpdate(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !replies_.empty(); };
   if (!mu_.AwaitWithDeadline(absl::Condition(&ready), deadline))
     return absl::DeadlineExceededError("no update arrived before the round deadline");
-  v1::UpdateMsg m = std::move(replies_.front());
+  ReceivedUpdate u{std::move(replies_.front()), {}};
   replies_.pop_front();
-  return m;
+  return u;
 }
 
 }  // namespace fedtrain

@@ -23,7 +23,7 @@ class InProcHub final : public ServerTransport {
   ~InProcHub() override;
 
   absl::Status SendTask(v1::TaskMsg task) override;
-  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time deadline) override;
+  absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time deadline) override;
 
  private:
   ThreadPool* pool_;

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <cstdint>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
 #include "compression/bit_io.h"
 #include "compression/compressor_internal.h"
 #include "core/status_macros.h"
@@ -40,17 +42,24 @@ absl::Status IdentityEncode(const IdentityCompressor& c, absl::Span<const T> x, 
   return absl::OkStatus();
 }
 
-template <typename D>
-absl::Status IdentityDecode(const IdentityCompressor& c, const Encoded& in, absl::Span<D> out) {
+// Codec, length and byte count of an identity/1 message of `bytes` bytes.
+absl::Status IdentityCheck(const IdentityCompressor& c, const EncodedView& in, size_t bytes,
+                           size_t out_size) {
   if (in.codec != c.codec())
     return absl::InvalidArgumentError(
         absl::StrCat("codec '", in.codec, "' where '", c.codec(), "' was expected"));
-  if (in.dim != out.size())
+  if (in.dim != out_size)
     return absl::InvalidArgumentError(
-        absl::StrCat("vector of ", in.dim, " floats; model has ", out.size()));
-  if (in.bytes.size() != in.dim * sizeof(float))
-    return absl::InvalidArgumentError(absl::StrCat("identity/1 payload of ", in.bytes.size(),
+        absl::StrCat("vector of ", in.dim, " floats; model has ", out_size));
+  if (bytes != in.dim * sizeof(float))
+    return absl::InvalidArgumentError(absl::StrCat("identity/1 payload of ", bytes,
                                                    " bytes for ", in.dim, " floats"));
+  return absl::OkStatus();
+}
+
+template <typename D>
+absl::Status IdentityDecode(const IdentityCompressor& c, const EncodedView& in, absl::Span<D> out) {
+  FT_RETURN_IF_ERROR(IdentityCheck(c, in, in.bytes.size(), out.size()));
   for (size_t i = 0; i < out.size(); ++i) {
     float v;
     std::memcpy(&v, in.bytes.data() + i * sizeof(float), sizeof(float));
@@ -69,11 +78,35 @@ absl::Status IdentityCompressor::Encode(absl::Span<const double> x, RngStream&, 
                                         absl::Span<double> decoded) const {
   return IdentityEncode(*this, x, out, decoded);
 }
-absl::Status IdentityCompressor::Decode(const Encoded& in, Vec out) const {
+absl::Status IdentityCompressor::Decode(const EncodedView& in, Vec out) const {
   return IdentityDecode(*this, in, out);
 }
-absl::Status IdentityCompressor::Decode(const Encoded& in, absl::Span<double> out) const {
+absl::Status IdentityCompressor::Decode(const EncodedView& in, absl::Span<double> out) const {
   return IdentityDecode(*this, in, out);
+}
+absl::Status IdentityCompressor::DecodeCord(const EncodedView& in, const absl::Cord& bytes,
+                                            Vec out) const {
+  FT_RETURN_IF_ERROR(IdentityCheck(*this, in, bytes.size(), out.size()));
+  // Little-endian float32 on the wire and in memory (as the element-wise decode assumes), so
+  // the pieces are copied as they are, each straight to its place in `out`.
+  char* dst = reinterpret_cast<char*>(out.data());
+  for (absl::string_view piece : bytes.Chunks()) {
+    std::memcpy(dst, piece.data(), piece.size());
+    dst += piece.size();
+  }
+  return CheckFinite(ConstVec(out.data(), out.size()), "decoded vector");
+}
+
+absl::Status Compressor::DecodeCord(const EncodedView& in, const absl::Cord& bytes,
+                                    Vec out) const {
+  EncodedView view = in;
+  if (absl::optional<absl::string_view> flat = bytes.TryFlat(); flat.has_value()) {
+    view.bytes = *flat;
+    return Decode(view, out);
+  }
+  const std::string copy(bytes);
+  view.bytes = copy;
+  return Decode(view, out);
 }
 
 namespace compression_internal {
@@ -90,7 +123,7 @@ void WriteHeader(const Header& h, std::string* out) {
   out->append(buf, kHeaderBytes);
 }
 
-absl::Status ReadHeader(const std::string& bytes, Header* h) {
+absl::Status ReadHeader(absl::string_view bytes, Header* h) {
   if (bytes.size() < kHeaderBytes)
     return absl::InvalidArgumentError(absl::StrCat("message of ", bytes.size(),
                                                    " bytes is shorter than its ", kHeaderBytes,
@@ -108,7 +141,7 @@ absl::Status ReadHeader(const std::string& bytes, Header* h) {
   return absl::OkStatus();
 }
 
-absl::Status CheckEnvelope(const Compressor& c, const Encoded& in, size_t out_size) {
+absl::Status CheckEnvelope(const Compressor& c, const EncodedView& in, size_t out_size) {
   if (in.codec != c.codec())
     return absl::InvalidArgumentError(
         absl::StrCat("codec '", in.codec, "' where '", c.codec(), "' was expected"));
@@ -159,7 +192,7 @@ class IdentityF64Compressor final : public CompressorBase<IdentityF64Compressor>
   }
 
   template <typename T>
-  absl::Status DecodeT(const Encoded& in, absl::Span<T> out) const {
+  absl::Status DecodeT(const EncodedView& in, absl::Span<T> out) const {
     FT_RETURN_IF_ERROR(CheckEnvelope(*this, in, out.size()));
     if (in.bytes.size() != dim_ * sizeof(double))
       return absl::InvalidArgumentError(absl::StrCat("identity_f64/1 payload of ",

@@ -26,6 +26,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/rng.h"
 #include "core/vec.h"
@@ -36,6 +38,19 @@ struct Encoded {
   std::string codec;  // e.g. "identity/1", "topk/1"
   uint64_t dim = 0;   // decoded length
   std::string bytes;  // header + payload
+};
+
+// What Decode() reads: a message whose bytes stay where they are (an Encoded, or a received
+// v1::Tensor), so decoding never copies them first.
+struct EncodedView {
+  EncodedView() = default;
+  EncodedView(absl::string_view codec_in, uint64_t dim_in, absl::string_view bytes_in)
+      : codec(codec_in), dim(dim_in), bytes(bytes_in) {}
+  EncodedView(const Encoded& e)  // NOLINT: implicit, so Decode(encoded, out) reads as before
+      : codec(e.codec), dim(e.dim), bytes(e.bytes) {}
+  absl::string_view codec;
+  uint64_t dim = 0;
+  absl::string_view bytes;
 };
 
 // Class constants of spec §1.8 for the compressor's d.
@@ -77,8 +92,13 @@ class Compressor {
   virtual absl::Status Encode(ConstVec x, RngStream& rng, Encoded* out, Vec decoded) const = 0;
   virtual absl::Status Encode(absl::Span<const double> x, RngStream& rng, Encoded* out,
                               absl::Span<double> decoded) const = 0;
-  virtual absl::Status Decode(const Encoded& in, Vec out) const = 0;
-  virtual absl::Status Decode(const Encoded& in, absl::Span<double> out) const = 0;
+  virtual absl::Status Decode(const EncodedView& in, Vec out) const = 0;
+  virtual absl::Status Decode(const EncodedView& in, absl::Span<double> out) const = 0;
+  // Decode() of a message whose bytes are `bytes` (in.bytes is ignored), held in pieces, as a
+  // transport receives them (ReceivedUpdate::part_data). This default reads a flat Cord in
+  // place and copies a fragmented one into one buffer first; IdentityCompressor decodes piece
+  // by piece without that copy.
+  virtual absl::Status DecodeCord(const EncodedView& in, const absl::Cord& bytes, Vec out) const;
 };
 
 // Raw float32 ("identity/1", no header: 4 bytes per value, little-endian). Any length.
@@ -92,8 +112,9 @@ class IdentityCompressor final : public Compressor {
   absl::Status Encode(ConstVec x, RngStream& rng, Encoded* out, Vec decoded) const override;
   absl::Status Encode(absl::Span<const double> x, RngStream& rng, Encoded* out,
                       absl::Span<double> decoded) const override;
-  absl::Status Decode(const Encoded& in, Vec out) const override;
-  absl::Status Decode(const Encoded& in, absl::Span<double> out) const override;
+  absl::Status Decode(const EncodedView& in, Vec out) const override;
+  absl::Status Decode(const EncodedView& in, absl::Span<double> out) const override;
+  absl::Status DecodeCord(const EncodedView& in, const absl::Cord& bytes, Vec out) const override;
 
  private:
   size_t dim_;

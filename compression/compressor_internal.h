@@ -67,18 +67,18 @@ struct Header {
 
 void WriteHeader(const Header& h, std::string* out);
 // InvalidArgument when the bytes are too short for a header or its reserved bits are set.
-absl::Status ReadHeader(const std::string& bytes, Header* h);
+absl::Status ReadHeader(absl::string_view bytes, Header* h);
 
 // The checks every Decode starts with: codec id, Encoded::dim vs the compressor's d and the
 // output length.
-absl::Status CheckEnvelope(const Compressor& c, const Encoded& in, size_t out_size);
+absl::Status CheckEnvelope(const Compressor& c, const EncodedView& in, size_t out_size);
 // The checks every Encode starts with: x and decoded lengths.
 absl::Status CheckEncodeArgs(const Compressor& c, size_t x_size, size_t decoded_size);
 
 // Encode/Decode written once as templates in the derived class:
 //   template <typename T> absl::Status EncodeT(absl::Span<const T>, RngStream&, Encoded*,
 //                                              absl::Span<T>) const;
-//   template <typename T> absl::Status DecodeT(const Encoded&, absl::Span<T>) const;
+//   template <typename T> absl::Status DecodeT(const EncodedView&, absl::Span<T>) const;
 template <typename Derived>
 class CompressorBase : public Compressor {
  public:
@@ -89,10 +89,10 @@ class CompressorBase : public Compressor {
                       absl::Span<double> decoded) const override {
     return self().template EncodeT<double>(x, rng, out, decoded);
   }
-  absl::Status Decode(const Encoded& in, Vec out) const override {
+  absl::Status Decode(const EncodedView& in, Vec out) const override {
     return self().template DecodeT<float>(in, out);
   }
-  absl::Status Decode(const Encoded& in, absl::Span<double> out) const override {
+  absl::Status Decode(const EncodedView& in, absl::Span<double> out) const override {
     return self().template DecodeT<double>(in, out);
   }
 

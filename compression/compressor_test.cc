@@ -62,6 +62,79 @@ TEST(IdentityCompressorTest, DecodeRejectsBadInput) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("index 1")));
 }
 
+// `bytes` as a Cord of pieces that reference it (so they are not merged), of sizes 1, 2, 3, ...
+// bytes: most float boundaries fall inside a piece, some pieces lie inside a float.
+absl::Cord Fragmented(const std::string& bytes) {
+  absl::Cord c;
+  for (size_t off = 0, n = 1; off < bytes.size(); off += n, ++n) {
+    n = std::min(n, bytes.size() - off);
+    c.Append(absl::MakeCordFromExternal(absl::string_view(bytes).substr(off, n),
+                                        [](absl::string_view) {}));
+  }
+  return c;
+}
+
+size_t Pieces(const absl::Cord& c) {
+  size_t n = 0;
+  for (absl::string_view piece : c.Chunks()) n += piece.empty() ? 0 : 1;
+  return n;
+}
+
+TEST(DecodeCordTest, IdentityDecodesPieceByPieceExactly) {
+  IdentityCompressor c(1000);
+  std::vector<float> x(1000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.37f - 99.0f;
+  RngStream rng = RngStream::For(0, 0, 0, Purpose::kTest);
+  Encoded e;
+  FT_ASSERT_OK(c.Encode(x, rng, &e, {}));
+  const absl::Cord pieces = Fragmented(e.bytes);
+  // Really in pieces (Cord copies the shortest ones together; the longer ones stay apart).
+  ASSERT_GT(Pieces(pieces), 20u);
+  std::vector<float> out(1000, -1.0f);
+  FT_ASSERT_OK(c.DecodeCord(EncodedView(e.codec, e.dim, {}), pieces, absl::MakeSpan(out)));
+  EXPECT_EQ(out, x);  // bitwise: the bytes are copied as they are
+  // The same checks as Decode: byte count, codec, length, finiteness (naming the index).
+  EXPECT_THAT(c.DecodeCord(EncodedView(e.codec, e.dim, {}), Fragmented(e.bytes.substr(1)),
+                           absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("3999 bytes")));
+  EXPECT_THAT(c.DecodeCord(EncodedView("qsgd/1", e.dim, {}), pieces, absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("qsgd/1")));
+  std::vector<float> small(999);
+  EXPECT_THAT(c.DecodeCord(EncodedView(e.codec, e.dim, {}), pieces, absl::MakeSpan(small)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model has 999")));
+  x[777] = std::nanf("");
+  FT_ASSERT_OK(c.Encode(x, rng, &e, {}));
+  EXPECT_THAT(c.DecodeCord(EncodedView(e.codec, e.dim, {}), Fragmented(e.bytes),
+                           absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("index 777")));
+}
+
+TEST(DecodeCordTest, EveryCompressorDecodesACordAsItsBytes) {
+  const size_t d = 700;
+  std::vector<float> x(d);
+  for (size_t i = 0; i < d; ++i) x[i] = std::sin(static_cast<float>(i)) * 3.0f;
+  for (const char* name : {"topk", "randk", "qsgd", "sign", "natural"}) {
+    SCOPED_TRACE(name);
+    CompressorOptions o;
+    o.compressor = name;
+    o.k = 50;
+    FT_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Compressor> c, MakeCompressor(o, d));
+    RngStream rng = RngStream::For(3, 1, 2, Purpose::kTest);
+    Encoded e;
+    FT_ASSERT_OK(c->Encode(x, rng, &e, {}));
+    std::vector<float> want(d), flat(d), pieces(d);
+    FT_ASSERT_OK(c->Decode(e, absl::MakeSpan(want)));
+    const EncodedView header(e.codec, e.dim, {});
+    FT_ASSERT_OK(c->DecodeCord(header, absl::Cord(e.bytes), absl::MakeSpan(flat)));
+    FT_ASSERT_OK(c->DecodeCord(header, Fragmented(e.bytes), absl::MakeSpan(pieces)));
+    EXPECT_EQ(flat, want);
+    EXPECT_EQ(pieces, want);
+    EXPECT_FALSE(c->DecodeCord(header, Fragmented(e.bytes.substr(0, e.bytes.size() - 1)),
+                               absl::MakeSpan(pieces))
+                     .ok());
+  }
+}
+
 TEST(CompressorFactoryTest, UnknownNameListsKnown) {
   CompressorOptions o;
   o.compressor = "zip";

@@ -482,8 +482,8 @@ class FailingCompressor final : public Compressor {
     for (double& f : decoded) f = 12345;
     return absl::InvalidArgumentError("failing/1 always fails");
   }
-  absl::Status Decode(const Encoded&, Vec) const override { return absl::OkStatus(); }
-  absl::Status Decode(const Encoded&, absl::Span<double>) const override {
+  absl::Status Decode(const EncodedView&, Vec) const override { return absl::OkStatus(); }
+  absl::Status Decode(const EncodedView&, absl::Span<double>) const override {
     return absl::OkStatus();
   }
 

@@ -1097,7 +1097,7 @@ class QsgdCompressor final : public CompressorBase<QsgdCompressor> {
   }
 
   template <typename T>
-  absl::Status DecodeT(const Encoded& in, absl::Span<T> out) const {
+  absl::Status DecodeT(const EncodedView& in, absl::Span<T> out) const {
     FT_RETURN_IF_ERROR(CheckEnvelope(*this, in, out.size()));
     Header h;
     FT_RETURN_IF_ERROR(ReadHeader(in.bytes, &h));
@@ -1426,7 +1426,7 @@ class SignCompressor final : public CompressorBase<SignCompressor> {
   }
 
   template <typename T>
-  absl::Status DecodeT(const Encoded& in, absl::Span<T> out) const {
+  absl::Status DecodeT(const EncodedView& in, absl::Span<T> out) const {
     FT_RETURN_IF_ERROR(CheckEnvelope(*this, in, out.size()));
     Header h;
     FT_RETURN_IF_ERROR(ReadHeader(in.bytes, &h));
@@ -1595,7 +1595,7 @@ class NaturalCompressor final : public CompressorBase<NaturalCompressor> {
   }
 
   template <typename T>
-  absl::Status DecodeT(const Encoded& in, absl::Span<T> out) const {
+  absl::Status DecodeT(const EncodedView& in, absl::Span<T> out) const {
     FT_RETURN_IF_ERROR(CheckEnvelope(*this, in, out.size()));
     Header h;
     FT_RETURN_IF_ERROR(ReadHeader(in.bytes, &h));

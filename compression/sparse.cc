@@ -127,7 +127,7 @@ class SparseCompressor final : public CompressorBase<SparseCompressor> {
   absl::Status EncodeT(absl::Span<const T> x, RngStream& rng, Encoded* out,
                        absl::Span<T> decoded) const;
   template <typename T>
-  absl::Status DecodeT(const Encoded& in, absl::Span<T> out) const;
+  absl::Status DecodeT(const EncodedView& in, absl::Span<T> out) const;
 
  private:
   size_t IndexSectionBytes(uint8_t enc, size_t n) const {
@@ -279,7 +279,7 @@ absl::Status SparseCompressor::DecodeValues(const char* p, const std::vector<uin
 }
 
 template <typename T>
-absl::Status SparseCompressor::DecodeT(const Encoded& in, absl::Span<T> out) const {
+absl::Status SparseCompressor::DecodeT(const EncodedView& in, absl::Span<T> out) const {
   FT_RETURN_IF_ERROR(CheckEnvelope(*this, in, out.size()));
   Header h;
   FT_RETURN_IF_ERROR(ReadHeader(in.bytes, &h));

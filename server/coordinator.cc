@@ -117,7 +117,7 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
   std::map<ClientId, Meta> meta;
   const absl::Time deadline = clock_->Now() + opts_.round_timeout;
   while (!pending.empty() && accepted.size() < enough) {
-    absl::StatusOr<v1::UpdateMsg> got = transport_->ReceiveUpdate(deadline);
+    absl::StatusOr<ReceivedUpdate> got = transport_->ReceiveUpdate(deadline);
     if (!got.ok()) {
       if (got.status().code() != absl::StatusCode::kDeadlineExceeded) return got.status();
       for (ClientId id : pending) {
@@ -126,8 +126,8 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
       }
       break;
     }
-    const v1::UpdateMsg& m = *got;
-    sum.bytes_up += m.ByteSizeLong();
+    const v1::UpdateMsg& m = got->msg;
+    sum.bytes_up += SerializedSize(*got);
     const ClientId id = m.client_id();
     if (m.round() != round) {
       sum.rejections.push_back(absl::StrCat("client ", id, ": update for round ", m.round(),
@@ -158,7 +158,7 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     }
     Payload p;
     std::vector<bool> dense;
-    if (absl::Status s = DecodePayload(m.up(), *up_codec_, algo_->num_up_parts(), dim, &p,
+    if (absl::Status s = DecodePayload(m.up(), got->part_data, *up_codec_, algo_->num_up_parts(), dim, &p,
                                        dense_codec_, &dense);
         !s.ok()) {
       reject(std::string(s.message()));

@@ -118,6 +118,38 @@ TEST(CoordinatorTest, BadRepliesAreRejectedWithReasonsAndTheRoundGoesOn) {
   for (float v : h.coord->model()) EXPECT_TRUE(std::isfinite(v));
 }
 
+// A transport may deliver tensors' bytes outside the message, in pieces (a network transport
+// does): the round's model, byte count and rejections are those of the same replies whole.
+TEST(CoordinatorTest, TensorsDeliveredOutsideTheMessageGiveTheSameRound) {
+  std::vector<std::vector<float>> models;
+  std::vector<RoundSummary> sums;
+  for (size_t split : {size_t{0}, size_t{5}}) {
+    Harness h(6, 6, 1);
+    h.net.split_parts = split;
+    h.net.reply = [](const v1::TaskMsg& t) {
+      v1::UpdateMsg m = GoodReply(t, 40);
+      if (t.client_id() == 2) {  // NaN in a value that straddles two pieces
+        const float nan = std::nanf("");
+        std::memcpy(m.mutable_up()->mutable_parts(0)->mutable_data()->data() + 12, &nan, 4);
+      }
+      if (t.client_id() == 3) m.mutable_up()->mutable_parts(0)->mutable_data()->resize(157);
+      return std::vector<v1::UpdateMsg>{m};
+    };
+    FT_ASSERT_OK(h.coord->Init(std::vector<float>(40, 0.25f)));
+    FT_ASSERT_OK_AND_ASSIGN(RoundSummary s, h.coord->RunRound());
+    models.emplace_back(h.coord->model().begin(), h.coord->model().end());
+    sums.push_back(s);
+  }
+  EXPECT_EQ(models[0], models[1]);  // bitwise
+  EXPECT_EQ(sums[0].received, 4);
+  EXPECT_EQ(sums[1].received, sums[0].received);
+  EXPECT_EQ(sums[1].bytes_up, sums[0].bytes_up);
+  EXPECT_EQ(sums[1].rejections, sums[0].rejections);
+  const std::string all = ::testing::PrintToString(sums[1].rejections);
+  EXPECT_THAT(all, HasSubstr("client 2: part 0: decoded vector has a non-finite value (nan) at index 3"));
+  EXPECT_THAT(all, HasSubstr("client 3: part 0: identity/1 payload of 157 bytes for 40 floats"));
+}
+
 TEST(CoordinatorTest, AcceptedSetAndModelMatchTheFormula) {
   Harness h(3, 3, 1);
   h.net.reply = [](const v1::TaskMsg& t) {

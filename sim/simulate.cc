@@ -326,7 +326,7 @@ class SimTransport final : public ServerTransport {
   ~SimTransport() override { hub_.reset(); }  // waits for tasks still running
 
   absl::Status SendTask(v1::TaskMsg task) override { return hub_->SendTask(std::move(task)); }
-  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time deadline) override {
+  absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time deadline) override {
     return hub_->ReceiveUpdate(deadline);
   }
 

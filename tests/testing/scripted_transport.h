@@ -4,7 +4,10 @@
 #ifndef FEDTRAIN_TESTS_TESTING_SCRIPTED_TRANSPORT_H_
 #define FEDTRAIN_TESTS_TESTING_SCRIPTED_TRANSPORT_H_
 
+#include <algorithm>
 #include <deque>
+#include <memory>
+#include <string>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -21,6 +24,9 @@ class ScriptedTransport final : public ServerTransport {
  public:
   std::function<std::vector<v1::UpdateMsg>(const v1::TaskMsg&)> reply;
   bool reverse = false;           // deliver the newest reply first
+  // Deliver each part's bytes outside the message (ReceivedUpdate::part_data), split into
+  // pieces of at most this many bytes at odd offsets, as a network transport may (0: inside).
+  size_t split_parts = 0;
   std::vector<v1::TaskMsg> tasks;  // every task sent, in order
 
   absl::Status SendTask(v1::TaskMsg t) override {
@@ -28,7 +34,7 @@ class ScriptedTransport final : public ServerTransport {
     tasks.push_back(std::move(t));
     return absl::OkStatus();
   }
-  absl::StatusOr<v1::UpdateMsg> ReceiveUpdate(absl::Time) override {
+  absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time) override {
     if (queue_.empty()) return absl::DeadlineExceededError("none left");
     v1::UpdateMsg m;
     if (reverse) {
@@ -38,7 +44,20 @@ class ScriptedTransport final : public ServerTransport {
       m = std::move(queue_.front());
       queue_.pop_front();
     }
-    return m;
+    ReceivedUpdate u{std::move(m), {}};
+    if (split_parts > 0 && u.msg.has_up()) {
+      for (v1::Tensor& t : *u.msg.mutable_up()->mutable_parts()) {
+        absl::Cord& c = u.part_data.emplace_back();
+        auto data = std::make_shared<const std::string>(std::move(*t.mutable_data()));
+        t.clear_data();
+        for (size_t off = 0, piece = 1; off < data->size(); off += piece) {
+          piece = std::min({split_parts, data->size() - off, piece * 3 + 1});
+          c.Append(absl::MakeCordFromExternal(absl::string_view(*data).substr(off, piece),
+                                              [data](absl::string_view) {}));
+        }
+      }
+    }
+    return u;
   }
   // The client ids of the tasks of `round`, in the order they were sent.
   std::vector<ClientId> TaskIds(uint64_t round) const {
