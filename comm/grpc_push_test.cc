@@ -4,6 +4,8 @@
 // stream, random bytes, fields out of place.
 // Nothing crashes (this runs under ASan/UBSan too), nothing malformed is delivered, each
 // refusal is recorded with a reason, and a valid push still goes through afterwards.
+#include <malloc.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -303,6 +305,35 @@ TEST_P(PushDecoderTest, WorkerPushRoundTripsEveryField) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, failed));
   EXPECT_TRUE(server_->TakeRefused().empty());
+}
+
+// The tensors' bytes stay in gRPC's receive buffers only while the update is held: once it
+// is dropped, the next pushes reuse that memory. (A reference leaked per piece kept every
+// push's buffers alive: ~4 MiB more heap per 4 MiB push.)
+TEST_P(PushDecoderTest, DroppedUpdatesGiveTheirBuffersBack) {
+  v1::UpdateMsg m;
+  m.set_round(1);
+  m.set_num_samples(1);
+  v1::Tensor* t = m.mutable_up()->add_parts();
+  t->set_codec("identity/1");
+  t->set_dim(1 << 20);
+  t->set_data(std::string(4 << 20, '\x07'));
+  server_->SetMaxUpdateBytes(8 << 20);
+  auto push_and_drop = [&] {
+    ASSERT_TRUE(client_->Push(m).ok());
+    absl::StatusOr<ReceivedUpdate> got = server_->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->part_data.size(), 1u);
+    EXPECT_EQ(got->part_data[0].size(), size_t{4} << 20);
+  };
+  for (int i = 0; i < 3; ++i) push_and_drop();  // gRPC's buffers and pools warm up
+  const size_t before = mallinfo2().uordblks;
+  for (int i = 0; i < 20; ++i) push_and_drop();
+  const size_t after = mallinfo2().uordblks;
+  // 20 pushes of 4 MiB that each kept their buffers would add 80 MiB; 16 MiB leaves room for
+  // gRPC's own pools and the allocator. (Under ASan mallinfo2 may report 0: nothing to see.)
+  EXPECT_LT(after, before + (size_t{16} << 20)) << "heap in use grew from " << before << " to "
+                                                << after << " bytes";
 }
 
 INSTANTIATE_TEST_SUITE_P(SmallPiecesCopied, PushDecoderTest, ::testing::Values(false));

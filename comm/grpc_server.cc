@@ -21,6 +21,7 @@
 #pragma clang diagnostic pop
 #endif
 #include "google/protobuf/io/coded_stream.h"
+#include "grpc/slice.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/proto_buffer_reader.h"
 
@@ -113,6 +114,21 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
 
   void OnReadDone(bool ok) override {
     if (!ok) return Complete();
+    std::vector<std::pair<uint64_t, uint64_t>> spans;  // the data fields: (offset, length)
+    if (grpc::Status st = Parse(&spans); !st.ok()) return Refuse(st);
+    // Parse's reader of raw_ is gone; the chunk moves out so the next read has a buffer of
+    // its own (gRPC fills it, maybe on another thread, as soon as it is asked to).
+    grpc::ByteBuffer chunk;
+    chunk.Swap(&raw_);
+    if (!Take(chunk, spans)) return Refuse(MalformedStatus("data"));
+    StartRead(&raw_);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  // Decodes the chunk in raw_: header fields (starting the update on the first chunk) and
+  // where its data lie, checked to be all there; OK or the refusal.
+  grpc::Status Parse(std::vector<std::pair<uint64_t, uint64_t>>* spans) {
     // UpdateChunk (service.proto): 1 token, 2 worker_id, 3 total_bytes, 5 part_bytes (first
     // chunk only), 4 data. Anything else is refused: only our own client writes this stream.
     grpc::ProtoBufferReader stream(&raw_);
@@ -121,65 +137,59 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
     uint64_t worker_id = 0, total = 0;
     std::vector<uint64_t> part_bytes;
     bool has_header = false;
-    std::vector<std::pair<uint64_t, uint64_t>> spans;  // the data fields: (offset, length)
     for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
       uint32_t len = 0;
       if (tag == 0x0A) {  // 1: token
         if (!in.ReadVarint32(&len) || len > 4096 || !in.ReadString(&token, static_cast<int>(len)))
-          return Malformed("token");
+          return MalformedStatus("token");
         has_header = true;
       } else if (tag == 0x10) {  // 2: worker_id
-        if (!in.ReadVarint64(&worker_id)) return Malformed("worker_id");
+        if (!in.ReadVarint64(&worker_id)) return MalformedStatus("worker_id");
         has_header = true;
       } else if (tag == 0x18) {  // 3: total_bytes
-        if (!in.ReadVarint64(&total)) return Malformed("total_bytes");
+        if (!in.ReadVarint64(&total)) return MalformedStatus("total_bytes");
         has_header = true;
       } else if (tag == 0x2A) {  // 5: part_bytes, packed, before the first data
         constexpr uint32_t kMaxPartsField = 10 * kMaxPushParts;  // <= 10 bytes a varint
         if (started_ || !in.ReadVarint32(&len) || len > kMaxPartsField)
-          return Malformed("part_bytes");
+          return MalformedStatus("part_bytes");
         const google::protobuf::io::CodedInputStream::Limit limit =
             in.PushLimit(static_cast<int>(len));
         while (in.BytesUntilLimit() > 0) {
           uint64_t v = 0;
           if (!in.ReadVarint64(&v) || part_bytes.size() == kMaxPushParts)
-            return Malformed("part_bytes");
+            return MalformedStatus("part_bytes");
           part_bytes.push_back(v);
         }
         in.PopLimit(limit);
         has_header = true;
       } else if (tag == 0x22) {  // 4: data
-        if (!in.ReadVarint32(&len)) return Malformed("data");
+        if (!in.ReadVarint32(&len)) return MalformedStatus("data");
         if (!started_) {
           if (absl::Status st = Start(has_header, token, worker_id, total, part_bytes);
               !st.ok())
-            return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
-                                       std::string(st.message())));
+            return grpc::Status(static_cast<grpc::StatusCode>(st.code()),
+                                std::string(st.message()));
         }
         if (filled_ + len > total_)
-          return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                     absl::StrCat("update chunks exceed the announced ", total_,
-                                                  " bytes")));
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              absl::StrCat("update chunks exceed the announced ", total_,
+                                           " bytes"));
         // Taken below; here only checked to be all there.
-        spans.emplace_back(static_cast<uint64_t>(in.CurrentPosition()), len);
-        if (!in.Skip(static_cast<int>(len))) return Malformed("data");
+        spans->emplace_back(static_cast<uint64_t>(in.CurrentPosition()), len);
+        if (!in.Skip(static_cast<int>(len))) return MalformedStatus("data");
         filled_ += len;
       } else {
-        return Malformed(absl::StrCat("field tag ", tag));
+        return MalformedStatus(absl::StrCat("field tag ", tag));
       }
     }
-    if (!in.ConsumedEntireMessage()) return Malformed("a truncated field");
+    if (!in.ConsumedEntireMessage()) return MalformedStatus("a truncated field");
     if (!started_) {  // a header without data: an empty update
       if (absl::Status st = Start(has_header, token, worker_id, total, part_bytes); !st.ok())
-        return Refuse(grpc::Status(static_cast<grpc::StatusCode>(st.code()),
-                                   std::string(st.message())));
+        return grpc::Status(static_cast<grpc::StatusCode>(st.code()), std::string(st.message()));
     }
-    if (!Take(spans)) return Malformed("data");
-    StartRead(&raw_);
+    return grpc::Status::OK;
   }
-  void OnDone() override { delete this; }
-
- private:
   // The first chunk: token, sender, announced size and the tensors' sizes.
   absl::Status Start(bool has_header, const std::string& token, uint64_t worker_id,
                      uint64_t total, const std::vector<uint64_t>& part_bytes) {
@@ -225,7 +235,10 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   void Put(absl::string_view piece, const grpc::Slice& slice) {
     // An inlined slice (no refcount: a few bytes kept inside the grpc_slice itself) has no
     // storage of its own to reference; a copy of it would hold its bytes elsewhere.
-    const bool can_reference = slice.c_slice().refcount != nullptr;
+    // (c_slice() returns a new reference, given back at once.)
+    grpc_slice raw = slice.c_slice();
+    const bool can_reference = raw.refcount != nullptr;
+    grpc_slice_unref(raw);
     while (!piece.empty()) {
       while (Have(cursor_) == want_[cursor_]) ++cursor_;  // the sizes add to total_
       const absl::string_view take = piece.substr(0, want_[cursor_] - Have(cursor_));
@@ -240,12 +253,13 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
       piece.remove_prefix(take.size());
     }
   }
-  // Takes the data `spans` of the chunk just read (raw_) into the destinations; false when
-  // they do not lie within the chunk (the parse above checked that they do).
-  bool Take(const std::vector<std::pair<uint64_t, uint64_t>>& spans) {
+  // Takes the data `spans` of `chunk` into the destinations; false when they do not lie
+  // within it (Parse checked that they do).
+  bool Take(const grpc::ByteBuffer& chunk,
+            const std::vector<std::pair<uint64_t, uint64_t>>& spans) {
     if (spans.empty()) return true;
     std::vector<grpc::Slice> slices;
-    if (!raw_.Dump(&slices).ok()) return false;
+    if (!chunk.Dump(&slices).ok()) return false;
     size_t i = 0;
     uint64_t base = 0;  // offset of slices[i] in the chunk
     for (auto [off, len] : spans) {
@@ -267,9 +281,9 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
     }
     return true;
   }
-  void Malformed(const std::string& what) {
-    Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("malformed update chunk: ", what)));
+  static grpc::Status MalformedStatus(const std::string& what) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("malformed update chunk: ", what));
   }
   void Complete() {
     if (!started_ || filled_ != total_)
