@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -134,6 +135,36 @@ TEST(DecodeCordTest, EveryCompressorDecodesACordAsItsBytes) {
                      .ok());
   }
 }
+
+// CheckFinite scans in blocks (branch-free, then the flagged block element by element): the
+// first non-finite value is named wherever it falls, and finite extremes pass.
+template <typename T>
+void CheckFiniteNamesTheFirstBadIndex() {
+  const T inf = std::numeric_limits<T>::infinity();
+  const T bads[] = {std::numeric_limits<T>::quiet_NaN(), inf, -inf};
+  for (size_t n : {1, 4095, 4096, 4097, 10000}) {
+    std::vector<T> v(n);
+    const T extremes[] = {std::numeric_limits<T>::max(), std::numeric_limits<T>::lowest(),
+                          std::numeric_limits<T>::denorm_min(), T(-0.0), T(1)};
+    for (size_t i = 0; i < n; ++i) v[i] = extremes[i % 5];
+    FT_EXPECT_OK(CheckFinite(absl::MakeConstSpan(v), "v"));
+    for (size_t at : {size_t{0}, size_t{4095}, size_t{4096}, n - 1}) {
+      if (at >= n) continue;
+      for (T bad : bads) {
+        std::vector<T> w = v;
+        w[at] = bad;
+        if (at + 1 < n) w[n - 1] = bad;  // a later one is not the one named
+        EXPECT_THAT(CheckFinite(absl::MakeConstSpan(w), "v"),
+                    StatusIs(absl::StatusCode::kInvalidArgument,
+                             HasSubstr(absl::StrCat("at index ", at))))
+            << n << " values, bad at " << at;
+      }
+    }
+  }
+}
+
+TEST(CheckFiniteTest, NamesTheFirstBadIndexFloat) { CheckFiniteNamesTheFirstBadIndex<float>(); }
+TEST(CheckFiniteTest, NamesTheFirstBadIndexDouble) { CheckFiniteNamesTheFirstBadIndex<double>(); }
 
 TEST(CompressorFactoryTest, UnknownNameListsKnown) {
   CompressorOptions o;
