@@ -339,6 +339,41 @@ TEST_P(PushDecoderTest, DroppedUpdatesGiveTheirBuffersBack) {
 INSTANTIATE_TEST_SUITE_P(SmallPiecesCopied, PushDecoderTest, ::testing::Values(false));
 INSTANTIATE_TEST_SUITE_P(EveryPieceReferenced, PushDecoderTest, ::testing::Values(true));
 
+// A worker that joined but opened its task stream only after three heartbeat intervals of
+// silence (a slow start under load: round 0 of 100 worker processes on 2 cores) still gets
+// the tasks sent meanwhile, when it does.
+TEST(TaskDeliveryTest, ASlowStartingWorkerGetsItsQueuedTask) {
+  GrpcServerOptions so;
+  so.token = kToken;
+  so.expected_workers = 1;
+  so.heartbeat_interval = absl::Milliseconds(10);
+  absl::StatusOr<std::unique_ptr<GrpcServerTransport>> server = GrpcServerTransport::Start(so);
+  ASSERT_TRUE(server.ok()) << server.status();
+  GrpcWorkerOptions wo;
+  wo.server = (*server)->address();
+  wo.token = kToken;
+  absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> client =
+      GrpcWorkerClient::Join(wo, absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*server)->WaitForWorkers(absl::Now() + absl::Seconds(10)).ok());
+  absl::SleepFor(absl::Milliseconds(50));  // > 3 heartbeat intervals without a heartbeat
+  v1::TaskMsg task;
+  task.set_round(0);
+  task.set_client_id(0);
+  task.set_lr(0.5);
+  const absl::Status sent = (*server)->SendTask(task);
+  ASSERT_TRUE(sent.ok()) << sent;
+  (*server)->FinishRun(absl::Now());  // the session ends after the queued task
+  std::vector<v1::TaskMsg> got;
+  const absl::Status received =
+      (*client)->ReceiveTasks([&](v1::TaskMsg t) { got.push_back(std::move(t)); });
+  EXPECT_TRUE(received.ok()) << received;
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].lr(), 0.5);
+  client->reset();
+  (*server)->Shutdown(absl::Now() + absl::Seconds(1));
+}
+
 // The worker copies updates field by field (UpdateEnvelope in comm/grpc_client.cc) so as not
 // to copy their tensors: a new field in these messages must be added there, then here.
 TEST(UpdateEnvelopeTest, KnowsEveryField) {

@@ -673,7 +673,10 @@ absl::Status GrpcServerTransport::SendTask(v1::TaskMsg task) {
   WorkerRec& rec = workers_.at(wid);
   if (rec.left)
     return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ") has left"));
-  if (!LiveLocked(rec, absl::Now()))
+  // A worker that joined but has not opened its task stream yet (a slow start on a loaded
+  // machine can take longer than the heartbeats that would keep it live) gets the task
+  // queued for when it does; if it never does, the round's deadline covers the task.
+  if (rec.had_stream && rec.writer == nullptr)
     return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ", ", rec.name,
                                                ") is gone: its task stream broke"));
   for (v1::TaskChunk& c : chunks) rec.queue.push_back(std::move(c));

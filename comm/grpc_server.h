@@ -6,7 +6,9 @@
 // rejoins asks for its old slot and takes it over once the old holder is gone (left, its task
 // stream broke, or it joined and never opened one within three heartbeat intervals); tasks
 // still queued for the old holder are dropped (the round's deadline covers them), and its
-// in-flight updates are refused as not routed. A live holder keeps its slot.
+// in-flight updates are refused as not routed. A live holder keeps its slot. Tasks for a
+// worker that left or whose task stream broke are refused; tasks for one that has not opened
+// its stream yet wait in its queue until it does (or another worker takes the slot over).
 // Tasks go down a server stream in ~1 MiB chunks of the serialized message; updates come back
 // up client streams in chunks, their tensors' bytes after the rest of the message
 // (UpdateChunk in service.proto), and are size-checked and reassembled here: the rest parsed,
