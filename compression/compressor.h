@@ -43,7 +43,6 @@ struct Encoded {
 // What Decode() reads: a message whose bytes stay where they are (an Encoded, or a received
 // v1::Tensor), so decoding never copies them first.
 struct EncodedView {
-  EncodedView() = default;
   EncodedView(absl::string_view codec_in, uint64_t dim_in, absl::string_view bytes_in)
       : codec(codec_in), dim(dim_in), bytes(bytes_in) {}
   EncodedView(const Encoded& e)  // NOLINT: implicit, so Decode(encoded, out) reads as before
