@@ -1,34 +1,40 @@
-// grpc_push_bench: one worker Push of a large update over the deployed gRPC transport
-// (comm/grpc_client.h -> comm/grpc_server.h) against raw TCP measured in the same run, both
-// over loopback in this one process.
+// grpc_push_bench: one worker's Push of a large update to the server over the deployed gRPC
+// transport (comm/grpc_client.h -> comm/grpc_server.h) against raw TCP measured in the same
+// run, over loopback, with the worker in a process of its own as in a deployment.
 //
-//   grpc_push_bench [--reps=3] [--max_mb=1024]
+//   grpc_push_bench [--reps=5] [--max_mb=1024]
 //
-// For each payload size (64 MiB, then --max_mb MiB; only --max_mb when it is below 64), best
-// of --reps, the two alternating (so load from elsewhere on a shared machine falls on both):
-//   raw TCP  a plain socket pair over 127.0.0.1: one thread send()s the bytes in large calls,
-//            the other recv()s them into a buffer of the same size;
-//   gRPC     GrpcWorkerClient::Push of an UpdateMsg whose payload is one "identity/1" tensor
-//            of that many bytes of float32, timed from the call until the update is taken off
-//            the server's queue by GrpcServerTransport::ReceiveUpdate (so it includes the
-//            client's serialization of the envelope, the ~1 MiB chunk stream with the tensor's
-//            bytes sent from where they lie, the server's size checks and parse of the
-//            envelope; the tensor's bytes are then in the server's memory, in gRPC's receive
-//            buffers, as raw TCP's are in its buffer);
-//   + decode the same push, until the Coordinator's next step, DecodePayload, has also copied
-//            the tensor into a float vector (one the run reuses, as raw TCP's buffer is). Raw
-//            TCP has no such step: this row is what a round costs, not a transport's speed.
-// and prints bytes/s of each, the ratio to raw TCP (of the bests; and, as a second view of
-// the same reps, the median of the ratios of each back-to-back pair), and a checksum of the
-// bytes received against the bytes sent. The target (gRPC push >= 0.9 x raw TCP, on the ratio
-// of the bests) is printed as PASS/FAIL but
-// never fails the run, since it is a measurement on a shared, noisy machine. Exit status 1
+// This process runs the server and starts the worker process: this program again, with
+// --worker, which takes commands on its stdin and answers on its stdout. For each payload size
+// (64 MiB, then --max_mb MiB; only --max_mb when it is below 64), best of --reps, the two
+// alternating (so load from elsewhere on a shared machine falls on both):
+//   raw TCP   the worker process send()s the bytes in large calls over a plain TCP connection
+//             (made once, as gRPC's channel is); this process recv()s them into a buffer of
+//             the same size;
+//   gRPC push the worker process's GrpcWorkerClient::Push of an UpdateMsg whose payload is one
+//             "identity/1" tensor of that many bytes of float32, until the server's
+//             GrpcServerTransport::ReceiveUpdate here takes the update off its queue (so it
+//             includes the worker's serialization of the envelope, the ~1 MiB chunk stream
+//             with the tensor's bytes sent from where they lie, the server's size checks and
+//             parse of the envelope; the tensor's bytes are then in the server's memory, in
+//             gRPC's receive buffers, as raw TCP's are in its buffer);
+//   + decode  the same push, until the Coordinator's next step, DecodePayload, has also copied
+//             the tensor into a float vector (one the run reuses, as raw TCP's buffer is). Raw
+//             TCP has no such step: this row is what a round costs, not a transport's speed.
+// Both are timed here, from the command to the worker until the last byte is here, so both
+// include the same wake-up of the worker. The program prints bytes/s of each, the ratio to raw
+// TCP (of the bests; and, as a second view of the same reps, the median of the ratios of each
+// back-to-back pair), and a checksum of the bytes received against the bytes the worker sent.
+// The target (gRPC push >= 0.9 x raw TCP, on the ratio of the bests) is printed as PASS/FAIL
+// but never fails the run, since it is a measurement on a shared, noisy machine. Exit status 1
 // when any transfer fails or any received bytes differ from the sent ones, 2 on bad flags.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -67,6 +73,8 @@ using bench::Verdict;
 constexpr double kTargetRatio = 0.9;
 constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kSendCall = 64 * kMiB;  // bytes per send()/recv() call on the raw socket
+constexpr char kToken[] = "grpc-push-bench-token";
+constexpr uint64_t kClientId = 7;
 
 struct Options {
   int reps = 3;
@@ -122,74 +130,131 @@ std::vector<float> MakeFloats(size_t count) {
   return v;
 }
 
-// A connected TCP pair over 127.0.0.1, or false after a message.
-bool TcpPair(int* writer, int* reader) {
+// A listening TCP socket on 127.0.0.1 and its port, or -1 after a message.
+int Listen(int* port) {
   const int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (lfd < 0) return false;
+  if (lfd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
   socklen_t len = sizeof addr;
-  bool ok = ::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-            ::listen(lfd, 1) == 0 &&
-            ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  int cfd = -1, afd = -1;
-  if (ok) {
-    cfd = ::socket(AF_INET, SOCK_STREAM, 0);
-    ok = cfd >= 0 && ::connect(cfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(lfd, 1) != 0 ||
+      ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::fprintf(stderr, "grpc_push_bench: loopback listener: %s\n", std::strerror(errno));
+    ::close(lfd);
+    return -1;
   }
-  if (ok) {
-    afd = ::accept(lfd, nullptr, nullptr);
-    ok = afd >= 0;
-  }
-  if (!ok) {
-    std::fprintf(stderr, "grpc_push_bench: loopback socket pair: %s\n", std::strerror(errno));
-    if (cfd >= 0) ::close(cfd);
-    if (afd >= 0) ::close(afd);
-  }
-  ::close(lfd);
-  *writer = cfd;
-  *reader = afd;
-  return ok;
+  *port = ntohs(addr.sin_port);
+  return lfd;
 }
 
-// One transfer of `n` bytes from `src` into `dst` over a fresh loopback TCP pair; the time
-// covers the transfer only (not the connection setup). Negative on error.
-double RawTcpOnce(const char* src, char* dst, size_t n) {
-  int wfd = -1, rfd = -1;
-  if (!TcpPair(&wfd, &rfd)) return -1;
-  bool send_ok = true;
-  const auto t0 = Clock::now();
-  std::thread writer([&] {
-    size_t off = 0;
-    while (off < n) {
-      const ssize_t k = ::send(wfd, src + off, std::min(kSendCall, n - off), MSG_NOSIGNAL);
-      if (k < 0) {
-        if (errno == EINTR) continue;
-        send_ok = false;
-        break;
-      }
-      off += static_cast<size_t>(k);
+// The worker process: this program with --worker, driven over two pipes.
+class WorkerProcess {
+ public:
+  ~WorkerProcess() { Stop(); }
+
+  bool Start(const std::string& server) {
+    int cmd[2], ans[2];
+    if (::pipe(cmd) != 0 || ::pipe(ans) != 0) return false;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, cmd[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, ans[1], STDOUT_FILENO);
+    for (int fd : {cmd[0], cmd[1], ans[0], ans[1]}) posix_spawn_file_actions_addclose(&fa, fd);
+    std::string flag = "--server=" + server;
+    char worker_flag[] = "--worker";
+    char self[] = "/proc/self/exe";
+    char* argv[] = {self, worker_flag, flag.data(), nullptr};
+    const int rc = ::posix_spawn(&pid_, self, &fa, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(cmd[0]);
+    ::close(ans[1]);
+    to_ = ::fdopen(cmd[1], "w");
+    from_ = ::fdopen(ans[0], "r");
+    if (rc != 0) {
+      std::fprintf(stderr, "grpc_push_bench: cannot start the worker process: %s\n",
+                   std::strerror(rc));
+      pid_ = -1;
+      return false;
     }
-    ::shutdown(wfd, SHUT_WR);
-  });
+    return to_ != nullptr && from_ != nullptr;
+  }
+
+  // Sends one command line (flushed at once: the timing starts before it).
+  bool Send(const std::string& line) {
+    return std::fputs((line + "\n").c_str(), to_) >= 0 && std::fflush(to_) == 0;
+  }
+
+  // The answer to the last command: its text after "ok" (empty when none), or false after a
+  // message with the worker's error.
+  bool Answer(const std::string& what, std::string* rest = nullptr) {
+    char buf[1024];
+    if (std::fgets(buf, sizeof buf, from_) == nullptr) {
+      std::fprintf(stderr, "grpc_push_bench: the worker process ended during %s\n",
+                   what.c_str());
+      return false;
+    }
+    std::string line(buf);
+    while (!line.empty() && line.back() == '\n') line.pop_back();
+    if (line.rfind("ok", 0) != 0) {
+      std::fprintf(stderr, "grpc_push_bench: worker process, %s: %s\n", what.c_str(),
+                   line.c_str());
+      return false;
+    }
+    if (rest != nullptr) *rest = line.size() > 3 ? line.substr(3) : "";
+    return true;
+  }
+
+  // Closes its stdin (it leaves the server and exits) and waits for it.
+  void Stop() {
+    if (to_ != nullptr) std::fclose(to_);
+    if (from_ != nullptr) std::fclose(from_);
+    to_ = from_ = nullptr;
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::FILE* to_ = nullptr;
+  std::FILE* from_ = nullptr;
+};
+
+// The raw TCP connection from the worker process, made once and kept for the run as gRPC's
+// channel is (so neither pays a connection's setup or its slow start in the timing), or -1.
+int ConnectRaw(WorkerProcess* worker) {
+  int port = 0;
+  const int lfd = Listen(&port);
+  if (lfd < 0) return -1;
+  int fd = -1;
+  if (worker->Send("connect " + std::to_string(port))) fd = ::accept(lfd, nullptr, nullptr);
+  ::close(lfd);
+  if (!worker->Answer("raw TCP connect")) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  if (fd < 0) std::fprintf(stderr, "grpc_push_bench: accept: %s\n", std::strerror(errno));
+  return fd;
+}
+
+// One raw TCP transfer of `n` bytes from the worker process over `fd` into `dst`, timed from
+// the command until the last byte is here. Negative on error.
+double RawTcpOnce(WorkerProcess* worker, int fd, char* dst, size_t n) {
+  const auto t0 = Clock::now();
+  if (!worker->Send("tcp")) return -1;
   size_t got = 0;
   bool recv_ok = true;
-  while (got < n) {
-    const ssize_t k = ::recv(rfd, dst + got, std::min(kSendCall, n - got), 0);
+  while (recv_ok && got < n) {
+    const ssize_t k = ::recv(fd, dst + got, std::min(kSendCall, n - got), 0);
     if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) {
-      recv_ok = false;
-      break;
-    }
-    got += static_cast<size_t>(k);
+    if (k <= 0) recv_ok = false;
+    else got += static_cast<size_t>(k);
   }
   const double t = Seconds(t0, Clock::now());
-  writer.join();
-  ::close(wfd);
-  ::close(rfd);
-  if (!send_ok || !recv_ok) {
+  const bool sent = worker->Answer("raw TCP send");
+  if (!recv_ok || !sent) {
     std::fprintf(stderr, "grpc_push_bench: raw TCP transfer failed after %zu of %zu bytes\n",
                  got, n);
     return -1;
@@ -218,24 +283,16 @@ long Faults() {
 
 // Best of `reps` transfers of `bytes` each way, raw TCP and gRPC alternating (so that load
 // from elsewhere on a shared machine falls on both alike); every received payload is checked.
-bool MeasureSize(const Options& opt, GrpcServerTransport* server, GrpcWorkerClient* client,
-                 size_t bytes, Row* row) {
+bool MeasureSize(const Options& opt, GrpcServerTransport* server, WorkerProcess* worker,
+                 int raw_fd, size_t bytes, Row* row) {
   row->bytes = bytes;
-  // The update as a worker builds it (identity codec: the float32 bytes as they are).
-  v1::UpdateMsg update;
-  update.set_round(1);
-  update.set_client_id(7);
-  update.set_num_samples(100);
-  update.set_local_steps(1);
-  v1::Tensor* t = update.mutable_up()->add_parts();
-  t->set_codec("identity/1");
-  t->set_dim(bytes / sizeof(float));
-  {
-    const std::vector<float> values = MakeFloats(bytes / sizeof(float));
-    t->set_data(reinterpret_cast<const char*>(values.data()), bytes);
-  }
-  const char* src = t->data().data();
-  row->sent_sum = Checksum(src, bytes);
+  // The worker builds the update (identity codec: the float32 bytes as they are) before the
+  // timing, and says the checksum of what it will send.
+  std::string sum_hex;
+  if (!worker->Send("prepare " + std::to_string(bytes)) ||
+      !worker->Answer("prepare " + std::to_string(bytes), &sum_hex))
+    return false;
+  row->sent_sum = std::strtoull(sum_hex.c_str(), nullptr, 16);
   std::unique_ptr<char[]> dst(new char[bytes]);
   std::memset(dst.get(), 0, bytes);  // fault the pages in before timing
 
@@ -246,21 +303,16 @@ bool MeasureSize(const Options& opt, GrpcServerTransport* server, GrpcWorkerClie
   row->faults = std::numeric_limits<long>::max();
   for (int r = 0; r < opt.reps; ++r) {
     // Raw TCP.
-    const double t_tcp = RawTcpOnce(src, dst.get(), bytes);
+    const double t_tcp = RawTcpOnce(worker, raw_fd, dst.get(), bytes);
     if (t_tcp < 0) return false;
     row->t_tcp = std::min(row->t_tcp, t_tcp);
     const uint64_t tcp_sum = Checksum(dst.get(), bytes);
     if (r == 0 || tcp_sum != row->sent_sum) row->tcp_sum = tcp_sum;
 
-    // gRPC: from the call until the server's transport hands the update over.
+    // gRPC: from the command until the server's transport hands the update over.
     const long faults0 = Faults();
     const auto t0 = Clock::now();
-    const absl::Status s = client->Push(update);
-    if (!s.ok()) {
-      std::fprintf(stderr, "grpc_push_bench: push of %zu bytes failed: %s\n", bytes,
-                   s.ToString().c_str());
-      return false;
-    }
+    if (!worker->Send("push")) return false;
     absl::StatusOr<ReceivedUpdate> got = server->ReceiveUpdate(absl::Now() + absl::Seconds(60));
     const auto t1 = Clock::now();
     if (!got.ok()) {
@@ -274,6 +326,7 @@ bool MeasureSize(const Options& opt, GrpcServerTransport* server, GrpcWorkerClie
         DecodePayload(got->msg.up(), got->part_data, codec, 1, bytes / sizeof(float), &floats);
     const auto t2 = Clock::now();
     row->faults = std::min(row->faults, Faults() - faults0);
+    if (!worker->Answer("push of " + std::to_string(bytes) + " bytes")) return false;
     if (!decoded.ok()) {
       std::fprintf(stderr, "grpc_push_bench: decode of %zu bytes failed: %s\n", bytes,
                    decoded.ToString().c_str());
@@ -283,12 +336,10 @@ bool MeasureSize(const Options& opt, GrpcServerTransport* server, GrpcWorkerClie
     row->pair_ratios.push_back(t_tcp / Seconds(t0, t1));
     row->t_decoded = std::min(row->t_decoded, Seconds(t0, t2));
     // Check what arrived, then drop it before the next rep.
-    const char* out = reinterpret_cast<const char*>(floats.parts[0].data());
-    const uint64_t sum = Checksum(out, bytes);
-    const bool shape_ok = got->msg.client_id() == update.client_id() &&
-                          std::memcmp(out, src, bytes) == 0;
+    const uint64_t sum =
+        Checksum(reinterpret_cast<const char*>(floats.parts[0].data()), bytes);
     if (r == 0 || sum != row->sent_sum) row->grpc_sum = sum;
-    if (!shape_ok) row->ok = false;
+    if (got->msg.client_id() != kClientId) row->ok = false;
   }
   if (row->tcp_sum != row->sent_sum || row->grpc_sum != row->sent_sum) row->ok = false;
   return true;
@@ -305,7 +356,7 @@ int Run(const Options& opt) {
 
   GrpcServerOptions so;
   so.listen = "127.0.0.1:0";
-  so.token = "grpc-push-bench-token";
+  so.token = kToken;
   so.expected_workers = 1;
   so.max_update_bytes = uint64_t{opt.max_mb} * kMiB + kMiB;  // the tensor plus its envelope
   absl::StatusOr<std::unique_ptr<GrpcServerTransport>> server =
@@ -314,26 +365,29 @@ int Run(const Options& opt) {
     std::fprintf(stderr, "grpc_push_bench: server: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  GrpcWorkerOptions wo;
-  wo.server = (*server)->address();
-  wo.token = "grpc-push-bench-token";
-  wo.name = "grpc_push_bench";
-  absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> client =
-      GrpcWorkerClient::Join(wo, absl::Now() + absl::Seconds(10));
-  if (!client.ok()) {
-    std::fprintf(stderr, "grpc_push_bench: join: %s\n", client.status().ToString().c_str());
+  WorkerProcess worker;
+  if (!worker.Start((*server)->address())) {
     (*server)->Shutdown(absl::Now() + absl::Seconds(1));
     return 1;
   }
-  const absl::Status joined = (*server)->WaitForWorkers(absl::Now() + absl::Seconds(10));
+  const absl::Status joined = (*server)->WaitForWorkers(absl::Now() + absl::Seconds(30));
   if (!joined.ok()) {
-    std::fprintf(stderr, "grpc_push_bench: %s\n", joined.ToString().c_str());
+    std::fprintf(stderr, "grpc_push_bench: the worker process did not join: %s\n",
+                 joined.ToString().c_str());
+    worker.Stop();
+    (*server)->Shutdown(absl::Now() + absl::Seconds(1));
+    return 1;
+  }
+  const int raw_fd = ConnectRaw(&worker);
+  if (raw_fd < 0) {
+    worker.Stop();
     (*server)->Shutdown(absl::Now() + absl::Seconds(1));
     return 1;
   }
 
-  std::printf("# grpc_push_bench: one Push of an UpdateMsg (identity float32) over loopback "
-              "gRPC (%zu KiB chunks) vs raw TCP (%zu MiB send() calls), best of %d\n",
+  std::printf("# grpc_push_bench: one Push of an UpdateMsg (identity float32) from a worker "
+              "process over loopback gRPC (%zu KiB chunks) vs raw TCP (%zu MiB send() calls), "
+              "best of %d\n",
               kGrpcChunkBytes >> 10, kSendCall / kMiB, opt.reps);
   std::printf("# %-10s %-9s %10s %10s %10s %18s %6s\n", "payload", "what", "time(ms)", "GB/s",
               "x raw TCP", "checksum", "ok");
@@ -342,7 +396,7 @@ int Run(const Options& opt) {
   double worst_ratio = std::numeric_limits<double>::infinity();
   for (size_t mb : sizes_mb) {
     Row row;
-    if (!MeasureSize(opt, server->get(), client->get(), mb * kMiB, &row)) {
+    if (!MeasureSize(opt, server->get(), &worker, raw_fd, mb * kMiB, &row)) {
       failed = true;
       break;
     }
@@ -385,9 +439,88 @@ int Run(const Options& opt) {
               failed ? "WRONG (a transfer failed or received bytes differ from the sent ones)"
                      : "OK, every received payload equals the sent bytes");
   std::fflush(stdout);
-  client->reset();
+  ::close(raw_fd);
+  worker.Stop();
   (*server)->Shutdown(absl::Now() + absl::Seconds(2));
   return failed ? 1 : 0;
+}
+
+// --worker: joins the server at --server=ADDR, then runs the commands on stdin, answering each
+// on stdout with "ok [detail]" or "error <why>":
+//   prepare BYTES  builds the update to send (BYTES of float32); answers its checksum in hex
+//   connect PORT   connects to 127.0.0.1:PORT, the raw TCP connection for the run
+//   tcp            sends the update's bytes over that connection
+//   push           GrpcWorkerClient::Push of the update
+// It leaves the server and exits at the end of stdin.
+int RunWorker(const std::string& server) {
+  GrpcWorkerOptions wo;
+  wo.server = server;
+  wo.token = kToken;
+  wo.name = "grpc_push_bench";
+  absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> client =
+      GrpcWorkerClient::Join(wo, absl::Now() + absl::Seconds(20));
+  if (!client.ok()) {
+    std::fprintf(stderr, "grpc_push_bench --worker: join: %s\n",
+                 client.status().ToString().c_str());
+    return 1;
+  }
+  v1::UpdateMsg update;
+  int raw_fd = -1;
+  char line[256];
+  while (std::fgets(line, sizeof line, stdin) != nullptr) {
+    std::string answer = "ok";
+    unsigned long long v = 0;
+    if (std::sscanf(line, "prepare %llu", &v) == 1) {
+      update.Clear();
+      update.set_round(1);
+      update.set_client_id(kClientId);
+      update.set_num_samples(100);
+      update.set_local_steps(1);
+      v1::Tensor* t = update.mutable_up()->add_parts();
+      t->set_codec("identity/1");
+      t->set_dim(v / sizeof(float));
+      const std::vector<float> values = MakeFloats(v / sizeof(float));
+      t->set_data(reinterpret_cast<const char*>(values.data()), v);
+      char hex[32];
+      std::snprintf(hex, sizeof hex, " %016llx",
+                    static_cast<unsigned long long>(Checksum(t->data().data(), v)));
+      answer += hex;
+    } else if (std::sscanf(line, "connect %llu", &v) == 1 && raw_fd < 0) {
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(v));
+      raw_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      if (raw_fd < 0 ||
+          ::connect(raw_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        answer = std::string("error raw TCP connect: ") + std::strerror(errno);
+        if (raw_fd >= 0) ::close(raw_fd);
+        raw_fd = -1;
+      }
+    } else if (std::strcmp(line, "tcp\n") == 0 && raw_fd >= 0 && update.up().parts_size() == 1) {
+      const std::string& data = update.up().parts(0).data();
+      size_t off = 0;
+      while (off < data.size()) {
+        const ssize_t k = ::send(raw_fd, data.data() + off,
+                                 std::min(kSendCall, data.size() - off), MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+          answer = std::string("error raw TCP send: ") + std::strerror(errno);
+          break;
+        }
+        off += static_cast<size_t>(k);
+      }
+    } else if (std::strcmp(line, "push\n") == 0) {
+      const absl::Status s = (*client)->Push(update);
+      if (!s.ok()) answer = "error " + s.ToString();
+    } else {
+      answer = std::string("error unknown command: ") + line;
+    }
+    std::printf("%s\n", answer.c_str());
+    std::fflush(stdout);
+  }
+  (void)(*client)->Leave("bench over");
+  return 0;
 }
 
 }  // namespace
@@ -396,9 +529,14 @@ int Run(const Options& opt) {
 int main(int argc, char** argv) {
   fedtrain::KeepLargeAllocations();  // as `fedtrain server` / `worker` do (core/memory.h)
   grpc_init();  // keeps gRPC's global shutdown (and its 10 s stall) out of the run
-  fedtrain::Options opt;
-  if (!fedtrain::ParseFlags(argc, argv, &opt)) return 2;
-  const int rc = fedtrain::Run(opt);
+  int rc = 2;
+  if (argc == 3 && std::strcmp(argv[1], "--worker") == 0 &&
+      std::strncmp(argv[2], "--server=", 9) == 0) {
+    rc = fedtrain::RunWorker(argv[2] + 9);
+  } else {
+    fedtrain::Options opt;
+    if (fedtrain::ParseFlags(argc, argv, &opt)) rc = fedtrain::Run(opt);
+  }
   std::fflush(stdout);
   std::fflush(stderr);
   std::_Exit(rc);
