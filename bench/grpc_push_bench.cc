@@ -39,6 +39,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -157,7 +158,11 @@ class WorkerProcess {
 
   bool Start(const std::string& server) {
     int cmd[2], ans[2];
-    if (::pipe(cmd) != 0 || ::pipe(ans) != 0) return false;
+    if (::pipe(cmd) != 0 || ::pipe(ans) != 0) {
+      std::fprintf(stderr, "grpc_push_bench: pipes to the worker process: %s\n",
+                   std::strerror(errno));
+      return false;
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, cmd[0], STDIN_FILENO);
@@ -184,7 +189,10 @@ class WorkerProcess {
 
   // Sends one command line (flushed at once: the timing starts before it).
   bool Send(const std::string& line) {
-    return std::fputs((line + "\n").c_str(), to_) >= 0 && std::fflush(to_) == 0;
+    if (std::fputs((line + "\n").c_str(), to_) >= 0 && std::fflush(to_) == 0) return true;
+    std::fprintf(stderr, "grpc_push_bench: cannot send '%s' to the worker process: %s\n",
+                 line.c_str(), std::strerror(errno));
+    return false;
   }
 
   // The answer to the last command: its text after "ok" (empty when none), or false after a
@@ -365,6 +373,8 @@ int Run(const Options& opt) {
     std::fprintf(stderr, "grpc_push_bench: server: %s\n", server.status().ToString().c_str());
     return 1;
   }
+  // A worker process that dies makes its pipe's writes fail (reported), not kill this one.
+  std::signal(SIGPIPE, SIG_IGN);
   WorkerProcess worker;
   if (!worker.Start((*server)->address())) {
     (*server)->Shutdown(absl::Now() + absl::Seconds(1));
