@@ -37,9 +37,10 @@ uint64_t SerializedSize(const ReceivedUpdate& u) {
 
 v1::UpdateMsg Assemble(ReceivedUpdate u) {
   if (u.part_data.size() == static_cast<size_t>(u.msg.up().parts_size())) {
-    for (size_t i = 0; i < u.part_data.size(); ++i)
-      absl::CopyCordToString(u.part_data[i],
-                             u.msg.mutable_up()->mutable_parts(static_cast<int>(i))->mutable_data());
+    for (size_t i = 0; i < u.part_data.size(); ++i) {
+      v1::Tensor* t = u.msg.mutable_up()->mutable_parts(static_cast<int>(i));
+      absl::CopyCordToString(u.part_data[i], t->mutable_data());
+    }
   }
   return std::move(u.msg);
 }

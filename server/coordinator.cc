@@ -158,8 +158,8 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     }
     Payload p;
     std::vector<bool> dense;
-    if (absl::Status s = DecodePayload(m.up(), got->part_data, *up_codec_, algo_->num_up_parts(), dim, &p,
-                                       dense_codec_, &dense);
+    if (absl::Status s = DecodePayload(m.up(), got->part_data, *up_codec_,
+                                       algo_->num_up_parts(), dim, &p, dense_codec_, &dense);
         !s.ok()) {
       reject(std::string(s.message()));
       continue;

@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
-#include <functional>
 #include <utility>
 #include <vector>
 
