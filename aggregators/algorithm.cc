@@ -1,4 +1,4 @@
-#include "aggregators/algorithm.h"
+#include "aggregators/client_algorithm.h"
 
 #include "absl/strings/str_cat.h"
 

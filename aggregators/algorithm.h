@@ -1,8 +1,10 @@
-// The federated-algorithm contract of specs/federated.md §0.1: server state, client state,
-// down/up payloads, a local update (client half) and a server update (server half).
+// The federated-algorithm contract of specs/federated.md §0.1, server side: server state,
+// client state, the round's information and the server half (ServerAlgorithm). The client
+// half is in aggregators/client_algorithm.h, so a server-side user (the Coordinator, a
+// plug-in's server half) does not pull in models/ and data/. Payload and ClientUpdate come
+// from wire/payload.h.
 // Pure: no sockets, files or threads of its own; a ThreadPool may be lent for kernels.
-// Server halves are not thread-safe (the Coordinator's round loop owns them); client halves
-// are thread-compatible (LocalUpdate is const and runs concurrently for different clients).
+// Server halves are not thread-safe (the Coordinator's round loop owns them).
 #ifndef FEDTRAIN_AGGREGATORS_ALGORITHM_H_
 #define FEDTRAIN_AGGREGATORS_ALGORITHM_H_
 
@@ -14,21 +16,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
-#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "core/vec.h"
-#include "data/dataset.h"
-#include "models/local_sgd.h"
-#include "models/trainer.h"
+#include "wire/payload.h"
 
 namespace fedtrain {
-
-// Vectors (each d floats) and named scalars exchanged between the halves. parts[0] of the
-// down payload is always the global model x.
-struct Payload {
-  std::vector<std::vector<float>> parts;
-  std::map<std::string, double> scalars;
-};
 
 // Everything an algorithm keeps on the server, as named vectors so it can be checkpointed.
 struct ServerState {
@@ -43,17 +35,6 @@ struct ServerState {
 struct ClientState {
   std::map<std::string, std::vector<float>> vectors;
   std::map<std::string, std::vector<double>> wide;
-};
-
-// A decoded, validated client message, as the server half sees it.
-struct ClientUpdate {
-  ClientId id = 0;
-  uint64_t num_samples = 0;  // n_i
-  int64_t steps = 0;         // K_i actually run
-  std::vector<ConstVec> parts;
-  // Per part: true when the part is an error-feedback tracker's dense initialisation
-  // (identity codec) rather than a compressed message. Empty means all false.
-  std::vector<bool> dense;
 };
 
 struct RoundInfo {
@@ -97,50 +78,6 @@ class ServerAlgorithm {
         ", ...) that this server algorithm does not read"));
   }
 };
-
-// What a client half works with during one task.
-struct LocalContext {
-  Trainer* trainer = nullptr;
-  DataView data;
-  LocalSgdOptions sgd;   // lr already decayed for this round
-  RngStream* rng = nullptr;  // minibatch stream keyed (seed, round, client, kMinibatch)
-  uint64_t round = 0;
-  ClientId client = 0;
-};
-
-struct LocalResult {
-  int64_t steps = 0;
-  double train_loss = 0.0;
-};
-
-class ClientAlgorithm {
- public:
-  virtual ~ClientAlgorithm() = default;
-  virtual absl::Status LocalUpdate(const Payload& down, LocalContext& ctx, ClientState* state,
-                                   Payload* up, LocalResult* result) const = 0;
-  // Called by the Worker after the uplink pipeline and before the client's state is saved,
-  // with `up` as LocalUpdate produced it and `sent` the same payload exactly as the server will
-  // decode it (each part through its codec, bit for bit; scalars copied). Lets a client half
-  // advance a tracker of the server's state by what the server actually received, so that
-  // e.g. SCAFFOLD's c = (1/N) sum c_i survives a lossy uplink. Default: nothing.
-  // `sent` is the decoded *message*: it is the part's reconstructed value only with
-  // compression.feedback "none" (clipping and any compressor allowed). With error feedback
-  // (ef14 / ef21 / econtrol) a message is a correction or tracker increment, so algorithms
-  // that rely on CommitSent must be run with feedback "none".
-  // An error fails the task; the stored state then stays as it was before the task.
-  virtual absl::Status CommitSent(const Payload& up, const Payload& sent,
-                                  ClientState* state) const {
-    (void)up;
-    (void)sent;
-    (void)state;
-    return absl::OkStatus();
-  }
-};
-
-// The common ending of a client half that sends one vector: up = {part}, no scalars, and the
-// local-SGD run's step count and mean loss as the result.
-void ReplyWith(std::vector<float> part, const LocalSgdResult& r, Payload* up,
-               LocalResult* result);
 
 // Normalised aggregation weights over the received updates (specs §0): "samples" gives
 // n_i / sum n_j, "uniform" 1/S. InvalidArgument for an unknown rule or a zero sample total.

@@ -13,7 +13,7 @@
 
 #include <memory>
 
-#include "aggregators/algorithm.h"
+#include "aggregators/client_algorithm.h"
 #include "aggregators/registry.h"
 
 namespace fedtrain {

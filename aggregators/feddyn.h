@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-#include "aggregators/algorithm.h"
+#include "aggregators/client_algorithm.h"
 #include "aggregators/reducer.h"
 
 namespace fedtrain {

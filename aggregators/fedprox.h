@@ -15,7 +15,7 @@
 #ifndef FEDTRAIN_AGGREGATORS_FEDPROX_H_
 #define FEDTRAIN_AGGREGATORS_FEDPROX_H_
 
-#include "aggregators/algorithm.h"
+#include "aggregators/client_algorithm.h"
 
 namespace fedtrain {
 

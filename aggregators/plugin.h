@@ -3,6 +3,7 @@
 // registration block:
 //
 //   #include "aggregators/plugin.h"
+//   #include "aggregators/client_algorithm.h"  // only if the plug-in writes its own client half
 //   FEDTRAIN_PLUGIN(registry) {
 //     return registry->Register(std::make_unique<MyFactory>());
 //   }

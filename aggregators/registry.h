@@ -17,6 +17,9 @@
 
 namespace fedtrain {
 
+// Declared in aggregators/client_algorithm.h; a factory that makes a client half includes it.
+class ClientAlgorithm;
+
 using Cfg = v1::AlgorithmConfig;  // typed fields for built-ins, `params` Struct for plug-ins
 
 class AlgorithmFactory {

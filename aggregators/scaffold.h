@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "aggregators/algorithm.h"
+#include "aggregators/client_algorithm.h"
 #include "aggregators/reducer.h"
 
 namespace fedtrain {

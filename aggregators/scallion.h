@@ -40,7 +40,7 @@
 
 #include <string>
 
-#include "aggregators/algorithm.h"
+#include "aggregators/client_algorithm.h"
 
 namespace fedtrain {
 

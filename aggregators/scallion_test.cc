@@ -26,7 +26,7 @@
 #include "aggregators/scaffold.h"
 #include "aggregators/scallion.h"
 #include "client/uplink.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "compression/compressor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

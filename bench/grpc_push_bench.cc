@@ -58,7 +58,7 @@
 #include "bench/bench_util.h"
 #include "comm/grpc_client.h"
 #include "comm/grpc_server.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "compression/compressor.h"
 #include "core/memory.h"
 #include "fedtrain/v1/messages.pb.h"

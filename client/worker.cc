@@ -1,7 +1,7 @@
 #include "client/worker.h"
 
 #include "absl/strings/str_cat.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {

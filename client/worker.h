@@ -13,7 +13,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "aggregators/algorithm.h"
+#include "aggregators/client_algorithm.h"
 #include "client/client_state_store.h"
 #include "client/uplink.h"
 #include "compression/compressor.h"

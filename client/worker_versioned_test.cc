@@ -21,7 +21,7 @@
 #include "aggregators/registry.h"
 #include "client/client_state_store.h"
 #include "client/uplink.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "core/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

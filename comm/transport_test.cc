@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/strings/cord.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "compression/compressor.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"

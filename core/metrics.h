@@ -4,6 +4,7 @@
 #ifndef FEDTRAIN_CORE_METRICS_H_
 #define FEDTRAIN_CORE_METRICS_H_
 
+#include <cstddef>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -14,6 +15,13 @@
 #include "absl/status/statusor.h"
 
 namespace fedtrain {
+
+// A model's quality on a data set (Trainer::Evaluate, the Coordinator's evaluation rounds).
+struct EvalMetrics {
+  double loss = 0.0;      // mean cross-entropy
+  double accuracy = 0.0;  // fraction in [0, 1]
+  size_t count = 0;       // samples evaluated
+};
 
 class MetricsRow {
  public:

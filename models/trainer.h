@@ -9,17 +9,12 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/metrics.h"
 #include "core/rng.h"
 #include "core/vec.h"
 #include "data/dataset.h"
 
 namespace fedtrain {
-
-struct EvalMetrics {
-  double loss = 0.0;      // mean cross-entropy
-  double accuracy = 0.0;  // fraction in [0, 1]
-  size_t count = 0;       // samples evaluated
-};
 
 class Trainer {
  public:

@@ -22,6 +22,7 @@ PACKAGES=(
   dataset-fashion-mnist                      # Fashion-MNIST IDX files
   slurm-wlm                                  # deploy/slurm: slurmctld/slurmd/sbatch for the local Slurm test
   munge                                      # deploy/slurm: Slurm's authentication daemon (local_slurm.sh)
+  python3                                    # tests/layering/check_layering.py (the include-order test)
   python3-yaml                               # deploy/k8s/validate.py: reads the manifests
   python3-kubernetes                         # deploy/k8s/validate.py: the Kubernetes API model classes
 )

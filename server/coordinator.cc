@@ -6,7 +6,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "core/rng.h"
 #include "core/status_macros.h"
 

@@ -21,7 +21,6 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/thread_pool.h"
-#include "models/trainer.h"
 
 namespace fedtrain {
 

@@ -28,7 +28,7 @@
 #include "client/uplink.h"
 #include "client/worker.h"
 #include "comm/inproc.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "core/clock.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "aggregators/fedavg.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/scripted_transport.h"

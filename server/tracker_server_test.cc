@@ -10,7 +10,7 @@
 
 #include "aggregators/fedavg.h"
 #include "client/uplink.h"
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 #include "comm/transport.h"
 #include "compression/compressor.h"
 #include "core/rng.h"

@@ -1,4 +1,4 @@
-#include "comm/payload_wire.h"
+#include "compression/payload_codec.h"
 
 #include "absl/strings/str_cat.h"
 

@@ -1,7 +1,7 @@
 // Payload <-> wire (v1::Payload) through a Compressor: the last step of the uplink pipeline
 // and the first step of the Coordinator's validation. Thread-compatible, no state.
-#ifndef FEDTRAIN_COMM_PAYLOAD_WIRE_H_
-#define FEDTRAIN_COMM_PAYLOAD_WIRE_H_
+#ifndef FEDTRAIN_COMPRESSION_PAYLOAD_CODEC_H_
+#define FEDTRAIN_COMPRESSION_PAYLOAD_CODEC_H_
 
 #include <cstddef>
 #include <vector>
@@ -9,10 +9,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
 #include "absl/types/span.h"
-#include "aggregators/algorithm.h"
 #include "compression/compressor.h"
 #include "core/rng.h"
 #include "fedtrain/v1/messages.pb.h"
+#include "wire/payload.h"
 
 namespace fedtrain {
 
@@ -39,4 +39,4 @@ inline absl::Status DecodePayload(const v1::Payload& in, const Compressor& c,
 
 }  // namespace fedtrain
 
-#endif  // FEDTRAIN_COMM_PAYLOAD_WIRE_H_
+#endif  // FEDTRAIN_COMPRESSION_PAYLOAD_CODEC_H_
