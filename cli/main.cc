@@ -12,7 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "aggregators/registry.h"
 #include "cli/ef_validate.h"
-#include "cli/plot.h"
+#include "plot/plot.h"
 #include "cli/plugins.h"
 #include "cli/progress.h"
 #include "cli/mpi_cmd.h"

@@ -1,6 +1,6 @@
 // Tests for `fedtrain plot`: metrics.csv parsing (column lookup by name, NaN rows, errors
 // that name file and line), tick placement, and PNG/SVG output of fake run folders.
-#include "cli/plot.h"
+#include "plot/plot.h"
 
 #include <cmath>
 #include <cstdint>

@@ -4,8 +4,8 @@
 // The uplink axis turns logarithmic when the runs' total traffic differs 20-fold or more.
 // Pure functions of their arguments: thread-compatible, no shared state; every call owns the
 // cairo surface it draws on.
-#ifndef FEDTRAIN_CLI_PLOT_H_
-#define FEDTRAIN_CLI_PLOT_H_
+#ifndef FEDTRAIN_PLOT_PLOT_H_
+#define FEDTRAIN_PLOT_PLOT_H_
 
 #include <string>
 #include <vector>
@@ -70,4 +70,4 @@ absl::Status PlotRuns(const std::vector<std::string>& run_dirs, const PlotOption
 
 }  // namespace fedtrain
 
-#endif  // FEDTRAIN_CLI_PLOT_H_
+#endif  // FEDTRAIN_PLOT_PLOT_H_

@@ -1,7 +1,8 @@
-// `fedtrain plot`: metrics.csv parsing and the cairo figure (see plot.h). One drawing routine
+// `fedtrain plot`: the cairo figure (see plot.h; metrics.csv parsing is in run_metrics.cc,
+// the axis ticks in ticks.cc, the text helpers in painter.h). One drawing routine
 // serves PNG and SVG; only the surface differs. The figure is rendered into memory first and
 // written to disk in one step, so that file errors carry errno and never leave half a file.
-#include "cli/plot.h"
+#include "plot/plot.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -15,183 +16,19 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "cairo-svg.h"
 #include "cairo.h"
 #include "core/status_macros.h"
+#include "plot/painter.h"
 
 namespace fedtrain {
 
-// ---------------------------------------------------------------------------------------
-// metrics.csv
-
-const std::vector<double>* RunMetrics::Column(absl::string_view name) const {
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i] == name) return &columns[i];
-  return nullptr;
-}
-
-absl::StatusOr<RunMetrics> ParseMetricsCsv(absl::string_view text, const std::string& source) {
-  // A BOM appears when a spreadsheet re-saves the file; it is not part of the first name.
-  if (absl::StartsWith(text, "\xEF\xBB\xBF")) text.remove_prefix(3);
-  RunMetrics m;
-  std::vector<bool> required;  // Per column: refuse non-numeric cells.
-  size_t round_col = 0;
-  bool have_header = false;
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    if (absl::EndsWith(line, "\r")) line.remove_suffix(1);   // Files written on Windows.
-    if (absl::StripAsciiWhitespace(line).empty()) continue;  // Trailing newline, blank lines.
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
-    for (absl::string_view& f : fields) f = absl::StripAsciiWhitespace(f);
-    if (!have_header) {
-      have_header = true;
-      for (absl::string_view f : fields) {
-        if (std::find(m.names.begin(), m.names.end(), f) != m.names.end())
-          return absl::InvalidArgumentError(
-              absl::StrCat(source, ":", line_no, ": column '", f, "' appears twice in the header"));
-        m.names.emplace_back(f);
-      }
-      m.columns.resize(m.names.size());
-      required.assign(m.names.size(), false);
-      for (absl::string_view want : kRequiredMetricsColumns) {
-        auto it = std::find(m.names.begin(), m.names.end(), want);
-        if (it == m.names.end())
-          return absl::InvalidArgumentError(absl::StrCat(
-              source, ":", line_no, ": missing required column '", want, "' (header: ", line,
-              "); is this a metrics.csv written by `fedtrain simulate`?"));
-        required[it - m.names.begin()] = true;
-      }
-      round_col = std::find(m.names.begin(), m.names.end(), "round") - m.names.begin();
-      continue;
-    }
-    if (fields.size() != m.names.size())
-      return absl::InvalidArgumentError(absl::StrCat(source, ":", line_no, ": row has ",
-                                                     fields.size(), " fields, the header has ",
-                                                     m.names.size()));
-    for (size_t i = 0; i < fields.size(); ++i) {
-      double v;
-      if (!absl::SimpleAtod(fields[i], &v)) {
-        if (required[i])
-          return absl::InvalidArgumentError(absl::StrCat(source, ":", line_no, ": column '",
-                                                         m.names[i], "' holds '", fields[i],
-                                                         "', not a number"));
-        v = std::nan("");
-      }
-      if (i == round_col && !std::isfinite(v))
-        return absl::InvalidArgumentError(
-            absl::StrCat(source, ":", line_no, ": round is '", fields[i], "', not finite"));
-      m.columns[i].push_back(v);
-    }
-  }
-  if (!have_header)
-    return absl::InvalidArgumentError(absl::StrCat(source,
-                                                   ": empty file, expected a header "
-                                                   "line starting with 'round,'"));
-  return m;
-}
-
-namespace {
-
-// The folder's own name, also for "runs/a/", "." and "runs/a/..", which have no last
-// component as written.
-std::string BaseName(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::path p = std::filesystem::absolute(dir, ec);
-  if (ec) p = dir;
-  p = p.lexically_normal();
-  if (!p.has_filename()) p = p.parent_path();
-  std::string name = p.filename().string();
-  return name.empty() ? dir : name;
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR)
-      return absl::NotFoundError(absl::StrCat(path,
-                                              " not found; pass run folders written by "
-                                              "`fedtrain simulate`"));
-    return absl::ErrnoToStatus(err, absl::StrCat("cannot read ", path));
-  }
-  std::string out;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-  const int err = errno;
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return absl::ErrnoToStatus(err, absl::StrCat("cannot read ", path));
-  return out;
-}
-
-}  // namespace
-
-absl::StatusOr<RunMetrics> ReadRunMetrics(const std::string& run_dir) {
-  const std::string path = (std::filesystem::path(run_dir) / "metrics.csv").string();
-  FT_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  FT_ASSIGN_OR_RETURN(RunMetrics m, ParseMetricsCsv(text, path));
-  m.label = BaseName(run_dir);
-  return m;
-}
-
-// ---------------------------------------------------------------------------------------
-// Axes
-
-std::vector<double> NiceTicks(double lo, double hi, int target, double min_step) {
-  std::vector<double> ticks;
-  if (!std::isfinite(lo) || !std::isfinite(hi) || hi < lo) return ticks;
-  if (hi == lo) return {lo};
-  const double raw = (hi - lo) / std::max(target, 1);
-  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  // The multiple of mag (1, 2, 5 or 10) nearest to `raw` on a log scale; the boundaries
-  // are the geometric means of neighbours. Rounding up instead would halve the tick count
-  // whenever `raw` lands just above a nice value.
-  const double m = raw / mag;
-  double step = 10 * mag;
-  if (m < std::sqrt(2.0)) {
-    step = mag;
-  } else if (m < std::sqrt(10.0)) {
-    step = 2 * mag;
-  } else if (m < std::sqrt(50.0)) {
-    step = 5 * mag;
-  }
-  step = std::max(step, min_step);
-  // Tolerances of 1e-9 steps absorb rounding in lo/step so that a tick on the edge stays.
-  const double first = std::ceil(lo / step - 1e-9);
-  for (int i = 0; i < 1000; ++i) {
-    double v = (first + i) * step;
-    if (v > hi + step * 1e-9) break;
-    if (std::fabs(v) < step * 1e-9) v = 0;  // No "-0" or "1e-17" label.
-    ticks.push_back(v);
-  }
-  return ticks;
-}
-
-std::vector<double> LogTicks(double lo, double hi, int level) {
-  std::vector<double> ticks;
-  if (!(lo > 0) || !std::isfinite(hi) || hi < lo || level < 0) return ticks;
-  const int first = static_cast<int>(std::floor(std::log10(lo)));
-  const int last = static_cast<int>(std::ceil(std::log10(hi)));
-  const int stride = std::max(level, 1);
-  for (int e = first; e <= last; ++e) {
-    if (((e % stride) + stride) % stride != 0) continue;  // Decades that are multiples.
-    for (double m : {1.0, 2.0, 5.0}) {
-      if (m != 1 && level != 0) break;
-      // From a decimal literal, so that 1e-1 is the double nearest 0.1 and not 10^-1 with
-      // pow's rounding.
-      const double v = m * std::strtod(absl::StrCat("1e", e).c_str(), nullptr);
-      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) ticks.push_back(v);
-    }
-  }
-  return ticks;
-}
+using plot_internal::HAlign;
+using plot_internal::Painter;
+using plot_internal::SanitizeUtf8;
+using plot_internal::VAlign;
 
 namespace {
 
@@ -203,111 +40,6 @@ std::string TickLabel(double v, double step) {
   if (step > 0 && step < 1) decimals = static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
   return absl::StrFormat("%.*f", decimals, v);
 }
-
-// ---------------------------------------------------------------------------------------
-// Text
-
-// cairo's toy text API puts the context into an error state on invalid UTF-8 (a folder
-// name in Latin-1, say), which would lose the whole figure; such bytes become '?'.
-std::string SanitizeUtf8(absl::string_view s) {
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = s[i];
-    int len = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      len = 1;
-      cp = c;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    }
-    bool ok = len > 0 && i + len <= s.size();
-    for (int k = 1; ok && k < len; ++k) {
-      const unsigned char cc = s[i + k];
-      ok = (cc & 0xC0) == 0x80;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-    ok = ok && cp >= kMinForLength[len] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF) &&
-         (cp >= 0x20 || len > 1);  // Control characters draw as boxes at best.
-    if (ok) {
-      out.append(s.data() + i, len);
-      i += len;
-    } else {
-      out += '?';
-      i += 1;
-    }
-  }
-  return out;
-}
-
-enum class HAlign { kLeft, kCenter, kRight };
-enum class VAlign { kTop, kCenter, kBaseline, kBottom };
-
-// Text drawing on one cairo context, in one face at two weights. Sizes are in device units.
-class Painter {
- public:
-  explicit Painter(cairo_t* cr) : cr_(cr) {}
-  cairo_t* cr() const { return cr_; }
-
-  void SetFont(double size, bool bold) {
-    cairo_select_font_face(cr_, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
-                           bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-    cairo_set_font_size(cr_, size);
-  }
-  double Width(const std::string& s) {
-    cairo_text_extents_t e;
-    cairo_text_extents(cr_, s.c_str(), &e);
-    return e.x_advance;
-  }
-  // Shortens `s` with a trailing "..." until it fits `max_width` (current font).
-  std::string Fit(const std::string& s, double max_width) {
-    if (Width(s) <= max_width) return s;
-    std::string t = s;
-    while (!t.empty()) {
-      // Drop one whole UTF-8 character: its continuation bytes, then its first byte.
-      while (!t.empty() && (static_cast<unsigned char>(t.back()) & 0xC0) == 0x80) t.pop_back();
-      if (!t.empty()) t.pop_back();
-      if (Width(t + "...") <= max_width) break;
-    }
-    return t + "...";
-  }
-  // Alignment uses the font's ascent and descent, not the string's ink, so labels in a row
-  // share one baseline whatever letters they hold.
-  void Text(const std::string& s, double x, double y, HAlign h, VAlign v) {
-    cairo_font_extents_t fe;
-    cairo_font_extents(cr_, &fe);
-    const double w = Width(s);
-    if (h == HAlign::kCenter) x -= w / 2;
-    if (h == HAlign::kRight) x -= w;
-    switch (v) {
-      case VAlign::kTop:
-        y += fe.ascent;
-        break;
-      case VAlign::kCenter:
-        y += (fe.ascent - fe.descent) / 2;
-        break;
-      case VAlign::kBaseline:
-        break;
-      case VAlign::kBottom:
-        y -= fe.descent;
-        break;
-    }
-    cairo_move_to(cr_, x, y);
-    cairo_show_text(cr_, s.c_str());
-  }
-
- private:
-  cairo_t* cr_;
-};
 
 // ---------------------------------------------------------------------------------------
 // Figure
