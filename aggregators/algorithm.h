@@ -1,4 +1,4 @@
-// The federated-algorithm contract of specs/federated.md §0.1, server side: server state,
+// The federated-algorithm contract of docs/federated.md §0.1, server side: server state,
 // client state, the round's information and the server half (ServerAlgorithm). The client
 // half is in aggregators/client_algorithm.h, so a server-side user (the Coordinator, a
 // plug-in's server half) does not pull in models/ and data/. Payload and ClientUpdate come
@@ -30,8 +30,8 @@ struct ServerState {
 };
 
 // Per-client persistent state (control variates, EF memory, ...); survives absent rounds.
-// `wide` holds double-precision vectors (error-feedback errors and trackers, spec
-// compression.md §0), keyed like "ef.e.0" (error of up part 0).
+// `wide` holds double-precision vectors (error-feedback errors and trackers,
+// docs/compression.md §0), keyed like "ef.e.0" (error of up part 0).
 struct ClientState {
   std::map<std::string, std::vector<float>> vectors;
   std::map<std::string, std::vector<double>> wide;
@@ -79,7 +79,7 @@ class ServerAlgorithm {
   }
 };
 
-// Normalised aggregation weights over the received updates (specs §0): "samples" gives
+// Normalised aggregation weights over the received updates (docs/federated.md §0): "samples" gives
 // n_i / sum n_j, "uniform" 1/S. InvalidArgument for an unknown rule or a zero sample total.
 absl::Status AggregationWeights(absl::Span<const ClientUpdate> updates,
                                 const std::string& rule, std::vector<double>* w);

@@ -1,4 +1,4 @@
-// The federated-algorithm contract of specs/federated.md §0.1, client side: what a client
+// The federated-algorithm contract of docs/federated.md §0.1, client side: what a client
 // half works with during one task (LocalContext) and the client half itself
 // (ClientAlgorithm). Client halves are thread-compatible: LocalUpdate is const and runs
 // concurrently for different clients. Pure: no sockets, files or threads of its own.

@@ -1,4 +1,4 @@
-// Distributed (S)GD, the setting of the error-feedback papers (specs/compression.md §2, §4):
+// Distributed (S)GD, the setting of the error-feedback papers (docs/compression.md §2, §4):
 // every round each worker sends one (stochastic) gradient step at the model it was sent and
 // the server averages. In the pipeline's convention (updates are y - x) the client sends
 //     Delta_i = -lr * g_i(x)          (g_i: LocalGradient, a minibatch of local.batch_size, the

@@ -1,4 +1,4 @@
-// FedAvg and FedAvgM (server momentum), specs/federated.md §1.1 and §1.2.
+// FedAvg and FedAvgM (server momentum), docs/federated.md §1.1 and §1.2.
 //
 // State and sizes (d = model dimension):
 //   FedAvg : server x (d); clients stateless; down x (d); up Delta_i (d) + n_i.
@@ -7,7 +7,7 @@
 // Server step: Dbar = sum_i w_i Delta_i (double accumulation in client-id order),
 //   FedAvg : x <- x + eta_g Dbar
 //   FedAvgM: m <- beta m + Dbar; x <- x + eta_g m   (Nesterov: x <- x + eta_g (beta m + Dbar))
-// Client: K local SGD steps from x; Delta = y_K - x (new minus old, specs §0).
+// Client: K local SGD steps from x; Delta = y_K - x (new minus old, docs/federated.md §0).
 #ifndef FEDTRAIN_AGGREGATORS_FEDAVG_H_
 #define FEDTRAIN_AGGREGATORS_FEDAVG_H_
 

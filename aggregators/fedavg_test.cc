@@ -1,4 +1,4 @@
-// FedAvg / FedAvgM server and client halves against specs/federated.md §1.1, §1.2 and the
+// FedAvg / FedAvgM server and client halves against docs/federated.md §1.1, §1.2 and the
 // properties U1, U7, U8, U9 of §9 (U2, U6 are checked end to end in sim/simulate_test.cc).
 #include "aggregators/fedavg.h"
 

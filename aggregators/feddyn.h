@@ -1,4 +1,4 @@
-// FedDyn (dynamic regularisation), specs/federated.md §1.5, in the paper form with the
+// FedDyn (dynamic regularisation), docs/federated.md §1.5, in the paper form with the
 // server vector h (FL-Simulator's H_i form is the same algorithm: grad_L_i = -alpha H_i).
 //
 // State and sizes (d = model dimension): server x, h (2d; h is ServerState.vectors

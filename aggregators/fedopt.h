@@ -1,4 +1,4 @@
-// FedOpt server optimisers FedAdagrad, FedAdam and FedYogi, specs/federated.md §1.4.
+// FedOpt server optimisers FedAdagrad, FedAdam and FedYogi, docs/federated.md §1.4.
 //
 // State and sizes (d = model dimension): server x, m, v (3d; m and v are ServerState.vectors
 //   "fedopt.m" and "fedopt.v"); clients stateless (FedAvgClient: plain local SGD);

@@ -1,4 +1,4 @@
-// FedProx, specs/federated.md §1.3: FedAvg whose clients add the proximal term
+// FedProx, docs/federated.md §1.3: FedAvg whose clients add the proximal term
 // (mu/2) ||y - x^r||^2 to their local objective.
 //
 // State and sizes (d = model dimension): as FedAvg. Server x (d); clients stateless;

@@ -1,4 +1,4 @@
-// FedProx, FedAdagrad/FedAdam/FedYogi and FedDyn (specs/federated.md §1.3-§1.5) against the
+// FedProx, FedAdagrad/FedAdam/FedYogi and FedDyn (docs/federated.md §1.3-§1.5) against the
 // properties U10 and U11 of §9, the update formulas written out by hand, and the V0 drift
 // behaviour of §8 on quadratic clients. The halves are driven directly, as in fedavg_test.cc.
 //
@@ -47,8 +47,8 @@ RoundInfo Info(uint64_t round, uint64_t num_clients) {
   return info;
 }
 
-// Quadratic clients of specs §8 V0 (one data row each, full-batch deterministic gradients):
-// f_i(x) = 1/2 sum_j a_ij (x_j - b_ij)^2, a_ij in [0.5, 2], b_ij ~ N(0, 9).
+// Quadratic clients of docs/federated.md §8 V0 (one data row each, full-batch deterministic
+// gradients): f_i(x) = 1/2 sum_j a_ij (x_j - b_ij)^2, a_ij in [0.5, 2], b_ij ~ N(0, 9).
 struct QuadWorld {
   QuadWorld(size_t n, size_t dim, uint64_t seed = 7)
       : data(QuadraticClients(seed, n, dim)), trainer(dim), rows(n), xstar(QuadraticOptimum(data)) {
@@ -199,7 +199,8 @@ TEST(FedProxTest, SecondLocalStepAddsTheProximalGradient) {
   Payload up;
   ClientState st;
   FT_ASSERT_OK(w.Local(prox, Payload{{x}, {}}, 0, 0, /*K=*/2, lr, &st, &up));
-  // By hand (spec §1.3): y1 = x - lr g(x); y2 = y1 - lr (g(y1) + mu (y1 - x)), g_j = a_j (y_j - b_j).
+  // By hand (spec §1.3): y1 = x - lr g(x); y2 = y1 - lr (g(y1) + mu (y1 - x)), g_j = a_j (y_j -
+  // b_j).
   ConstVec row = w.data.row(0);
   const size_t d = w.dim();
   for (size_t j = 0; j < d; ++j) {
@@ -213,10 +214,10 @@ TEST(FedProxTest, SecondLocalStepAddsTheProximalGradient) {
 }
 
 TEST(FedProxTest, V0StallsAwayFromOptimumLikeFedAvg) {
-  // specs §8 V0 (full participation): N = 10, d = 20, K = 10, lr = 0.05. Client drift makes
-  // FedAvg and FedProx stall at a non-zero distance from x* (FedAvg's plateau ~0.2 in the
-  // reference model, acceptance > 1e-3); the proximal term shrinks the plateau but does not
-  // remove it.
+  // docs/federated.md §8 V0 (full participation): N = 10, d = 20, K = 10, lr = 0.05. Client drift
+  // makes FedAvg and FedProx stall at a non-zero distance from x* (FedAvg's plateau ~0.2 in the
+  // reference model, acceptance > 1e-3); the proximal term shrinks the plateau but does not remove
+  // it.
   QuadWorld w(10, 20);
   FedAvgServer avg_server({.server_lr = 1.0, .weighting = "samples"});
   FedAvgClient avg_client;
@@ -534,9 +535,9 @@ TEST(FedDynTest, ClientStatePersistsAndCorrectsTheLocalGradient) {
 }
 
 TEST(FedDynTest, V0ConvergesToOptimumWithFullParticipation) {
-  // specs §8 V0: N = 10, d = 20, K = 10, lr = 0.05, alpha = 0.1, full participation. FedDyn's
-  // fixed point is x* (grad_L_i = grad f_i(x*), h = 0) and it converges linearly; FedAvg and
-  // FedProx stall at ~0.29 on the same clients (V0StallsAwayFromOptimumLikeFedAvg).
+  // docs/federated.md §8 V0: N = 10, d = 20, K = 10, lr = 0.05, alpha = 0.1, full participation.
+  // FedDyn's fixed point is x* (grad_L_i = grad f_i(x*), h = 0) and it converges linearly; FedAvg
+  // and FedProx stall at ~0.29 on the same clients (V0StallsAwayFromOptimumLikeFedAvg).
   QuadWorld w(10, 20);
   FedDynServer server({0.1});
   FedDynClient client({0.1});

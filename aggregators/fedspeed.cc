@@ -1,4 +1,4 @@
-// FedSpeed, specs/federated.md §4 (see fedspeed.h for the equations and sizes).
+// FedSpeed, docs/federated.md §4 (see fedspeed.h for the equations and sizes).
 #include "aggregators/fedspeed.h"
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// FedSpeed (specs/federated.md §4; arXiv 2302.10429, reference code FL-Simulator): a FedDyn-like
+// FedSpeed (docs/federated.md §4; arXiv 2302.10429, reference code FL-Simulator): a FedDyn-like
 // prox-correction ĝ_i per client plus a SAM-like extra gradient at a perturbed point.
 // Server halves are not thread-safe (the Coordinator's round loop owns them); the client half is
 // thread-compatible (LocalUpdate is const and keeps nothing between calls). Pure: no I/O, no

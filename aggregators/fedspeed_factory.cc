@@ -1,4 +1,4 @@
-// Registry entry for FedSpeed (specs/federated.md §4, defaults §6 and §10): the only place that
+// Registry entry for FedSpeed (docs/federated.md §4, defaults §6 and §10): the only place that
 // reads its proto config.
 //
 // algorithm.params (all optional):

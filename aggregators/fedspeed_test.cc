@@ -1,4 +1,4 @@
-// FedSpeed server and client halves against specs/federated.md §4 and the properties U22-U27 of
+// FedSpeed server and client halves against docs/federated.md §4 and the properties U22-U27 of
 // §9, plus a V0-style drift check (§8), state persistence and configuration errors.
 //
 // Model vectors are float32, so the spec's relative 1e-10 (stated for double) cannot hold where

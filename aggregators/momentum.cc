@@ -1,4 +1,4 @@
-// FedAvg-M, SCAFFOLD-M and their VR variants (specs/federated.md §3); see momentum.h.
+// FedAvg-M, SCAFFOLD-M and their VR variants (docs/federated.md §3); see momentum.h.
 #include "aggregators/momentum.h"
 
 #include <utility>

@@ -1,4 +1,4 @@
-// The momentum paper's algorithms (Cheng, Huang, Wu, Yuan; specs/federated.md §3):
+// The momentum paper's algorithms (Cheng, Huang, Wu, Yuan; docs/federated.md §3):
 // FedAvg-M (= FedCM) §3.1, SCAFFOLD-M §3.2, FedAvg-M-VR §3.3, SCAFFOLD-M-VR §3.4.
 // One server half and one client half, switched by MomentumOptions.
 //

@@ -1,4 +1,4 @@
-// Registry entries for FedProx, FedAdagrad/FedAdam/FedYogi and FedDyn (specs/federated.md
+// Registry entries for FedProx, FedAdagrad/FedAdam/FedYogi and FedDyn (docs/federated.md
 // §1.3-§1.5): the only place that reads their proto config.
 //
 //   name        typed fields used                      algorithm.params

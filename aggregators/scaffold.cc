@@ -1,4 +1,4 @@
-// SCAFFOLD options I and II (specs/federated.md §2); see scaffold.h for state and payloads.
+// SCAFFOLD options I and II (docs/federated.md §2); see scaffold.h for state and payloads.
 #include "aggregators/scaffold.h"
 
 #include <algorithm>

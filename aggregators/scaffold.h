@@ -1,4 +1,4 @@
-// SCAFFOLD (stochastic controlled averaging), specs/federated.md §2, options I and II.
+// SCAFFOLD (stochastic controlled averaging), docs/federated.md §2, options I and II.
 //
 // State and sizes (d = model dimension):
 //   server x, c (2d; c^0 = 0); client c_i (d; c_i^0 = 0, ClientState key "c");

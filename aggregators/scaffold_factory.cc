@@ -1,4 +1,4 @@
-// Registry entries of the SCAFFOLD family (specs/federated.md §2, §3): "scaffold",
+// Registry entries of the SCAFFOLD family (docs/federated.md §2, §3): "scaffold",
 // "fedavg_m", "scaffold_m", "fedavg_m_vr", "scaffold_m_vr". The only place that reads their
 // proto config.
 //

@@ -1,4 +1,4 @@
-// SCAFFOLD (specs/federated.md §2) and the momentum paper's algorithms (§3) against the
+// SCAFFOLD (docs/federated.md §2) and the momentum paper's algorithms (§3) against the
 // properties U12-U21 of §9, a V0-style drift check (§8) and the factories' input checks.
 // Quadratic clients (tests/testing/quadratic.h), pure SGD, the halves driven directly the way
 // the Coordinator drives them (down payload -> local updates in client-id order -> Update).

@@ -1,4 +1,4 @@
-// SCALLION and SCAFCOM (specs/federated.md §5); see scallion.h for the units and equations.
+// SCALLION and SCAFCOM (docs/federated.md §5); see scallion.h for the units and equations.
 #include "aggregators/scallion.h"
 
 #include <utility>

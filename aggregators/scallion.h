@@ -1,4 +1,4 @@
-// SCALLION and SCAFCOM (specs/federated.md §5): SCAFFOLD with one uploaded vector, compressed
+// SCALLION and SCAFCOM (docs/federated.md §5): SCAFFOLD with one uploaded vector, compressed
 // by the worker's uplink pipeline (compression.compressor; unbiased, e.g. randk_scaled, for
 // SCALLION; contractive, e.g. topk, for SCAFCOM), with compression.feedback "none".
 //

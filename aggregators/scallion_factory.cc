@@ -1,4 +1,4 @@
-// Registry entries "scallion" and "scafcom" (specs/federated.md §5; scallion.h). The only place
+// Registry entries "scallion" and "scafcom" (docs/federated.md §5; scallion.h). The only place
 // that reads their proto config.
 //
 //   scallion  params.alpha in (0, 1], default 1 (control-variate step; the spec recommends

@@ -1,4 +1,4 @@
-// SCALLION / SCAFCOM (specs/federated.md §5) against §9 U28-U29, and the CommitSent hook that
+// SCALLION / SCAFCOM (docs/federated.md §5) against §9 U28-U29, and the CommitSent hook that
 // keeps SCAFFOLD's c = (1/N) sum c_i under a lossy uplink. Quadratic clients, pure SGD, the
 // halves driven the way the Worker and Coordinator drive them: LocalUpdate -> the real
 // UplinkEncoder (compressor, codec, decoded payload) -> CommitSent; the server decodes the

@@ -1,5 +1,6 @@
 // The server's reduce kernel: the weighted sum of K client updates of d floats, accumulated
-// in double in client order (DESIGN.md "Performance model", STYLE.md §5 "Determinism").
+// in double in client order (docs/architecture.md "Performance model", docs/maintainers.md §5
+// "Determinism").
 //
 // Thread-safety: pure functions with no state; concurrent calls are safe as long as their
 // outputs do not overlap each other or any input. A call may spread its work over a

@@ -1,5 +1,5 @@
-// compress_bench: uplink compression kernels (specs/compression.md §1) against the memory
-// bandwidth measured in the same run (DESIGN.md "Performance model").
+// compress_bench: uplink compression kernels (docs/compression.md §1) against the memory
+// bandwidth measured in the same run (docs/architecture.md "Performance model").
 //
 //   compress_bench [--d=10000000] [--table_d=1000000] [--reps=10]
 //

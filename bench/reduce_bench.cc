@@ -1,5 +1,5 @@
 // reduce_bench: the server reduce kernel (aggregators/weighted_mean.h) against the memory
-// bandwidth measured in the same run (DESIGN.md "Performance model").
+// bandwidth measured in the same run (docs/architecture.md "Performance model").
 //
 //   reduce_bench [--k=100] [--d=1000000] [--reps=5]
 //

@@ -1,4 +1,4 @@
-// sim_bench: the simulation at scale (DESIGN.md "Simulate many clients on one node").
+// sim_bench: the simulation at scale (docs/architecture.md "Simulate many clients on one node").
 //
 //   sim_bench [--rounds=20] [--clients=1000000] [--dir=/tmp]
 //

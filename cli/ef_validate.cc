@@ -15,7 +15,7 @@ namespace fedtrain {
 const char kEfValidateHelp[] =
     R"(usage: fedtrain ef-validate --config FILE [--out DIR]
 
-Runs the float64 validation experiments of the error-feedback methods (specs/compression.md
+Runs the float64 validation experiments of the error-feedback methods (docs/compression.md
 §4: gd, naive, ef14, ef14b, ef21, ef21w, econtrol on the three-worker example, heterogeneous
 quadratics and nonconvex logistic regression on breast_cancer) listed in the JSON config FILE
 (message fedtrain.v1.EfValidationConfig, examples in examples/ef/). Prints one table block

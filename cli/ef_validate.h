@@ -1,5 +1,5 @@
 // `fedtrain ef-validate --config FILE [--out DIR]`: runs a grid of float64 error-feedback
-// validation runs (sim/ef_validation.h, specs/compression.md §4) from a JSON
+// validation runs (sim/ef_validation.h, docs/compression.md §4) from a JSON
 // v1::EfValidationConfig, prints a table and writes table.csv, table.txt and results.json
 // into the output folder. Thread-compatible (no shared state).
 #ifndef FEDTRAIN_CLI_EF_VALIDATE_H_

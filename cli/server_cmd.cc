@@ -184,7 +184,7 @@ int ServerCommand(const std::vector<std::string>& args,
   if (!tls_client_ca.empty() && tls_cert.empty())
     return Usage("--tls-client-ca (mutual TLS) needs --tls-cert FILE and --tls-key FILE");
 
-  grpc_init();  // TOOLCHAIN.md: avoids the shutdown stall together with _Exit in main
+  grpc_init();  // docs/maintainers.md §9: avoids the shutdown stall together with _Exit in main
   absl::StatusOr<v1::ExperimentConfig> cfg = LoadConfigFile(config_path);
   if (!cfg.ok()) return Fail(std::string(cfg.status().message()));
   for (const std::string& s : sets)

@@ -213,7 +213,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  grpc_init();  // TOOLCHAIN.md: avoids the shutdown stall together with _Exit in main
+  grpc_init();  // docs/maintainers.md §9: avoids the shutdown stall together with _Exit in main
   std::atomic<bool> stop{false};
   absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> joined =
       JoinWithBackoff(o, absl::Now() + absl::Seconds(connect_timeout_s), stop);

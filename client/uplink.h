@@ -1,4 +1,4 @@
-// The worker's uplink pipeline (specs/compression.md §2): for every up vector of the
+// The worker's uplink pipeline (docs/compression.md §2): for every up vector of the
 // algorithm's payload, in order:
 //   update -> l2 clip (optional) -> error feedback (EF14 / EF21 / EControl state in
 //   ClientState::wide) -> compressor -> codec -> v1::Tensor.

@@ -1,10 +1,9 @@
-// The Worker: task in, reply out (STYLE.md §6). Runs the client half of the algorithm on the
-// task's client data, then the uplink pipeline (compressor -> codec -> message), then the
-// algorithm's CommitSent with the payload as the server will decode it, and only then saves
-// the client's state (a failed task leaves the stored state as it was). No sockets,
-// no sleeps: the same Worker serves the simulation (many per process, one per pool thread)
-// and the deployed worker process.
-// Not thread-safe: one Worker per thread (it owns a Trainer with scratch buffers). The
+// The Worker: task in, reply out (docs/maintainers.md §6). Runs the client half of the algorithm on
+// the task's client data, then the uplink pipeline (compressor -> codec -> message), then the
+// algorithm's CommitSent with the payload as the server will decode it, and only then saves the
+// client's state (a failed task leaves the stored state as it was). No sockets, no sleeps: the same
+// Worker serves the simulation (many per process, one per pool thread) and the deployed worker
+// process. Not thread-safe: one Worker per thread (it owns a Trainer with scratch buffers). The
 // borrowed algorithm, uplink encoder, data and store must outlive it.
 #ifndef FEDTRAIN_CLIENT_WORKER_H_
 #define FEDTRAIN_CLIENT_WORKER_H_

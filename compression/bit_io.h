@@ -1,4 +1,4 @@
-// Bit and byte packing for the compressor codecs (specs/compression.md §1.7): little-endian
+// Bit and byte packing for the compressor codecs (docs/compression.md §1.7): little-endian
 // multi-byte values, bit fields least significant bit first inside each byte, fields laid end
 // to end with padding only at the end of a message, and LEB128 varints.
 //

@@ -1,4 +1,4 @@
-// Wire-level tests of the compressor codecs (specs/compression.md §1.7): bit packing, varints,
+// Wire-level tests of the compressor codecs (docs/compression.md §1.7): bit packing, varints,
 // header layout, and Decode's validation of malformed and corrupted messages (the server
 // decodes untrusted bytes: every corruption must give a Status, never a crash or an
 // out-of-bounds read; this suite also runs under ASan+UBSan).

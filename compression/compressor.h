@@ -1,4 +1,4 @@
-// Uplink compressors and their codecs (specs/compression.md §1). Pure: no sockets, threads,
+// Uplink compressors and their codecs (docs/compression.md §1). Pure: no sockets, threads,
 // files or clocks. Thread-compatible: const methods may run concurrently (one compressor
 // serves every worker thread).
 //

@@ -1,4 +1,4 @@
-// Error feedback (specs/compression.md §2). See error_feedback.h for the round structure.
+// Error feedback (docs/compression.md §2). See error_feedback.h for the round structure.
 //
 // State and payload per worker, in d doubles / wire bits per coordinate:
 //   none      state 0                         uplink C(v)

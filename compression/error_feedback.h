@@ -1,10 +1,10 @@
-// Error feedback (specs/compression.md §2): EF14, EF21, EF21-W and EControl, as explicit
+// Error feedback (docs/compression.md §2): EF14, EF21, EF21-W and EControl, as explicit
 // state plus pure step functions. Pure: no sockets, threads, files or clocks.
 //
 // State is data (FeedbackState on the worker, TrackerAggregate on the server), never hidden
 // in a compressor, so it can be checkpointed, stored per client and spilled to disk. State
 // vectors are double (spec §0 recommends double for e_i, g_i, h_i and server averages; this
-// deviates from STYLE.md's float sketch on purpose).
+// deviates from docs/maintainers.md's float sketch on purpose).
 //
 // One round structure serves every method (the "pipeline" order): the worker computes its
 // vector v at the model it was sent, sends one message, and the server folds the messages in

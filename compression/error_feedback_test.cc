@@ -1,4 +1,4 @@
-// Unit tests of error feedback (specs/compression.md §2) and the properties U8-U15 of §5.
+// Unit tests of error feedback (docs/compression.md §2) and the properties U8-U15 of §5.
 //
 // A small local loop (LocalRun below) plays the production round structure on separable
 // quadratics f_i(x) = 1/2 sum_j a_ij (x_j - b_ij)^2: every worker computes its vector at the

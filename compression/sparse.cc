@@ -1,4 +1,4 @@
-// Sparse compressors (specs/compression.md §1.2, §1.3): Top-K, Rand-K (unscaled, contractive)
+// Sparse compressors (docs/compression.md §1.2, §1.3): Top-K, Rand-K (unscaled, contractive)
 // and Rand-K scaled by d/k (unbiased), with the index encodings of §1.7.
 //
 // Payload (after the 16-byte header of compressor_internal.h; n = header field b = values

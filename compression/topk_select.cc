@@ -1,4 +1,4 @@
-// Exact Top-K selection (specs/compression.md §1.2). See topk_select.h.
+// Exact Top-K selection (docs/compression.md §1.2). See topk_select.h.
 //
 // Order: entry j precedes entry i when |x_j| > |x_i|, or |x_j| == |x_i| and j < i. This is a
 // strict total order, so the first k entries are unique and every path below returns exactly

@@ -1,4 +1,4 @@
-// Exact Top-K selection (specs/compression.md §1.2): the indices of the k largest |x_j|,
+// Exact Top-K selection (docs/compression.md §1.2): the indices of the k largest |x_j|,
 // ties broken by the smaller index, so the result is a deterministic function of x.
 // Pure and single-threaded.
 #ifndef FEDTRAIN_COMPRESSION_TOPK_SELECT_H_

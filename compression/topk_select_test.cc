@@ -1,4 +1,4 @@
-// Tests for TopKIndices (specs/compression.md §1.2): exact agreement with a brute-force
+// Tests for TopKIndices (docs/compression.md §1.2): exact agreement with a brute-force
 // reference (full sort on (|x_j|, j)), edge cases of k and nnz, NaN/Inf rejection, and the U2
 // properties (every kept |x_j| >= every dropped one; equal magnitudes keep the smaller index).
 #include "compression/topk_select.h"

@@ -27,7 +27,8 @@
   if (!tmp.ok()) return std::move(tmp).status();      \
   lhs = std::move(tmp).value()
 
-// Our own invariant broken: crash with a message. Never used for bad input (STYLE.md §4).
+// Our own invariant broken: crash with a message. Never used for bad input (docs/maintainers.md
+// §4).
 #define FT_CHECK(cond)                                                              \
   do {                                                                              \
     if (!(cond)) {                                                                  \

@@ -1,4 +1,4 @@
-// Partitioners of specs/federated.md §7.1 (IID), §7.2 D1 (Dirichlet label skew) and §7.3
+// Partitioners of docs/federated.md §7.1 (IID), §7.2 D1 (Dirichlet label skew) and §7.3
 // (exact-k-class shards), plus the per-client class histogram every run logs (§7.2).
 // All randomness comes from RngStream::For(seed, attempt, 0, kPartition); IID and shards
 // make a single attempt (attempt = 0).

@@ -1,5 +1,5 @@
 // Partitioners: split a data set over N clients as per-client index lists (no copies).
-// specs/federated.md §7.1-§7.3. Deterministic: all randomness from
+// docs/federated.md §7.1-§7.3. Deterministic: all randomness from
 // RngStream(seed, attempt, 0, kPartition).
 #ifndef FEDTRAIN_DATA_PARTITION_H_
 #define FEDTRAIN_DATA_PARTITION_H_

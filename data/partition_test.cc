@@ -1,4 +1,4 @@
-// Tests of the partitioners against specs/federated.md §9 U4 (coverage, sizes, D1 minimum
+// Tests of the partitioners against docs/federated.md §9 U4 (coverage, sizes, D1 minimum
 // size, exact-k-class shards, alpha limits), determinism and argument validation.
 #include "data/partition.h"
 

@@ -1,4 +1,4 @@
-// Synthetic(alpha, beta) generator, specs/federated.md §7.8 (FedProx's data/synthetic_*).
+// Synthetic(alpha, beta) generator, docs/federated.md §7.8 (FedProx's data/synthetic_*).
 //
 // Every draw for device k comes from its own stream RngStream::For(seed, 0, k,
 // kSyntheticData), in this order: size, then (non-IID only) u_k, B_k, v_k, W_k, b_k, then the

@@ -1,4 +1,4 @@
-// Synthetic(alpha, beta) federated data (specs/federated.md §7.8; FedProx's generator):
+// Synthetic(alpha, beta) federated data (docs/federated.md §7.8; FedProx's generator):
 // N devices, each with its own softmax-regression teacher, heavy-tailed sizes.
 // Deterministic: every draw comes from RngStream(seed, 0, device, kSyntheticData).
 // GenerateSynthetic pools every device into one data set; SyntheticPopulation generates one

@@ -1,4 +1,4 @@
-// Tests of the Synthetic(alpha, beta) generator (specs/federated.md §7.8): determinism,
+// Tests of the Synthetic(alpha, beta) generator (docs/federated.md §7.8): determinism,
 // device sizes and the 90/10 split, label range, the IID variant and option validation.
 #include "data/synthetic.h"
 

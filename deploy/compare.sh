@@ -9,7 +9,7 @@
 #     'fedavg:algorithm.name=fedavg' 'fedprox:algorithm.name=fedprox;algorithm.params.mu=0.01'
 # Each LABEL becomes the run OUT_DIR/LABEL. OUT_DIR/table.md and table.csv list, per run: final
 # and best test accuracy, the first evaluated round reaching 95% of the best final accuracy
-# among all runs (the spec's "rounds to target", federated.md §8 V2), uplink bytes and wall
+# among all runs (the spec's "rounds to target", docs/federated.md §8 V2), uplink bytes and wall
 # time; OUT_DIR/accuracy.png plots them together. The runs go one after another. Exits
 # non-zero on the first failed run.
 set -euo pipefail

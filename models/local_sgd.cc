@@ -1,4 +1,4 @@
-// Local SGD (specs/federated.md §0, §7.4, §7.6): minibatch order from the caller's
+// Local SGD (docs/federated.md §0, §7.4, §7.6): minibatch order from the caller's
 // RngStream, then per step: loss gradient -> global-norm clipping -> + weight decay ->
 // algorithm hook -> heavy-ball momentum -> y -= lr * direction. All vector arithmetic is in
 // float, element by element, so a step is reproducible bit for bit from (w, batch, options).

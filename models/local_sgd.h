@@ -18,7 +18,7 @@ namespace fedtrain {
 struct LocalSgdOptions {
   double lr = 0.01;
   // Exactly one of `steps` (> 0: step mode) or `epochs` (> 0: epoch mode) is used; steps
-  // wins when both are set (specs/federated.md §7.4).
+  // wins when both are set (docs/federated.md §7.4).
   int64_t steps = 0;
   int64_t epochs = 1;
   int64_t batch_size = 32;
@@ -54,7 +54,7 @@ absl::StatusOr<LocalSgdResult> RunLocalSgd(Trainer& trainer, const DataView& dat
                                            const GradientHook& hook = nullptr,
                                            const GradientFn& gradient = nullptr);
 
-// One stochastic gradient at `w` (distributed SGD, specs/compression.md §2): the loss
+// One stochastic gradient at `w` (distributed SGD, docs/compression.md §2): the loss
 // gradient on a minibatch of min(B, n) distinct samples drawn from `rng` (the whole local
 // data, in stored order, when B >= n), clipped to opts.clip_norm, plus opts.weight_decay * w.
 // Returns the minibatch loss. opts.lr, steps, epochs and momentum are not used.

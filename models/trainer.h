@@ -25,7 +25,7 @@ class Trainer {
   virtual std::string description() const = 0;
   // Fills `w` (size dim()) with initial weights drawn from `rng`.
   virtual void InitParams(RngStream& rng, Vec w) const = 0;
-  // Writes the gradient of the MEAN minibatch loss at `w` into `grad` (specs/federated.md §0)
+  // Writes the gradient of the MEAN minibatch loss at `w` into `grad` (docs/federated.md §0)
   // and returns that mean loss. InvalidArgument on size mismatch.
   virtual absl::StatusOr<double> Gradient(ConstVec w, const Batch& b, Vec grad) = 0;
   virtual absl::StatusOr<EvalMetrics> Evaluate(ConstVec w, const DataView& d) = 0;

@@ -281,7 +281,7 @@ absl::Status ValidateCompression(const v1::ExperimentConfig& cfg) {
       cfg.algorithm().weighting() != "uniform")
     return absl::InvalidArgumentError(absl::StrCat(
         "compression.feedback ", c.feedback(), " tracks the uniform mean over all clients "
-        "(specs/compression.md §2.2); set algorithm.weighting to uniform"));
+        "(docs/compression.md §2.2); set algorithm.weighting to uniform"));
   return absl::OkStatus();
 }
 }  // namespace

@@ -27,7 +27,7 @@ PACKAGES=(
   python3-kubernetes                         # deploy/k8s/validate.py: the Kubernetes API model classes
 )
 
-# breast_cancer.csv (specs/compression.md §4.3/§4.4, `fedtrain ef-validate`). Debian ships it
+# breast_cancer.csv (docs/compression.md §4.3/§4.4, `fedtrain ef-validate`). Debian ships it
 # only inside python3-sklearn, which pulls ~70 packages: download that one .deb and extract
 # just the CSV. Skipped when the file is already there.
 BREAST_CANCER_CSV=/usr/local/share/fedtrain/datasets/breast_cancer.csv

@@ -1,9 +1,9 @@
-// The Coordinator: the federated round loop (DESIGN.md "One round"): select clients, send
-// each a task with the server half's down payload, collect replies until all arrive or the
-// round deadline passes, decode and validate them, hand the valid ones (sorted by client id)
-// to the server half, evaluate every E rounds, write a metrics row.
-// The same Coordinator runs the simulation (InProcHub) and the deployed server (gRPC).
-// Not thread-safe: one thread (the round loop) owns it and all round state.
+// The Coordinator: the federated round loop (docs/architecture.md "One round"): select clients,
+// send each a task with the server half's down payload, collect replies until all arrive or the
+// round deadline passes, decode and validate them, hand the valid ones (sorted by client id) to the
+// server half, evaluate every E rounds, write a metrics row. The same Coordinator runs the
+// simulation (InProcHub) and the deployed server (gRPC). Not thread-safe: one thread (the round
+// loop) owns it and all round state.
 #ifndef FEDTRAIN_SERVER_COORDINATOR_H_
 #define FEDTRAIN_SERVER_COORDINATOR_H_
 
@@ -29,7 +29,7 @@ struct CoordinatorOptions {
   int64_t clients_per_round = 0;
   int64_t rounds = 0;
   uint64_t seed = 0;           // keys the workers' RngStreams
-  uint64_t sampling_seed = 0;  // keys client selection (specs §7.5)
+  uint64_t sampling_seed = 0;  // keys client selection (docs/federated.md §7.5)
   double lr = 0.01;            // eta_l^0
   double lr_decay = 1.0;       // eta_l^r = lr * lr_decay^r
   int64_t eval_every = 1;

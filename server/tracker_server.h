@@ -1,4 +1,4 @@
-// Server half of the tracker error-feedback methods (EF21, EControl; specs/compression.md
+// Server half of the tracker error-feedback methods (EF21, EControl; docs/compression.md
 // §2.2, §2.4) around any server algorithm.
 //
 // For every up part it keeps the tracker average h = (1/N) sum_i h_i over all N clients

@@ -1,6 +1,6 @@
 // The tracker error-feedback methods through the real uplink pipeline: UplinkEncoder on the
-// workers (state in ClientState), TrackerServer around FedAvg on the server. Checks spec
-// compression.md §2.2/§2.4 in the partial-participation form: h = (1/N) sum_i h_i (U9), the
+// workers (state in ClientState), TrackerServer around FedAvg on the server. Checks
+// docs/compression.md §2.2/§2.4 in the partial-participation form: h = (1/N) sum_i h_i (U9), the
 // init protocol, and that FedAvg (uniform, eta_g = 1) then steps by exactly h.
 #include "server/tracker_server.h"
 

@@ -1,4 +1,4 @@
-// Float64 validation harness for error feedback (specs/compression.md §4): distributed
+// Float64 validation harness for error feedback (docs/compression.md §4): distributed
 // (S)GD in double with n workers, every worker in every round, through the production
 // pieces: Compressor (float64 values on the wire, so round trips are exact), FeedbackStep on
 // the worker and TrackerAggregate on the server. The round is the pipeline's: each worker
@@ -6,7 +6,8 @@
 // in increasing worker order, folds it in, then moves the model:
 //   gd        x -= gamma mean g_i                         (uncompressed)
 //   naive     x -= gamma mean C(g_i)
-//   ef14      v = gamma g (form A): x -= mean Delta_i      ef14b  v = g (form B): x -= gamma mean Delta_i
+// ef14      v = gamma g (form A): x -= mean Delta_i      ef14b  v = g (form B): x -= gamma mean
+// Delta_i
 //   ef21, ef21w, econtrol: x -= gamma h, h the server's tracker (EF21-W: v = g/(n w_i),
 //             w_i = L_i / sum_j L_j, h = sum_i w_i h_i)
 // Problems: §4.1 three workers, §4.2 heterogeneous quadratics, §4.3/§4.4 nonconvex logistic

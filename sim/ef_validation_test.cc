@@ -1,6 +1,6 @@
 // Tests of the float64 error-feedback validation harness: the problems (gradients, constants,
 // the CSV recipe), the run loop (identity compressor = GD, determinism, divergence), the
-// config planner's errors, and the outcomes the spec expects (specs/compression.md §4.1-§4.4).
+// config planner's errors, and the outcomes the spec expects (docs/compression.md §4.1-§4.4).
 //
 // Run time: these tests share a ~20 s budget in a Release build (they also run under
 // ASan+UBSan). Where the spec's T is longer than needed to show an ordering, T is reduced

@@ -523,8 +523,8 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   auto run = [&]() -> absl::StatusOr<SimulationResult> {
     if (!resuming)
       FT_RETURN_IF_ERROR(WriteText(partial + "/config.json", ConfigToJson(cfg) + "\n"));
-    // The per-client class histogram of the split (specs §7.2: always log the split). Not for
-    // on-demand client data: it would generate every client of the population.
+    // The per-client class histogram of the split (docs/federated.md §7.2: always log the split).
+    // Not for on-demand client data: it would generate every client of the population.
     if (!data.population && !resuming) {
       std::string hist;
       for (const auto& row : ClassHistogram(data.train, data.partition))

@@ -1,5 +1,5 @@
 // Simulation: one Coordinator and one Worker per pool thread over the in-process hub
-// (STYLE.md §6). No algorithm code lives here: only wiring from the config.
+// (docs/maintainers.md §6). No algorithm code lives here: only wiring from the config.
 // RunExperiment adds the run folder: config.json, metrics.{jsonl,csv}, model.ftw,
 // summary.json, written under "<dir>/<name>.partial" and renamed to "<dir>/<name>" only when
 // the run finished, so an incomplete run is never presented as complete.

@@ -1,6 +1,6 @@
-// End-to-end simulation properties: bit-identical weights for any thread count (DESIGN.md
-// "Determinism"), a golden hash of a tiny run, U6 (one client = local SGD), U3 (seeds), and
-// config errors surfacing before any training.
+// End-to-end simulation properties: bit-identical weights for any thread count
+// (docs/architecture.md "Determinism"), a golden hash of a tiny run, U6 (one client = local SGD),
+// U3 (seeds), and config errors surfacing before any training.
 #include "sim/simulate.h"
 
 #include <atomic>
@@ -260,7 +260,7 @@ TEST(SimulateTest, CompressedRunsAreThreadInvariantAndSendFewerBytes) {
   }
 }
 
-// SCALLION (specs/federated.md §5) end to end: one rand-k (d/k) vector through the Worker's
+// SCALLION (docs/federated.md §5) end to end: one rand-k (d/k) vector through the Worker's
 // pipeline and CommitSent; thread-count invariant, and fewer uplink bytes than SCAFFOLD's two
 // uncompressed vectors. SCAFCOM with top-k likewise runs.
 TEST(SimulateTest, ScallionWithRandKRunsThreadInvariantAndSendsLessThanScaffold) {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The algorithm comparison of specs/federated.md §8 (V2/V3) on one config: FedAvg, FedAvgM,
+# The algorithm comparison of docs/federated.md §8 (V2/V3) on one config: FedAvg, FedAvgM,
 # FedProx, FedAdam, FedDyn, SCAFFOLD, FedAvg-M, SCAFFOLD-M, their VR variants and FedSpeed,
 # with the spec's hyperparameters, then a table and a plot (deploy/compare.sh). FedAvg,
 # FedAvgM and FedProx average with the config's weighting (sample counts, the reference
 # code's rule); FedAdam, FedDyn, the SCAFFOLD family and FedSpeed use the uniform mean their
-# specs write.
+# papers write (docs/federated.md).
 #
 #   examples/algorithms/run_comparison.sh CONFIG OUT_DIR [extra path=value ...]
 #

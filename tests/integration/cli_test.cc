@@ -385,7 +385,7 @@ INSTANTIATE_TEST_SUITE_P(
                      {"federation.clients_per_round (6)", "federation.num_clients (5)"}}),
     BadValueCaseName);
 
-// Compression settings (spec compression.md §1): names, ranges, and k against the model
+// Compression settings (docs/compression.md §1): names, ranges, and k against the model
 // size (softmax regression on Synthetic: d = 60 * 10 + 10 = 610), all before any folder.
 INSTANTIATE_TEST_SUITE_P(
     Compression, CliBadValueTest,
@@ -559,7 +559,7 @@ TEST_F(CliTest, PlotOfMissingRunNamesMetricsCsv) {
   EXPECT_THAT(ListDir(cwd_), IsEmpty());
 }
 
-// STYLE.md §5: the same config gives bit-identical weights for any thread count.
+// docs/maintainers.md §5: the same config gives bit-identical weights for any thread count.
 TEST_F(CliTest, WeightsDoNotDependOnThreadCount) {
   const std::string out1 = tmp_.File("threads1");
   const std::string out2 = tmp_.File("threads2");

@@ -6,8 +6,8 @@
 #
 # Hosts are network namespaces (named fedtrain-<pid>-{srv,w0,w1,w2}): the server's and one
 # per worker, each worker joined to the server by its own veth pair and /24 subnet
-# (10.77.K.1 server side, 10.77.K.2 worker K), lo up in all. Faults (TOOLCHAIN.md, "Several
-# hosts on one machine"; these kernels have no `tc netem`):
+# (10.77.K.1 server side, 10.77.K.2 worker K), lo up in all. Faults (docs/maintainers.md §9,
+# "Several hosts on one machine"; these kernels have no `tc netem`):
 #   worker 0: random loss of LOSS_PERCENT % of the packets it sends, dropped by an nftables
 #             rule on the server namespace's input hook (table inet chaos);
 #   worker 1: a tbf bandwidth limit (TBF_RATE) on its veth's egress;

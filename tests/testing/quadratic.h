@@ -1,4 +1,4 @@
-// Quadratic clients for algorithm tests (specs/federated.md §9 fixture and §8 V0), as a
+// Quadratic clients for algorithm tests (docs/federated.md §9 fixture and §8 V0), as a
 // Trainer and a Dataset so they run through the real local-SGD and algorithm code.
 // Header-only; needs fedtrain::models linked.
 //

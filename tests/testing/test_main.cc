@@ -1,5 +1,5 @@
 // Shared gtest main for every fedtrain test binary. Ends with std::_Exit after flushing, so
-// no global destructor (gRPC's shutdown stall, TOOLCHAIN.md) can hang a test process.
+// no global destructor (gRPC's shutdown stall, docs/maintainers.md §9) can hang a test process.
 #include <cstdio>
 #include <cstdlib>
 

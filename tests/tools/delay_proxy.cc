@@ -1,5 +1,5 @@
 // delay_proxy: a TCP proxy that delays every byte by a fixed time, for tests that need
-// latency between "hosts" (TOOLCHAIN.md: these kernels have no `tc netem`).
+// latency between "hosts" (docs/maintainers.md §9: these kernels have no `tc netem`).
 //
 //   delay_proxy --listen HOST:PORT --to HOST:PORT --delay-ms D [--port-file F]
 //
