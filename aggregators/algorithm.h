@@ -51,7 +51,14 @@ class ServerAlgorithm {
   virtual absl::Status Init(ConstVec x0, ServerState* s) = 0;
   // Number of d-vectors in each client's up payload (validated by the Coordinator).
   virtual size_t num_up_parts() const { return 1; }
-  virtual absl::Status DownPayload(const ServerState& s, Payload* down) const = 0;
+  // What every sampled client receives this round. The default sends the global model alone
+  // ({x}, no scalars); a server half with more to send (control variates, momentum) overrides
+  // it, keeping x as parts[0].
+  virtual absl::Status DownPayload(const ServerState& s, Payload* down) const {
+    down->parts.assign(1, s.x);
+    down->scalars.clear();
+    return absl::OkStatus();
+  }
   // Checks one decoded update before the round's Update (the Coordinator rejects the update,
   // with this status's message as the reason, when it is not OK). Must not change state.
   virtual absl::Status CheckUpdate(const ClientUpdate& u) const {

@@ -3,8 +3,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "aggregators/fedavg.h"
-#include "aggregators/params.h"
 #include "core/status_macros.h"
 #include "models/local_sgd.h"
 
@@ -27,34 +25,5 @@ absl::Status DsgdClient::LocalUpdate(const Payload& down, LocalContext& ctx, Cli
   result->train_loss = loss;
   return absl::OkStatus();
 }
-
-namespace {
-
-class DsgdFactory final : public AlgorithmFactory {
- public:
-  std::string name() const override { return "dsgd"; }
-  int state_version() const override { return 1; }
-  absl::Status Validate(const Cfg& c) const override {
-    FT_RETURN_IF_ERROR(CheckServerLr(c));
-    FT_RETURN_IF_ERROR(ResolveWeighting(c, "samples").status());
-    FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
-    return ParamReader(c.params(), name()).Finish();  // typed fields only
-  }
-  absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
-    FT_RETURN_IF_ERROR(Validate(c));
-    FedAvgOptions o;
-    o.server_lr = c.server_lr();
-    FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "samples"));
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
-    return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o, std::move(reducer)));
-  }
-  absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
-    return std::unique_ptr<ClientAlgorithm>(new DsgdClient());
-  }
-};
-
-}  // namespace
-
-std::unique_ptr<AlgorithmFactory> MakeDsgdFactory() { return std::make_unique<DsgdFactory>(); }
 
 }  // namespace fedtrain

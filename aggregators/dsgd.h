@@ -24,8 +24,8 @@ class DsgdClient final : public ClientAlgorithm {
                            Payload* up, LocalResult* result) const override;
 };
 
-// The "dsgd" registry entry (FedAvg server half without momentum, DsgdClient).
-std::unique_ptr<AlgorithmFactory> MakeDsgdFactory();
+// The "dsgd" registry entry (FedAvg server half without momentum, DsgdClient; dsgd_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewDsgdFactory();
 
 }  // namespace fedtrain
 

@@ -17,6 +17,7 @@
 
 #include "aggregators/client_algorithm.h"
 #include "aggregators/reducer.h"
+#include "aggregators/registry.h"
 
 namespace fedtrain {
 
@@ -35,7 +36,6 @@ class FedAvgServer final : public ServerAlgorithm {
                         std::unique_ptr<Reducer> reducer = std::make_unique<MeanReducer>())
       : o_(std::move(o)), reducer_(std::move(reducer)) {}
   absl::Status Init(ConstVec x0, ServerState* s) override;
-  absl::Status DownPayload(const ServerState& s, Payload* down) const override;
   absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
                       ServerState* s) override;
 
@@ -51,6 +51,15 @@ class FedAvgClient final : public ClientAlgorithm {
   absl::Status LocalUpdate(const Payload& down, LocalContext& ctx, ClientState* state,
                            Payload* up, LocalResult* result) const override;
 };
+
+// Registry entries "fedavg" (momentum false) and "fedavgm" (fedavg_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewFedAvgFactory(bool momentum);
+// For every algorithm whose server half is FedAvg's (fedavg, fedavgm, fedprox, dsgd): checks
+// the typed fields that server half reads (server_lr, weighting with default "samples",
+// reducer, and with `momentum` algorithm.momentum), and builds it. InvalidArgument naming the
+// field.
+absl::Status ValidateFedAvgServer(const Cfg& c, bool momentum);
+absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeFedAvgServer(const Cfg& c, bool momentum);
 
 }  // namespace fedtrain
 

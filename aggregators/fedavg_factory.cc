@@ -1,14 +1,40 @@
-// Registry entries for FedAvg and FedAvgM: the only place that reads their proto config.
+// Registry entries "fedavg" and "fedavgm" (docs/federated.md §1.1, §1.2), and the helpers for
+// every algorithm whose server half is FedAvg's (fedprox, dsgd): the only place that reads
+// their proto config.
+//   typed fields: server_lr (> 0, eta_g), weighting (default samples), reducer; fedavgm also
+//   momentum (beta in [0, 1)) and nesterov. No algorithm.params.
 #include <memory>
+#include <string>
 
 #include "absl/strings/str_cat.h"
-#include "aggregators/dsgd.h"
 #include "aggregators/fedavg.h"
 #include "aggregators/params.h"
 #include "aggregators/registry.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
+
+absl::Status ValidateFedAvgServer(const Cfg& c, bool momentum) {
+  FT_RETURN_IF_ERROR(CheckServerLr(c));
+  FT_RETURN_IF_ERROR(ResolveWeighting(c, "samples").status());
+  if (momentum && !(c.momentum() >= 0 && c.momentum() < 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("algorithm.momentum (FedAvgM beta) must be in [0, 1), got ", c.momentum()));
+  return CheckAveraging(c, "samples").status();
+}
+
+absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeFedAvgServer(const Cfg& c, bool momentum) {
+  FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, momentum));
+  FedAvgOptions o;
+  o.server_lr = c.server_lr();
+  FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "samples"));
+  o.server_momentum = momentum;
+  o.beta = c.momentum();
+  o.nesterov = c.nesterov();
+  FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+  return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o, std::move(reducer)));
+}
+
 namespace {
 
 class FedAvgFactory final : public AlgorithmFactory {
@@ -17,24 +43,12 @@ class FedAvgFactory final : public AlgorithmFactory {
   std::string name() const override { return momentum_ ? "fedavgm" : "fedavg"; }
   int state_version() const override { return 1; }
   absl::Status Validate(const Cfg& c) const override {
-    FT_RETURN_IF_ERROR(CheckServerLr(c));
-    FT_RETURN_IF_ERROR(ResolveWeighting(c, "samples").status());
-    if (momentum_ && !(c.momentum() >= 0 && c.momentum() < 1))
-      return absl::InvalidArgumentError(
-          absl::StrCat("algorithm.momentum (FedAvgM beta) must be in [0, 1), got ", c.momentum()));
-    FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
+    FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, momentum_));
     return ParamReader(c.params(), name()).Finish();  // typed fields only
   }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
-    if (absl::Status s = Validate(c); !s.ok()) return s;
-    FedAvgOptions o;
-    o.server_lr = c.server_lr();
-    FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "samples"));
-    o.server_momentum = momentum_;
-    o.beta = c.momentum();
-    o.nesterov = c.nesterov();
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
-    return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o, std::move(reducer)));
+    FT_RETURN_IF_ERROR(Validate(c));
+    return MakeFedAvgServer(c, momentum_);
   }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
     return std::unique_ptr<ClientAlgorithm>(new FedAvgClient());
@@ -46,15 +60,8 @@ class FedAvgFactory final : public AlgorithmFactory {
 
 }  // namespace
 
-void RegisterBuiltinAlgorithms(AlgorithmRegistry* r) {
-  // Registration of fedtrain's own distinct names cannot collide.
-  (void)r->Register(std::make_unique<FedAvgFactory>(false));
-  (void)r->Register(std::make_unique<FedAvgFactory>(true));
-  (void)r->Register(MakeDsgdFactory());
-  RegisterProxFamily(r);
-  RegisterScaffoldFamily(r);
-  RegisterFedSpeed(r);
-  RegisterScallionFamily(r);
+std::unique_ptr<AlgorithmFactory> NewFedAvgFactory(bool momentum) {
+  return std::make_unique<FedAvgFactory>(momentum);
 }
 
 }  // namespace fedtrain

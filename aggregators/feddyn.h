@@ -27,6 +27,7 @@
 
 #include "aggregators/client_algorithm.h"
 #include "aggregators/reducer.h"
+#include "aggregators/registry.h"
 
 namespace fedtrain {
 
@@ -40,7 +41,6 @@ class FedDynServer final : public ServerAlgorithm {
                         std::unique_ptr<Reducer> reducer = std::make_unique<MeanReducer>())
       : o_(o), reducer_(std::move(reducer)) {}
   absl::Status Init(ConstVec x0, ServerState* s) override;
-  absl::Status DownPayload(const ServerState& s, Payload* down) const override;
   // InvalidArgument when info.num_clients is smaller than the number of updates.
   absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
                       ServerState* s) override;
@@ -64,6 +64,9 @@ class FedDynClient final : public ClientAlgorithm {
  private:
   FedDynOptions o_;
 };
+
+// The "feddyn" registry entry (feddyn_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewFedDynFactory();
 
 }  // namespace fedtrain
 

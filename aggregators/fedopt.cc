@@ -35,12 +35,6 @@ absl::Status FedOptServer::Init(ConstVec x0, ServerState* s) {
   return absl::OkStatus();
 }
 
-absl::Status FedOptServer::DownPayload(const ServerState& s, Payload* down) const {
-  down->parts.assign(1, s.x);
-  down->scalars.clear();
-  return absl::OkStatus();
-}
-
 absl::Status FedOptServer::Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
                                   ServerState* s) {
   const size_t d = s->x.size();

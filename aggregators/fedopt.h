@@ -28,6 +28,7 @@
 
 #include "aggregators/algorithm.h"
 #include "aggregators/reducer.h"
+#include "aggregators/registry.h"
 
 namespace fedtrain {
 
@@ -57,7 +58,6 @@ class FedOptServer final : public ServerAlgorithm {
                         std::unique_ptr<Reducer> reducer = std::make_unique<MeanReducer>())
       : o_(std::move(o)), reducer_(std::move(reducer)) {}
   absl::Status Init(ConstVec x0, ServerState* s) override;
-  absl::Status DownPayload(const ServerState& s, Payload* down) const override;
   absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
                       ServerState* s) override;
 
@@ -69,6 +69,9 @@ class FedOptServer final : public ServerAlgorithm {
   std::unique_ptr<Reducer> reducer_;
   std::vector<float> mean_;  // scratch: the round's Dbar
 };
+
+// The "fedadagrad", "fedadam" and "fedyogi" registry entries (fedopt_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewFedOptFactory(FedOptVariant variant);
 
 }  // namespace fedtrain
 

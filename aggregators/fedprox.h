@@ -16,6 +16,7 @@
 #define FEDTRAIN_AGGREGATORS_FEDPROX_H_
 
 #include "aggregators/client_algorithm.h"
+#include "aggregators/registry.h"
 
 namespace fedtrain {
 
@@ -32,6 +33,9 @@ class FedProxClient final : public ClientAlgorithm {
  private:
   FedProxOptions o_;
 };
+
+// The "fedprox" registry entry (fedprox_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewFedProxFactory();
 
 }  // namespace fedtrain
 

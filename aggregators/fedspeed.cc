@@ -30,14 +30,6 @@ absl::Status FedSpeedServer::Init(ConstVec x0, ServerState* s) {
   return absl::OkStatus();
 }
 
-absl::Status FedSpeedServer::DownPayload(const ServerState& s, Payload* down) const {
-  // Only x^t: ĝ_i lives on the client (§4.3 last row), so the reference code's per-client
-  // H_i − x^t is not sent.
-  down->parts.assign(1, s.x);
-  down->scalars.clear();
-  return absl::OkStatus();
-}
-
 absl::Status FedSpeedServer::Update(absl::Span<const ClientUpdate> updates,
                                     const RoundInfo& info, ServerState* s) {
   const size_t d = s->x.size();

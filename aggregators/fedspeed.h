@@ -45,6 +45,7 @@
 
 #include "aggregators/client_algorithm.h"
 #include "aggregators/reducer.h"
+#include "aggregators/registry.h"
 
 namespace fedtrain {
 
@@ -61,13 +62,14 @@ struct FedSpeedOptions {
   bool normalize_perturbation = true;  // ε = ρ g1 / (‖g1‖₂ + 1e-7) (§10.2)
 };
 
+// Sends x^t alone (the default DownPayload): ĝ_i lives on the client (§4.3 last row), so the
+// reference code's per-client H_i − x^t is not sent.
 class FedSpeedServer final : public ServerAlgorithm {
  public:
   explicit FedSpeedServer(FedSpeedOptions o,
                           std::unique_ptr<Reducer> reducer = std::make_unique<MeanReducer>())
       : o_(o), reducer_(std::move(reducer)) {}
   absl::Status Init(ConstVec x0, ServerState* s) override;
-  absl::Status DownPayload(const ServerState& s, Payload* down) const override;
   // Code mode needs info.num_clients = N >= number of updates and every id < N.
   absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
                       ServerState* s) override;
@@ -90,6 +92,9 @@ class FedSpeedClient final : public ClientAlgorithm {
  private:
   FedSpeedOptions o_;
 };
+
+// The "fedspeed" registry entry (fedspeed_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewFedSpeedFactory();
 
 }  // namespace fedtrain
 

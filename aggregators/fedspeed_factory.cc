@@ -32,8 +32,7 @@ absl::StatusOr<FedSpeedOptions> ReadOptions(const Cfg& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "algorithm.server_lr is not used by fedspeed (no server step size) and must be 1; got ",
         c.server_lr()));
-  FT_RETURN_IF_ERROR(ResolveWeighting(c, "uniform").status());  // the mean is uniform
-  FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
+  FT_RETURN_IF_ERROR(CheckAveraging(c, "uniform").status());  // checked; the mean is uniform
   ParamReader p(c.params(), kName);
   FedSpeedOptions o;
   FT_ASSIGN_OR_RETURN(const std::string mode, p.String("mode", "code", {"code", "paper"}));
@@ -68,9 +67,8 @@ class FedSpeedFactory final : public AlgorithmFactory {
 
 }  // namespace
 
-void RegisterFedSpeed(AlgorithmRegistry* r) {
-  // The built-in names are distinct, so this cannot collide.
-  (void)r->Register(std::make_unique<FedSpeedFactory>());
+std::unique_ptr<AlgorithmFactory> NewFedSpeedFactory() {
+  return std::make_unique<FedSpeedFactory>();
 }
 
 }  // namespace fedtrain

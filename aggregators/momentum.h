@@ -53,6 +53,7 @@
 
 #include "aggregators/client_algorithm.h"
 #include "aggregators/reducer.h"
+#include "aggregators/registry.h"
 
 namespace fedtrain {
 
@@ -104,6 +105,11 @@ class MomentumClient final : public ClientAlgorithm {
 // x^{r-1} = x^r + prev_scale * g_sent from a momentum down payload (§3.3, §9 U19).
 // InvalidArgument when the payload lacks x, g or the "prev_scale" scalar.
 absl::StatusOr<std::vector<float>> ReconstructPreviousModel(const Payload& down);
+
+// The "fedavg_m", "scaffold_m", "fedavg_m_vr" and "scaffold_m_vr" registry entries
+// (momentum_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewMomentumFactory(bool control_variates,
+                                                     bool variance_reduction);
 
 }  // namespace fedtrain
 

@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "aggregators/reducer.h"
+#include "core/status_macros.h"
 
 namespace fedtrain {
 
@@ -94,6 +96,12 @@ absl::Status ParamReader::Finish() const {
           known_.empty() ? " (it takes none)"
                          : absl::StrCat(" (known: ", absl::StrJoin(known_, ", "), ")")));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CheckAveraging(const v1::AlgorithmConfig& c, const std::string& def) {
+  FT_ASSIGN_OR_RETURN(std::string weighting, ResolveWeighting(c, def));
+  FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
+  return weighting;
 }
 
 }  // namespace fedtrain

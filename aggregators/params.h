@@ -26,8 +26,11 @@ struct Range {
   double hi = std::numeric_limits<double>::infinity();
   bool lo_open = false, hi_open = false;
   static Range Any() { return {}; }
-  static Range AtLeast(double lo) { return {lo, std::numeric_limits<double>::infinity(), false, false}; }
-  static Range Positive() { return {0.0, std::numeric_limits<double>::infinity(), true, false}; }
+  // Unbounded above: infinity itself is never a valid setting (ParamReader refuses
+  // non-finite numbers), so the upper end is open and messages read "[lo, inf)".
+  static Range AtLeast(double lo) { return {lo, std::numeric_limits<double>::infinity(), false, true}; }
+  static Range GreaterThan(double lo) { return {lo, std::numeric_limits<double>::infinity(), true, true}; }
+  static Range Positive() { return GreaterThan(0.0); }
   static Range Closed(double lo, double hi) { return {lo, hi, false, false}; }
   static Range OpenClosed(double lo, double hi) { return {lo, hi, true, false}; }
   static Range ClosedOpen(double lo, double hi) { return {lo, hi, false, true}; }
@@ -65,6 +68,10 @@ absl::Status CheckServerLr(const v1::AlgorithmConfig& c);
 // algorithm.weighting for an algorithm whose spec default is `def`: "" gives `def`; otherwise
 // it must be "samples" or "uniform".
 absl::StatusOr<std::string> ResolveWeighting(const v1::AlgorithmConfig& c, const std::string& def);
+// The two settings of a server half that averages client vectors, checked together: the
+// resolved algorithm.weighting (ResolveWeighting), then that algorithm.reducer names a
+// reducer (MakeReducer). Returns the weighting.
+absl::StatusOr<std::string> CheckAveraging(const v1::AlgorithmConfig& c, const std::string& def);
 
 }  // namespace fedtrain
 

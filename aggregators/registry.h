@@ -45,14 +45,9 @@ class AlgorithmRegistry {
   std::map<std::string, std::unique_ptr<AlgorithmFactory>> factories_;
 };
 
-// Registers fedtrain's own algorithms: "fedavg", "fedavgm", "dsgd" and the families below.
+// Registers fedtrain's own algorithms: the one list of built-ins is in registry.cc; each
+// algorithm's factory is in its own <algorithm>_factory.cc.
 void RegisterBuiltinAlgorithms(AlgorithmRegistry* r);
-
-// One registration function per algorithm family, each in its family's *_factory.cc.
-void RegisterProxFamily(AlgorithmRegistry* r);      // fedprox, fedadagrad, fedadam, fedyogi, feddyn
-void RegisterScaffoldFamily(AlgorithmRegistry* r);  // scaffold, fedavg_m, scaffold_m, *_vr
-void RegisterFedSpeed(AlgorithmRegistry* r);        // fedspeed
-void RegisterScallionFamily(AlgorithmRegistry* r);  // scallion, scafcom
 
 }  // namespace fedtrain
 

@@ -38,6 +38,7 @@
 
 #include "aggregators/client_algorithm.h"
 #include "aggregators/reducer.h"
+#include "aggregators/registry.h"
 
 namespace fedtrain {
 
@@ -96,6 +97,9 @@ absl::Status CommitSentControlVariateDelta(const Payload& up, const Payload& sen
 
 // The client's c_i from `state` (zeros of size d when absent); InvalidArgument on a size mismatch.
 absl::StatusOr<std::vector<float>> LoadControlVariate(const ClientState& state, size_t d);
+
+// The "scaffold" registry entry (scaffold_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewScaffoldFactory();
 
 }  // namespace fedtrain
 

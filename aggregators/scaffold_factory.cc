@@ -1,25 +1,12 @@
-// Registry entries of the SCAFFOLD family (docs/federated.md §2, §3): "scaffold",
-// "fedavg_m", "scaffold_m", "fedavg_m_vr", "scaffold_m_vr". The only place that reads their
-// proto config.
-//
-//   scaffold       params.option: "II" (default) | "I".
-//                  algorithm.server_lr = eta_g (> 0, default 1).
-//   fedavg_m, scaffold_m, fedavg_m_vr, scaffold_m_vr
-//                  params.beta in (0, 1], default 0.1 (weight of the fresh gradient; 1 = none).
-//                  params.gamma > 0: explicit global step x^{r+1} = x^r - gamma g^{r+1}.
-//                  Absent: gamma = server_lr * eta^r * K (algorithm.server_lr is then the
-//                  eta_g-equivalent, default 1, i.e. gamma = eta K as in §6). Setting both
-//                  params.gamma and algorithm.server_lr != 1 is refused.
-//                  g^0 = 0 (no warm-up round is implemented).
-//   All: algorithm.weighting, when set, weights the x (and g) average ("samples" or "uniform");
-//   when unset the spec's uniform mean_S is used (the proto default "samples" does not apply).
-//   The c update always uses 1/N. algorithm.reducer is the Reducer of the x/g average.
-#include <cmath>
+// Registry entry "scaffold" (docs/federated.md §2): the only place that reads its proto config.
+//   params.option: "II" (default) | "I".
+//   algorithm.server_lr = eta_g (> 0, default 1).
+//   algorithm.weighting, when set, weights the x average ("samples" or "uniform"); when unset
+//   the spec's uniform mean_S is used (the proto default "samples" does not apply). The c update
+//   always uses 1/N. algorithm.reducer is the Reducer of the x average.
 #include <memory>
 #include <string>
 
-#include "absl/strings/str_cat.h"
-#include "aggregators/momentum.h"
 #include "aggregators/params.h"
 #include "aggregators/registry.h"
 #include "aggregators/scaffold.h"
@@ -32,8 +19,7 @@ absl::StatusOr<ScaffoldOptions> ParseScaffold(const Cfg& c) {
   FT_RETURN_IF_ERROR(CheckServerLr(c));
   ScaffoldOptions o;
   o.server_lr = c.server_lr();
-  FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "uniform"));
-  FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
+  FT_ASSIGN_OR_RETURN(o.weighting, CheckAveraging(c, "uniform"));
   ParamReader p(c.params(), "scaffold");
   FT_ASSIGN_OR_RETURN(const std::string option, p.String("option", "II", {"II", "I"}));
   o.option = option == "I" ? ScaffoldOptions::Variate::kOptionI
@@ -58,62 +44,10 @@ class ScaffoldFactory final : public AlgorithmFactory {
   }
 };
 
-class MomentumFactory final : public AlgorithmFactory {
- public:
-  MomentumFactory(bool control_variates, bool variance_reduction)
-      : cv_(control_variates), vr_(variance_reduction) {}
-  std::string name() const override {
-    return absl::StrCat(cv_ ? "scaffold_m" : "fedavg_m", vr_ ? "_vr" : "");
-  }
-  int state_version() const override { return 1; }
-  absl::Status Validate(const Cfg& c) const override { return Parse(c).status(); }
-  absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(MomentumOptions o, Parse(c));
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
-    return std::unique_ptr<ServerAlgorithm>(new MomentumServer(o, std::move(reducer)));
-  }
-  absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(MomentumOptions o, Parse(c));
-    return std::unique_ptr<ClientAlgorithm>(new MomentumClient(o));
-  }
-
- private:
-  absl::StatusOr<MomentumOptions> Parse(const Cfg& c) const {
-    const std::string n = name();
-    FT_RETURN_IF_ERROR(CheckServerLr(c));
-    MomentumOptions o;
-    o.control_variates = cv_;
-    o.variance_reduction = vr_;
-    o.server_lr = c.server_lr();
-    FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "uniform"));
-    FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
-    ParamReader p(c.params(), n);
-    FT_ASSIGN_OR_RETURN(o.beta, p.Number("beta", 0.1, Range::OpenClosed(0, 1)));
-    const bool has_gamma = c.params().fields().count("gamma") > 0;
-    FT_ASSIGN_OR_RETURN(const double gamma, p.Number("gamma", 1.0, Range::Positive()));
-    FT_RETURN_IF_ERROR(p.Finish());
-    if (has_gamma) {
-      if (c.server_lr() != 1.0)
-        return absl::InvalidArgumentError(absl::StrCat(
-            "algorithm.server_lr of ", n, " must be left at 1 when algorithm.params.gamma is set "
-            "(gamma is the global step); got server_lr = ", c.server_lr()));
-      o.gamma = gamma;
-    }
-    return o;
-  }
-
-  bool cv_, vr_;
-};
-
 }  // namespace
 
-void RegisterScaffoldFamily(AlgorithmRegistry* r) {
-  // fedtrain's own distinct names cannot collide.
-  (void)r->Register(std::make_unique<ScaffoldFactory>());
-  (void)r->Register(std::make_unique<MomentumFactory>(false, false));
-  (void)r->Register(std::make_unique<MomentumFactory>(true, false));
-  (void)r->Register(std::make_unique<MomentumFactory>(false, true));
-  (void)r->Register(std::make_unique<MomentumFactory>(true, true));
+std::unique_ptr<AlgorithmFactory> NewScaffoldFactory() {
+  return std::make_unique<ScaffoldFactory>();
 }
 
 }  // namespace fedtrain

@@ -41,6 +41,7 @@
 #include <string>
 
 #include "aggregators/client_algorithm.h"
+#include "aggregators/registry.h"
 
 namespace fedtrain {
 
@@ -83,6 +84,9 @@ class ScallionClient final : public ClientAlgorithm {
  private:
   ScallionOptions o_;
 };
+
+// The "scallion" (momentum false) and "scafcom" registry entries (scallion_factory.cc).
+std::unique_ptr<AlgorithmFactory> NewScallionFactory(bool momentum);
 
 }  // namespace fedtrain
 

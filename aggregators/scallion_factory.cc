@@ -63,10 +63,8 @@ class ScallionFactory final : public AlgorithmFactory {
 
 }  // namespace
 
-void RegisterScallionFamily(AlgorithmRegistry* r) {
-  // fedtrain's own distinct names cannot collide.
-  (void)r->Register(std::make_unique<ScallionFactory>(false));
-  (void)r->Register(std::make_unique<ScallionFactory>(true));
+std::unique_ptr<AlgorithmFactory> NewScallionFactory(bool momentum) {
+  return std::make_unique<ScallionFactory>(momentum);
 }
 
 }  // namespace fedtrain
