@@ -153,7 +153,7 @@ SimRun RunOnce(int64_t clients, int64_t rounds, ClientDataMode mode) {
   out.setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double first_round_end = 0, last_round_end = 0;
   int64_t updates_after_first = 0;
-  absl::StatusOr<SimulationResult> r =
+  absl::StatusOr<RunResult> r =
       RunSimulation(*cfg, reg, *data, nullptr, [&](const RoundSummary& s) {
         if (s.round == 0) {  // rounds count from 0
           first_round_end = s.wall_s;

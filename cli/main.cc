@@ -13,7 +13,7 @@
 #include "aggregators/registry.h"
 #include "cli/ef_validate.h"
 #include "plot/plot.h"
-#include "cli/plugins.h"
+#include "runtime/plugins.h"
 #include "cli/progress.h"
 #include "cli/mpi_cmd.h"
 #include "core/memory.h"
@@ -154,13 +154,13 @@ int Simulate(const std::vector<std::string>& args) {
   FillDefaults(&probe);
   Progress progress(Progress::ModeFor(probe.output().progress(), stderr), stderr, probe.rounds());
   absl::StatusOr<ExperimentOutcome> out =
-      RunExperiment(*cfg, registry, [&](const RoundSummary& s) { progress.OnRound(s); });
+      SimulateExperiment(*cfg, registry, [&](const RoundSummary& s) { progress.OnRound(s); });
   progress.Finish();
   if (!out.ok()) {
     std::fprintf(stderr, "fedtrain simulate: %s\n", std::string(out.status().message()).c_str());
     return 1;
   }
-  const SimulationResult& r = out->result;
+  const RunResult& r = out->result;
   std::printf("run folder: %s\n", out->run_dir.c_str());
   if (r.final_test)
     std::printf("final test accuracy %.2f%%  test loss %.4f  after %lld rounds in %.1f s\n",

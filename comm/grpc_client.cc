@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_server.h"  // kGrpcChunkBytes
 #include "fedtrain/v1/service.grpc.pb.h"
@@ -49,7 +50,16 @@ v1::UpdateMsg UpdateEnvelope(const v1::UpdateMsg& update) {
 struct GrpcWorkerClient::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::FedTrain::Stub> stub;
+  absl::Mutex mu;
+  grpc::ClientContext* tasks_ctx ABSL_GUARDED_BY(mu) = nullptr;  // ReceiveTasks' call
+  bool cancelled ABSL_GUARDED_BY(mu) = false;
 };
+
+void GrpcWorkerClient::Cancel() {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->cancelled = true;
+  if (impl_->tasks_ctx != nullptr) impl_->tasks_ctx->TryCancel();
+}
 
 GrpcWorkerClient::GrpcWorkerClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GrpcWorkerClient::~GrpcWorkerClient() = default;
@@ -122,6 +132,18 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
 
 absl::Status GrpcWorkerClient::ReceiveTasks(const std::function<void(v1::TaskMsg)>& on_task) {
   grpc::ClientContext ctx;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->cancelled) return absl::CancelledError("the worker is stopping");
+    impl_->tasks_ctx = &ctx;
+  }
+  struct Unregister {
+    Impl* impl;
+    ~Unregister() {
+      absl::MutexLock lock(&impl->mu);
+      impl->tasks_ctx = nullptr;
+    }
+  } unregister{impl_.get()};
   v1::TasksRequest req;
   req.set_token(opts_.token);
   req.set_worker_id(joined_.worker_id());
@@ -161,6 +183,10 @@ absl::Status GrpcWorkerClient::ReceiveTasks(const std::function<void(v1::TaskMsg
   }
   grpc::Status s = reader->Finish();
   if (!bad.ok()) return bad;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->cancelled) return absl::CancelledError("the worker is stopping");
+  }
   if (!s.ok()) return FromGrpc(s, "task stream");
   if (!over) return absl::UnavailableError("task stream ended before the run was over");
   return absl::OkStatus();

@@ -48,7 +48,11 @@ class GrpcWorkerClient {
 
   // Calls `on_task` for each task in the order the server sent them; returns OK when the
   // server ends the session, an error when the stream breaks or a task is malformed.
+  // Cancelled when Cancel() was called before or during the call.
   absl::Status ReceiveTasks(const std::function<void(v1::TaskMsg)>& on_task);
+  // Ends a ReceiveTasks call in progress on another thread, and every later one, with
+  // Cancelled. Thread-safe; for an orderly stop (a signal) when the server may not answer.
+  void Cancel();
   // Sends one update in chunks.
   absl::Status Push(const v1::UpdateMsg& update);
   // Returns whether the session is over.

@@ -37,7 +37,7 @@ v1::ExperimentConfig TinyConfig() {
 }
 
 struct Ran {
-  SimulationResult result;
+  RunResult result;
   uint64_t hash = 0;
 };
 
@@ -49,7 +49,7 @@ absl::StatusOr<Ran> RunTiny(v1::ExperimentConfig c, int threads) {
   if (!cfg.ok()) return cfg.status();
   absl::StatusOr<ExperimentData> data = LoadExperimentData(*cfg);
   if (!data.ok()) return data.status();
-  absl::StatusOr<SimulationResult> r = RunSimulation(*cfg, reg, *data, nullptr, nullptr);
+  absl::StatusOr<RunResult> r = RunSimulation(*cfg, reg, *data, nullptr, nullptr);
   if (!r.ok()) return r.status();
   Ran out{std::move(r).value(), 0};
   out.hash = HashFloats(out.result.model);
@@ -194,7 +194,7 @@ TEST(SimulateTest, UserTrainerReplacesTheConfigModel) {
                                                         static_cast<size_t>(data.train.num_classes)}));
   auto calls = std::make_shared<std::atomic<int>>(0);
   CountingTrainer user(std::move(softmax), calls);
-  FT_ASSERT_OK_AND_ASSIGN(SimulationResult r,
+  FT_ASSERT_OK_AND_ASSIGN(RunResult r,
                           RunSimulation(cfg, reg, data, nullptr, nullptr, &user));
   EXPECT_GT(calls->load(), 0);
   EXPECT_EQ(r.model_description, "counting:softmax:60-10");
@@ -296,7 +296,7 @@ TEST(SimulateTest, DsgdIsDistributedGradientDescent) {
   c.set_threads(2);
   FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ResolveConfig(c, reg));
   FT_ASSERT_OK_AND_ASSIGN(ExperimentData data, LoadExperimentData(cfg));
-  FT_ASSERT_OK_AND_ASSIGN(SimulationResult r, RunSimulation(cfg, reg, data, nullptr, nullptr));
+  FT_ASSERT_OK_AND_ASSIGN(RunResult r, RunSimulation(cfg, reg, data, nullptr, nullptr));
 
   MlpSpec spec;
   spec.inputs = data.train.num_features;
@@ -356,7 +356,7 @@ absl::StatusOr<Ran> RunWith(v1::ExperimentConfig c, int threads, ClientDataMode 
   if (!data.ok()) return data.status();
   if ((mode == ClientDataMode::kOnDemand) != (data->population != nullptr))
     return absl::InternalError("LoadExperimentData ignored the client-data mode");
-  absl::StatusOr<SimulationResult> r = RunSimulation(*cfg, reg, *data, sink, nullptr);
+  absl::StatusOr<RunResult> r = RunSimulation(*cfg, reg, *data, sink, nullptr);
   if (!r.ok()) return r.status();
   Ran out{std::move(r).value(), 0};
   out.hash = HashFloats(out.result.model);
@@ -422,7 +422,7 @@ TEST(SimulateTest, MillionClientPopulationRuns) {
   EXPECT_TRUE(data.partition.clients.empty());
   EXPECT_EQ(data.num_clients(), 1000000u);
   MemoryMetricsSink rows;
-  FT_ASSERT_OK_AND_ASSIGN(SimulationResult r, RunSimulation(cfg, reg, data, &rows, nullptr));
+  FT_ASSERT_OK_AND_ASSIGN(RunResult r, RunSimulation(cfg, reg, data, &rows, nullptr));
   EXPECT_EQ(r.rounds, 2);
   ASSERT_TRUE(r.final_test.has_value());
   EXPECT_TRUE(std::isfinite(r.final_test->loss));
@@ -532,7 +532,7 @@ TEST(SimulateTest, ExperimentUsesAndRemovesAScratchStateFolder) {
                         "output.save_model=false", "threads=2"})
     ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
   c.mutable_output()->set_dir(tmp.path());
-  FT_ASSERT_OK_AND_ASSIGN(ExperimentOutcome out, RunExperiment(c, reg, nullptr));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentOutcome out, SimulateExperiment(c, reg, nullptr));
   EXPECT_GT(out.result.state_bytes_written, 0u);
   EXPECT_TRUE(std::filesystem::exists(out.run_dir + "/summary.json"));
   EXPECT_FALSE(std::filesystem::exists(out.run_dir + "/client_state"));

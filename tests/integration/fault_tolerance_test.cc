@@ -210,6 +210,32 @@ TEST(FaultToleranceTest, KilledWorkerRoundClosesByDeadlineAndRestartedWorkerCont
   EXPECT_THAT(serr, ::testing::Not(HasSubstr("worker failed")));
 }
 
+// SIGTERM is an orderly stop (client/remote_worker.h, core/signal_watcher.h): the worker
+// leaves the run and exits 0 on its own (no _Exit from a signal thread), and a worker started
+// on the same state folder takes its slot back and finishes the run.
+TEST(FaultToleranceTest, TerminatedWorkerLeavesAndExitsZero) {
+  TempDir dir;
+  Watchdog dog(absl::Seconds(120));
+  const std::vector<std::string> sets = {"federation.round_timeout_s=2",
+                                         "federation.min_updates=1", "rounds=6"};
+  Server s = StartServer(dir, "server.err", 2, sets, "127.0.0.1:0", {"--rejoin-grace", "60"},
+                         &dog);
+  ASSERT_FALSE(s.addr.empty());
+  Child w0 = StartWorker(dir, "worker0.err", s.addr, {"--slot", "0"}, &dog);
+  Child w1 = StartWorker(dir, "worker1.err", s.addr,
+                         {"--slot", "1", "--state-dir", dir.File("state1")}, &dog);
+  ASSERT_TRUE(WaitForText(dir.File("server.err"), "round 2/6"));
+  kill(w1.pid, SIGTERM);
+  EXPECT_EQ(Wait(w1.pid), 0) << ReadFileBytes(w1.err_path);
+  EXPECT_THAT(ReadFileBytes(w1.err_path), HasSubstr("signal 15: leaving the run"));
+  Child w1b = StartWorker(dir, "worker1b.err", s.addr, {"--state-dir", dir.File("state1")}, &dog);
+  EXPECT_EQ(FinishServer(&s), 0) << ReadFileBytes(dir.File("server.err"));
+  EXPECT_EQ(Wait(w0.pid), 0) << ReadFileBytes(w0.err_path);
+  EXPECT_EQ(Wait(w1b.pid), 0) << ReadFileBytes(w1b.err_path);
+  EXPECT_THAT(ReadFileBytes(w1b.err_path), HasSubstr("in slot 1 of 2"));
+  EXPECT_EQ(Column(dir, "round").size(), 6u);
+}
+
 TEST(FaultToleranceTest, StoppedWorkerHangsNothingAndIsRefusedAsStaleOrCatchesUp) {
   TempDir dir;
   Watchdog dog(absl::Seconds(120));

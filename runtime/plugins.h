@@ -1,13 +1,14 @@
 // Loads algorithm plug-ins (shared libraries with a FEDTRAIN_PLUGIN block, see
 // aggregators/plugin.h) into a registry. Libraries stay loaded for the life of the process.
 // Not thread-safe: call before any algorithm is created.
-#ifndef FEDTRAIN_CLI_PLUGINS_H_
-#define FEDTRAIN_CLI_PLUGINS_H_
+#ifndef FEDTRAIN_RUNTIME_PLUGINS_H_
+#define FEDTRAIN_RUNTIME_PLUGINS_H_
 
 #include <string>
 
 #include "absl/status/status.h"
 #include "aggregators/registry.h"
+#include "fedtrain/v1/config.pb.h"
 
 namespace fedtrain {
 
@@ -16,6 +17,9 @@ namespace fedtrain {
 // FEDTRAIN_PLUGIN_ABI; the plug-in's own error (e.g. AlreadyExists) prefixed with the path.
 absl::Status LoadPlugin(const std::string& path, AlgorithmRegistry* registry);
 
+// The built-in algorithms and the plug-ins `cfg.plugins` names, in that order.
+absl::Status RegisterAlgorithms(const v1::ExperimentConfig& cfg, AlgorithmRegistry* registry);
+
 }  // namespace fedtrain
 
-#endif  // FEDTRAIN_CLI_PLUGINS_H_
+#endif  // FEDTRAIN_RUNTIME_PLUGINS_H_

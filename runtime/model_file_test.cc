@@ -1,8 +1,8 @@
-// Tests of the saved-model format (sim/model_file.h): SaveModel/LoadModel round trip of the
+// Tests of the saved-model format (runtime/model_file.h): SaveModel/LoadModel round trip of the
 // weights, model description, round and layout; the byte layout the header comment
 // documents; refusal (DataLoss) of corrupted, truncated and foreign files; NotFound for a
 // missing file; and the temporary-file-and-rename write, which leaves no ".tmp" behind.
-#include "sim/model_file.h"
+#include "runtime/model_file.h"
 
 #include <algorithm>
 #include <cstdint>

@@ -6,8 +6,8 @@
 //                "layout":[{"name":"fc0.weight","shape":[200,784],"offset":0},...]}
 //   next 4*D     the weights, little-endian float32, in layout order
 // Loading checks the magic, sizes and hash (DataLoss naming the file on any mismatch).
-#ifndef FEDTRAIN_SIM_MODEL_FILE_H_
-#define FEDTRAIN_SIM_MODEL_FILE_H_
+#ifndef FEDTRAIN_RUNTIME_MODEL_FILE_H_
+#define FEDTRAIN_RUNTIME_MODEL_FILE_H_
 
 #include <cstdint>
 #include <string>
@@ -32,4 +32,4 @@ absl::StatusOr<SavedModel> LoadModel(const std::string& path);
 
 }  // namespace fedtrain
 
-#endif  // FEDTRAIN_SIM_MODEL_FILE_H_
+#endif  // FEDTRAIN_RUNTIME_MODEL_FILE_H_

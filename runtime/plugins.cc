@@ -1,4 +1,4 @@
-#include "cli/plugins.h"
+#include "runtime/plugins.h"
 
 #include <dlfcn.h>
 
@@ -35,6 +35,13 @@ absl::Status LoadPlugin(const std::string& path, AlgorithmRegistry* registry) {
   reg(registry, &s);
   // The library stays loaded even on error: factories it registered before failing live in it.
   if (!s.ok()) return absl::Status(s.code(), absl::StrCat("plugin ", path, ": ", s.message()));
+  return absl::OkStatus();
+}
+
+absl::Status RegisterAlgorithms(const v1::ExperimentConfig& cfg, AlgorithmRegistry* registry) {
+  RegisterBuiltinAlgorithms(registry);
+  for (const std::string& plugin : cfg.plugins())
+    if (absl::Status s = LoadPlugin(plugin, registry); !s.ok()) return s;
   return absl::OkStatus();
 }
 

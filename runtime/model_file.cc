@@ -1,4 +1,4 @@
-#include "sim/model_file.h"
+#include "runtime/model_file.h"
 
 #include <cerrno>
 #include <cstdio>

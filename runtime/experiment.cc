@@ -1,0 +1,226 @@
+#include "runtime/experiment.h"
+
+#include <algorithm>
+#include <limits>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/file_client_state_store.h"
+#include "core/status_macros.h"
+#include "data/idx.h"
+#include "models/mlp.h"
+#include "proto/config_io.h"
+
+namespace fedtrain {
+
+absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
+                                                   const AlgorithmRegistry& registry) {
+  FillDefaults(&cfg);
+  if (cfg.data().seed() == 0) cfg.mutable_data()->set_seed(cfg.seed());
+  if (cfg.sampling_seed() == 0) cfg.set_sampling_seed(cfg.seed());
+  if (cfg.threads() == 0)
+    cfg.set_threads(std::max(1u, std::thread::hardware_concurrency()));
+  if (cfg.output().run_name().empty()) cfg.mutable_output()->set_run_name(cfg.name());
+  FT_RETURN_IF_ERROR(ValidateConfig(cfg));
+  FT_ASSIGN_OR_RETURN(const AlgorithmFactory* f, registry.Find(cfg.algorithm().name()));
+  FT_RETURN_IF_ERROR(f->Validate(cfg.algorithm()));
+  return cfg;
+}
+
+namespace {
+
+// Test rows of a natural split: devices [0, eval_clients) (0 = all) of the population.
+uint64_t EvalDevices(const v1::ExperimentConfig& cfg, uint64_t num_devices) {
+  const int64_t e = cfg.federation().eval_clients();
+  return e > 0 ? std::min<uint64_t>(static_cast<uint64_t>(e), num_devices) : num_devices;
+}
+
+// Synthetic with partition.method natural: pooled (GenerateSynthetic) or on demand.
+absl::Status LoadNaturalSynthetic(const v1::ExperimentConfig& cfg, const SyntheticOptions& o,
+                                  ClientDataMode mode, ExperimentData* d) {
+  FT_ASSIGN_OR_RETURN(SyntheticPopulation pop, SyntheticPopulation::Create(o));
+  const uint64_t n_dev = pop.num_devices();
+  const uint64_t eval_n = EvalDevices(cfg, n_dev);
+  const uint64_t row_bytes = static_cast<uint64_t>(o.dim) * sizeof(float) + sizeof(int32_t);
+  bool on_demand = mode == ClientDataMode::kOnDemand;
+  if (mode == ClientDataMode::kAuto) {
+    // Pooled: the samples, plus a uint32 index per train sample and a vector per client.
+    uint64_t total = 0;
+    for (uint64_t k = 0; k < n_dev; ++k) total += pop.DeviceSize(k);
+    const uint64_t pooled = total * (row_bytes + sizeof(uint32_t)) +
+                            n_dev * sizeof(std::vector<uint32_t>);
+    on_demand = total > std::numeric_limits<uint32_t>::max() || pooled > kMaxPooledBytes;
+  }
+  if (!on_demand) {
+    FT_ASSIGN_OR_RETURN(FederatedData fd, GenerateSynthetic(o));
+    d->train = std::move(fd.train);
+    d->test = std::move(fd.test);
+    d->partition.clients = std::move(fd.client_train);
+    if (eval_n < n_dev) {  // test rows are pooled in device order: keep the first devices'
+      uint64_t rows = 0;
+      for (uint64_t k = 0; k < eval_n; ++k) {
+        const uint64_t n = pop.DeviceSize(k);
+        rows += n - SyntheticPopulation::TrainSize(n);
+      }
+      d->test.features.resize(rows * d->test.num_features);
+      d->test.labels.resize(rows);
+      d->test.features.shrink_to_fit();
+      d->test.labels.shrink_to_fit();
+    }
+    return absl::OkStatus();
+  }
+
+  uint64_t test_rows = 0;
+  for (uint64_t k = 0; k < eval_n; ++k) {
+    const uint64_t n = pop.DeviceSize(k);
+    test_rows += n - SyntheticPopulation::TrainSize(n);
+  }
+  if (test_rows * row_bytes > kMaxPooledBytes)
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the test data of ", eval_n, " clients take ", test_rows * row_bytes >> 20,
+        " MiB; set federation.eval_clients to evaluate on the first clients' test data "
+        "(at most ", kMaxPooledBytes >> 20, " MiB)"));
+  for (Dataset* ds : {&d->train, &d->test}) {
+    ds->num_features = static_cast<size_t>(o.dim);
+    ds->num_classes = o.classes;
+  }
+  d->test.features.reserve(test_rows * o.dim);
+  d->test.labels.reserve(test_rows);
+  SyntheticDevice dev;
+  for (uint64_t k = 0; k < eval_n; ++k) {
+    pop.GenerateDevice(k, &dev);
+    d->test.features.insert(d->test.features.end(), dev.test.features.begin(),
+                            dev.test.features.end());
+    d->test.labels.insert(d->test.labels.end(), dev.test.labels.begin(), dev.test.labels.end());
+  }
+  d->population = std::make_shared<const SyntheticPopulation>(std::move(pop));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cfg,
+                                                  ClientDataMode mode) {
+  ExperimentData d;
+  const uint64_t seed = cfg.data().seed();
+  const int n_clients = static_cast<int>(cfg.federation().num_clients());
+  if (cfg.data().dataset() == "fashion_mnist") {
+    FT_ASSIGN_OR_RETURN(d.train, LoadFashionMnist(cfg.data().path(), /*train=*/true));
+    FT_ASSIGN_OR_RETURN(d.test, LoadFashionMnist(cfg.data().path(), /*train=*/false));
+  } else {
+    const auto& s = cfg.data().synthetic();
+    SyntheticOptions o;
+    o.alpha = s.alpha();
+    o.beta = s.beta();
+    o.num_devices = static_cast<int>(s.num_devices());
+    o.dim = static_cast<int>(s.dim());
+    o.classes = static_cast<int>(s.classes());
+    o.iid = s.iid();
+    o.seed = seed;
+    if (cfg.partition().method() == "natural") {
+      FT_RETURN_IF_ERROR(LoadNaturalSynthetic(cfg, o, mode, &d));
+      return d;
+    }
+    FT_ASSIGN_OR_RETURN(FederatedData fd, GenerateSynthetic(o));
+    d.train = std::move(fd.train);
+    d.test = std::move(fd.test);
+  }
+  const auto& p = cfg.partition();
+  if (p.method() == "iid") {
+    FT_ASSIGN_OR_RETURN(d.partition, PartitionIid(d.train, n_clients, seed));
+  } else if (p.method() == "dirichlet") {
+    FT_ASSIGN_OR_RETURN(d.partition, PartitionDirichlet(d.train, n_clients, p.alpha(), seed,
+                                                        static_cast<size_t>(p.min_size())));
+  } else if (p.method() == "shards") {
+    FT_ASSIGN_OR_RETURN(d.partition, PartitionShards(d.train, n_clients,
+                                                     static_cast<int>(p.classes_per_client()), seed));
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("partition.method ", p.method(), " is not available for ", cfg.data().dataset()));
+  }
+  return d;
+}
+
+absl::StatusOr<std::unique_ptr<Trainer>> MakeConfigModel(const v1::ExperimentConfig& cfg,
+                                                         const ExperimentData& data) {
+  MlpSpec spec;
+  spec.inputs = data.train.num_features;
+  spec.classes = static_cast<size_t>(data.train.num_classes);
+  if (cfg.model().type() == "mlp")
+    for (int64_t h : cfg.model().hidden()) spec.hidden.push_back(static_cast<size_t>(h));
+  return MakeMlpTrainer(spec);
+}
+
+namespace {
+
+// federation.state_store: where client state lives between a client's rounds.
+absl::StatusOr<std::unique_ptr<ClientStateStore>> MakeStateStore(
+    const v1::FederationConfig& fed, size_t dim, const AlgorithmFactory& factory) {
+  if (fed.state_store() == "memory") return std::make_unique<MemoryClientStateStore>();
+  if (fed.state_store() != "file")
+    return absl::InvalidArgumentError(
+        absl::StrCat("federation.state_store must be memory or file; got ", fed.state_store()));
+  if (fed.state_dir().empty())
+    return absl::InvalidArgumentError(
+        "federation.state_dir must name a folder for federation.state_store file");
+  FileStateStoreOptions o;
+  o.dir = fed.state_dir();
+  o.dim = dim;
+  o.algorithm = factory.name();
+  o.state_version = factory.state_version();
+  // A simulation is re-run rather than recovered after a power loss: rename still makes
+  // every record atomic, fsync would only cost time.
+  o.sync = false;
+  absl::StatusOr<std::unique_ptr<FileClientStateStore>> store = FileClientStateStore::Open(o);
+  if (!store.ok())
+    return absl::Status(store.status().code(),
+                        absl::StrCat("federation.state_dir: ", store.status().message()));
+  FT_ASSIGN_OR_RETURN(bool used, (*store)->HasRecords());
+  if (used)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "federation.state_dir ", fed.state_dir(),
+        " already holds client states, from an earlier run; a simulation starts every client "
+        "from an empty state: remove the folder or name another one"));
+  return std::unique_ptr<ClientStateStore>(std::move(store).value());
+}
+
+}  // namespace
+
+// One worker's view of the client data. On demand, each worker owns the buffer its clients'
+// data are generated into: the view it returns stays valid until that worker's next task
+// (a Worker runs one task at a time).
+ClientDataFn ClientDataOf(const ExperimentData& data) {
+  if (data.population) {
+    const SyntheticPopulation* pop = data.population.get();
+    auto device = std::make_shared<SyntheticDevice>();
+    return [pop, device](ClientId id) -> absl::StatusOr<DataView> {
+      if (id >= pop->num_devices())
+        return absl::NotFoundError(absl::StrCat("no data for client ", id));
+      pop->GenerateDevice(id, device.get(), /*with_test=*/false);
+      return DataView::All(device->train);
+    };
+  }
+  return [&data](ClientId id) -> absl::StatusOr<DataView> {
+    if (id >= data.partition.clients.size())
+      return absl::NotFoundError(absl::StrCat("no data for client ", id));
+    return DataView::Of(data.train, data.partition.clients[id]);
+  };
+}
+
+
+absl::StatusOr<std::unique_ptr<ClientStateStore>> MakeClientStateStore(
+    const v1::ExperimentConfig& cfg, size_t dim, const AlgorithmRegistry& registry) {
+  FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
+  return MakeStateStore(cfg.federation(), dim, *factory);
+}
+
+std::string ConfigFingerprint(const v1::ExperimentConfig& resolved) {
+  v1::ExperimentConfig c = resolved;
+  c.clear_threads();
+  c.clear_output();
+  c.clear_checkpoint();
+  return ConfigToJson(c);
+}
+
+}  // namespace fedtrain

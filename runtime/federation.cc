@@ -1,0 +1,106 @@
+#include "runtime/federation.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/file_client_state_store.h"
+#include "compression/error_feedback.h"
+#include "core/clock.h"
+#include "core/rng.h"
+#include "core/status_macros.h"
+#include "server/checkpoint.h"
+#include "server/server_loop.h"
+#include "server/tracker_server.h"
+#include "runtime/uplink_setup.h"
+
+namespace fedtrain {
+
+absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
+                                        const AlgorithmRegistry& registry,
+                                        const ExperimentData& data, MetricsSink* sink,
+                                        const std::function<void(const RoundSummary&)>& on_round,
+                                        const Trainer* model, const TransportFactory& transport_factory,
+                                        const ServerRunOptions& server_opts) {
+  if (!transport_factory) return absl::InvalidArgumentError("RunFederation needs a transport");
+  if (data.num_clients() != static_cast<uint64_t>(cfg.federation().num_clients()))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "partition has ", data.num_clients(), " clients; federation.num_clients is ",
+        cfg.federation().num_clients()));
+  std::unique_ptr<Trainer> proto_trainer;
+  if (model != nullptr) {
+    proto_trainer = model->Clone();
+  } else {
+    FT_ASSIGN_OR_RETURN(proto_trainer, MakeConfigModel(cfg, data));
+  }
+
+  FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
+  FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
+  FT_ASSIGN_OR_RETURN(Uplink up, MakeUplink(cfg.compression(), proto_trainer->dim()));
+  if (HasTracker(up.options.feedback.method))
+    server = std::make_unique<TrackerServer>(std::move(server), up.options.feedback,
+                                             static_cast<uint64_t>(cfg.federation().num_clients()));
+
+  std::vector<float> x0(proto_trainer->dim());
+  RngStream init_rng = RngStream::For(cfg.seed(), 0, 0, Purpose::kModelInit);
+  proto_trainer->InitParams(init_rng, absl::MakeSpan(x0));
+
+  const auto& l = cfg.local();
+  FT_ASSIGN_OR_RETURN(std::unique_ptr<ClientStateStore> store,
+                      MakeClientStateStore(cfg, proto_trainer->dim(), registry));
+  const int threads = static_cast<int>(cfg.threads());
+  ThreadPool pool(threads);
+  const TransportContext ctx{cfg, registry, data, *proto_trainer, &pool, store.get()};
+  FT_ASSIGN_OR_RETURN(std::shared_ptr<ServerTransport> hub,
+                      transport_factory(ctx));
+
+  std::unique_ptr<Trainer> eval_trainer = proto_trainer->Clone();
+  Evaluator evaluator = [&](ConstVec w) {
+    return eval_trainer->Evaluate(w, DataView::All(data.test));
+  };
+  CoordinatorOptions copts;
+  copts.num_clients = cfg.federation().num_clients();
+  copts.clients_per_round = cfg.federation().clients_per_round();
+  copts.rounds = cfg.rounds();
+  copts.seed = cfg.seed();
+  copts.sampling_seed = cfg.sampling_seed();
+  copts.lr = l.lr();
+  copts.lr_decay = l.lr_decay();
+  copts.eval_every = cfg.eval_every();
+  copts.round_timeout = absl::Seconds(cfg.federation().round_timeout_s());
+  copts.over_selection = cfg.federation().over_selection();
+  copts.min_updates = cfg.federation().min_updates();
+  copts.track_accepted = server_opts.track_accepted;
+  ServerLoopOptions lo;
+  lo.coordinator = copts;
+  lo.checkpoint_path = server_opts.checkpoint_path;
+  lo.checkpoint_every = cfg.checkpoint().every();
+  lo.identity = CheckpointIdentity{cfg.algorithm().name(), ConfigFingerprint(cfg)};
+  lo.resume = server_opts.resume;
+  RealClock clock;
+  ServerLoopParts parts;
+  parts.algorithm = server.get();
+  parts.transport = hub.get();
+  parts.up_codec = up.compressor.get();
+  parts.dense_codec = up.dense.get();
+  parts.evaluator = evaluator;
+  parts.sink = sink;
+  parts.clock = &clock;
+  parts.pool = &pool;
+  FT_ASSIGN_OR_RETURN(ServerLoopResult loop, RunServerLoop(lo, parts, x0, on_round));
+  RunResult result;
+  result.model = std::move(loop.model);
+  result.final_test = loop.final_test;
+  result.rounds = loop.rounds;
+  result.wall_s = loop.wall_s;
+  result.cum_bytes_up = loop.cum_bytes_up;
+  result.cum_bytes_down = loop.cum_bytes_down;
+  if (const auto* file = dynamic_cast<const FileClientStateStore*>(store.get())) {
+    result.state_bytes_read = file->stats().bytes_read;
+    result.state_bytes_written = file->stats().bytes_written;
+  }
+  result.layout = proto_trainer->layout();
+  result.model_description = proto_trainer->description();
+  return result;
+}
+
+}  // namespace fedtrain

@@ -1,0 +1,58 @@
+#include "runtime/worker_factory.h"
+
+#include <utility>
+
+#include "aggregators/client_algorithm.h"
+#include "client/uplink.h"
+#include "core/status_macros.h"
+#include "runtime/uplink_setup.h"
+
+namespace fedtrain {
+
+struct WorkerFactory::Parts {
+  const ExperimentData* data;
+  const Trainer* model;
+  ClientStateStore* store;
+  std::unique_ptr<ClientAlgorithm> client;
+  Uplink up;
+  std::unique_ptr<UplinkEncoder> uplink;
+  WorkerOptions wopts;
+};
+
+WorkerFactory::WorkerFactory(std::unique_ptr<Parts> p) : p_(std::move(p)) {}
+WorkerFactory::~WorkerFactory() = default;
+
+absl::StatusOr<std::unique_ptr<WorkerFactory>> WorkerFactory::Create(
+    const v1::ExperimentConfig& cfg, const AlgorithmRegistry& registry,
+    const ExperimentData& data, const Trainer& model, ClientStateStore* store) {
+  auto p = std::make_unique<Parts>();
+  p->data = &data;
+  p->model = &model;
+  p->store = store;
+  FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
+  // The server half only says how many parts an update has (a tracker wrapper keeps it).
+  FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
+  FT_ASSIGN_OR_RETURN(p->client, factory->MakeClient(cfg.algorithm()));
+  FT_ASSIGN_OR_RETURN(p->up, MakeUplink(cfg.compression(), model.dim()));
+  p->uplink = std::make_unique<UplinkEncoder>(p->up.options, p->up.compressor.get(),
+                                              p->up.dense.get());
+  const auto& l = cfg.local();
+  p->wopts.sgd.lr = l.lr();
+  p->wopts.sgd.steps = l.steps();
+  p->wopts.sgd.epochs = l.epochs();
+  p->wopts.sgd.batch_size = l.batch_size();
+  p->wopts.sgd.momentum = l.momentum();
+  p->wopts.sgd.weight_decay = l.weight_decay();
+  p->wopts.sgd.clip_norm = l.clip_norm();
+  p->wopts.num_up_parts = server->num_up_parts();
+  return std::unique_ptr<WorkerFactory>(new WorkerFactory(std::move(p)));
+}
+
+void WorkerFactory::SetVersionedState(bool on) { p_->wopts.versioned_state = on; }
+
+std::unique_ptr<Worker> WorkerFactory::NewWorker() const {
+  return std::make_unique<Worker>(p_->wopts, p_->client.get(), p_->model->Clone(),
+                                  ClientDataOf(*p_->data), p_->store, p_->uplink.get());
+}
+
+}  // namespace fedtrain

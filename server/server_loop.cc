@@ -1,0 +1,47 @@
+#include "server/server_loop.h"
+
+#include "core/status_macros.h"
+
+namespace fedtrain {
+
+absl::StatusOr<ServerLoopResult> RunServerLoop(
+    const ServerLoopOptions& o, const ServerLoopParts& parts, ConstVec x0,
+    const std::function<void(const RoundSummary&)>& on_round) {
+  Coordinator coord(o.coordinator, parts.algorithm, parts.transport, parts.up_codec,
+                    parts.evaluator, parts.sink, parts.clock, parts.pool);
+  coord.SetDenseCodec(parts.dense_codec);
+  FT_RETURN_IF_ERROR(coord.Init(x0));
+  ServerLoopResult result;
+  if (o.resume) {
+    FT_RETURN_IF_ERROR(coord.Restore(*o.resume));
+    result.cum_bytes_up = o.resume->cum_bytes_up;
+    result.cum_bytes_down = o.resume->cum_bytes_down;
+    result.wall_s = o.resume->wall_s;
+  }
+  const int64_t rounds = o.coordinator.rounds;
+  absl::Status checkpoint_status;
+  FT_RETURN_IF_ERROR(coord.Run([&](const RoundSummary& s) {
+    if (s.test) result.final_test = s.test;
+    result.wall_s = s.wall_s;
+    result.cum_bytes_up = s.cum_bytes_up;
+    result.cum_bytes_down = s.cum_bytes_down;
+    const int64_t done = static_cast<int64_t>(s.round) + 1;
+    if (!o.checkpoint_path.empty() && o.checkpoint_every > 0 && checkpoint_status.ok() &&
+        (done % o.checkpoint_every == 0 || done == rounds)) {
+      absl::StatusOr<CoordinatorSnapshot> snap = coord.Snapshot();
+      checkpoint_status = snap.ok() ? SaveCheckpoint(o.checkpoint_path, *snap, o.identity)
+                                    : snap.status();
+    }
+    if (on_round) on_round(s);
+  }, [&]() { return checkpoint_status; }));
+  // Resumed from a checkpoint taken after the last round: evaluate the final model once more.
+  if (!result.final_test && coord.rounds_done() == rounds && o.resume && parts.evaluator) {
+    FT_ASSIGN_OR_RETURN(EvalMetrics e, parts.evaluator(coord.model()));
+    result.final_test = e;
+  }
+  result.model.assign(coord.model().begin(), coord.model().end());
+  result.rounds = coord.rounds_done();
+  return result;
+}
+
+}  // namespace fedtrain
