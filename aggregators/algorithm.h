@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "core/thread_pool.h"
 #include "core/vec.h"
+#include "wire/client_state.h"
 #include "wire/payload.h"
 
 namespace fedtrain {
@@ -27,14 +28,6 @@ struct ServerState {
   std::vector<float> x;                               // global model
   std::map<std::string, std::vector<float>> vectors;  // e.g. "momentum"
   uint64_t round = 0;  // rounds completed; kept by the Coordinator, algorithms only read it
-};
-
-// Per-client persistent state (control variates, EF memory, ...); survives absent rounds.
-// `wide` holds double-precision vectors (error-feedback errors and trackers,
-// docs/compression.md §0), keyed like "ef.e.0" (error of up part 0).
-struct ClientState {
-  std::map<std::string, std::vector<float>> vectors;
-  std::map<std::string, std::vector<double>> wide;
 };
 
 struct RoundInfo {

@@ -44,10 +44,10 @@ class ClientAlgorithm {
   // decode it (each part through its codec, bit for bit; scalars copied). Lets a client half
   // advance a tracker of the server's state by what the server actually received, so that
   // e.g. SCAFFOLD's c = (1/N) sum c_i survives a lossy uplink. Default: nothing.
-  // `sent` is the decoded *message*: it is the part's reconstructed value only with
-  // compression.feedback "none" (clipping and any compressor allowed). With error feedback
-  // (ef14 / ef21 / econtrol) a message is a correction or tracker increment, so algorithms
-  // that rely on CommitSent must be run with feedback "none".
+  // Called only for an algorithm whose factory declares AlgorithmTraits::commit_sent (the
+  // Worker decodes its message only then), and such an algorithm runs with
+  // compression.feedback "none" (refused otherwise at config load): `sent` is then each part's
+  // reconstructed value (clipping and any compressor allowed).
   // An error fails the task; the stored state then stays as it was before the task.
   virtual absl::Status CommitSent(const Payload& up, const Payload& sent,
                                   ClientState* state) const {

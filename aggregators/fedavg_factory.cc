@@ -50,6 +50,11 @@ class FedAvgFactory final : public AlgorithmFactory {
     FT_RETURN_IF_ERROR(Validate(c));
     return MakeFedAvgServer(c, momentum_);
   }
+  AlgorithmTraits traits(const Cfg&) const override {
+    AlgorithmTraits t;
+    t.fedavg_server = !momentum_;  // FedAvgM's momentum step is not the tracker's
+    return t;
+  }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
     return std::unique_ptr<ClientAlgorithm>(new FedAvgClient());
   }

@@ -35,6 +35,11 @@ class MomentumFactory final : public AlgorithmFactory {
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
     return std::unique_ptr<ServerAlgorithm>(new MomentumServer(o, std::move(reducer)));
   }
+  AlgorithmTraits traits(const Cfg&) const override {
+    AlgorithmTraits t;
+    t.commit_sent = cv_;  // SCAFFOLD-M's c_i advances by the decoded Delta c_i
+    return t;
+  }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
     FT_ASSIGN_OR_RETURN(MomentumOptions o, Parse(c));
     return std::unique_ptr<ClientAlgorithm>(new MomentumClient(o));

@@ -22,6 +22,19 @@ class ClientAlgorithm;
 
 using Cfg = v1::AlgorithmConfig;  // typed fields for built-ins, `params` Struct for plug-ins
 
+// What the rest of a run must know about an algorithm to check a config at load time.
+struct AlgorithmTraits {
+  // The server half steps x <- x + server_lr * (weighted mean of the one up part), as FedAvg
+  // does (fedavg, fedprox, dsgd). The error-feedback tracker (aggregators/tracker_server.h) is
+  // exact only around such a server half.
+  bool fedavg_server = false;
+  // The client half implements ClientAlgorithm::CommitSent: it advances its state by the
+  // up payload as the server decodes it. Error feedback changes what is sent into a correction
+  // or tracker increment, so such an algorithm needs compression.feedback "none". The Worker
+  // decodes its own message only for these algorithms.
+  bool commit_sent = false;
+};
+
 class AlgorithmFactory {
  public:
   virtual ~AlgorithmFactory() = default;
@@ -31,6 +44,12 @@ class AlgorithmFactory {
   virtual absl::Status Validate(const Cfg& c) const = 0;
   virtual absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const = 0;
   virtual absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const = 0;
+  // Defaults: neither (the safe answer for a plug-in: no tracker feedback around it; CommitSent
+  // is still called when the plug-in's client half overrides it).
+  virtual AlgorithmTraits traits(const Cfg& c) const {
+    (void)c;
+    return {};
+  }
 };
 
 class AlgorithmRegistry {

@@ -38,6 +38,11 @@ class ScaffoldFactory final : public AlgorithmFactory {
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
     return std::unique_ptr<ServerAlgorithm>(new ScaffoldServer(o, std::move(reducer)));
   }
+  AlgorithmTraits traits(const Cfg&) const override {
+    AlgorithmTraits t;
+    t.commit_sent = true;  // c_i advances by the decoded Delta c_i
+    return t;
+  }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
     FT_ASSIGN_OR_RETURN(ScaffoldOptions o, ParseScaffold(c));
     return std::unique_ptr<ClientAlgorithm>(new ScaffoldClient(o));

@@ -33,6 +33,11 @@ class ScallionFactory final : public AlgorithmFactory {
     FT_ASSIGN_OR_RETURN(ScallionOptions o, Parse(c));
     return std::unique_ptr<ServerAlgorithm>(new ScallionServer(o));
   }
+  AlgorithmTraits traits(const Cfg&) const override {
+    AlgorithmTraits t;
+    t.commit_sent = true;  // C_i advances by the decoded D~_i
+    return t;
+  }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
     FT_ASSIGN_OR_RETURN(ScallionOptions o, Parse(c));
     return std::unique_ptr<ClientAlgorithm>(new ScallionClient(o));

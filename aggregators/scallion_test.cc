@@ -1,7 +1,7 @@
 // SCALLION / SCAFCOM (docs/federated.md §5) against §9 U28-U29, and the CommitSent hook that
 // keeps SCAFFOLD's c = (1/N) sum c_i under a lossy uplink. Quadratic clients, pure SGD, the
 // halves driven the way the Worker and Coordinator drive them: LocalUpdate -> the real
-// UplinkEncoder (compressor, codec, decoded payload) -> CommitSent; the server decodes the
+// UplinkCodec (compressor, codec, decoded payload) -> CommitSent; the server decodes the
 // wire message with DecodePayload (the Coordinator's decode) -> Update, in client-id order.
 //
 // Tolerances (float32 storage, unit roundoff u = 2^-24 ~ 6e-8):
@@ -25,7 +25,7 @@
 #include "aggregators/registry.h"
 #include "aggregators/scaffold.h"
 #include "aggregators/scallion.h"
-#include "client/uplink.h"
+#include "compression/uplink_codec.h"
 #include "compression/payload_codec.h"
 #include "compression/compressor.h"
 #include "gmock/gmock.h"
@@ -71,7 +71,7 @@ struct Sent {
 };
 std::vector<Sent> Round(ServerAlgorithm& server, const ClientAlgorithm& client, ServerState* st,
                         World& w, const std::vector<ClientId>& sampled, uint64_t round,
-                        const UplinkEncoder* uplink, bool commit = true) {
+                        const UplinkCodec* uplink, bool commit = true) {
   QuadraticTrainer trainer(w.d);
   Payload down;
   EXPECT_THAT(server.DownPayload(*st, &down), IsOk());
@@ -195,7 +195,7 @@ TEST(ScallionTest, U28IdentityCompressorEqualsScaffoldOptionII) {
     ASSERT_THAT(ss.Init(x0, &sst), IsOk());
     ASSERT_THAT(fs.Init(x0, &fst), IsOk());
     IdentityCompressor id(kD);
-    UplinkEncoder uplink(UplinkOptions{}, &id, nullptr);
+    UplinkCodec uplink(UplinkOptions{}, &id, nullptr);
     for (uint64_t r = 0; r < kR; ++r) {
       const std::vector<ClientId> s = Sample(kN, kS, r);
       Round(ss, sc, &sst, ws, s, r, &uplink);
@@ -236,7 +236,7 @@ TEST(ScallionTest, U29InvariantHoldsUnderLossyCompression) {
       ServerState st;
       ASSERT_THAT(server.Init(std::vector<float>(kD, 0.5f), &st), IsOk());
       std::unique_ptr<Compressor> comp = MakeC(cs.compressor, 0.25, kD);
-      UplinkEncoder uplink(UplinkOptions{}, comp.get(), nullptr);
+      UplinkCodec uplink(UplinkOptions{}, comp.get(), nullptr);
       bool lossy = false;
       for (uint64_t r = 0; r < kR; ++r) {
         std::vector<Sent> sent = Round(server, client, &st, w, Sample(kN, kS, r), r, &uplink);
@@ -273,7 +273,7 @@ TEST(ScallionTest, ScaffoldInvariantHoldsUnderLossyUplinkWithCommitSent) {
       ServerState st;
       ASSERT_THAT(server->Init(std::vector<float>(kD, 0.5f), &st), IsOk());
       std::unique_ptr<Compressor> comp = MakeC("topk", 0.25, kD);
-      UplinkEncoder uplink(UplinkOptions{}, comp.get(), nullptr);
+      UplinkCodec uplink(UplinkOptions{}, comp.get(), nullptr);
       double worst = 0.0, scale_max = 0.0;
       for (uint64_t r = 0; r < kR; ++r) {
         Round(*server, *client, &st, w, Sample(kN, kS, r), r, &uplink, commit);
@@ -301,7 +301,7 @@ TEST(ScallionTest, ScaffoldCommitIsBitIdenticalWithIdentityCodec) {
   ASSERT_THAT(sa.Init(std::vector<float>(kD, 0.25f), &ta), IsOk());
   ASSERT_THAT(sb.Init(std::vector<float>(kD, 0.25f), &tb), IsOk());
   IdentityCompressor id(kD);
-  UplinkEncoder uplink(UplinkOptions{}, &id, nullptr);
+  UplinkCodec uplink(UplinkOptions{}, &id, nullptr);
   for (uint64_t r = 0; r < 5; ++r) {
     const std::vector<ClientId> s = Sample(kN, 2, r);
     Round(sa, client, &ta, a, s, r, &uplink, /*commit=*/true);
@@ -325,7 +325,7 @@ TEST(ScallionTest, AlphaKOverDTakesTheExactDeltaOnSentCoordinates) {
   ServerState st;
   ASSERT_THAT(server.Init(std::vector<float>(kD, 0.5f), &st), IsOk());
   std::unique_ptr<Compressor> comp = MakeC("randk_scaled", 0.25, kD);
-  UplinkEncoder uplink(UplinkOptions{}, comp.get(), nullptr);
+  UplinkCodec uplink(UplinkOptions{}, comp.get(), nullptr);
   std::vector<Sent> s = Round(server, client, &st, w, {0}, 0, &uplink);
   const std::vector<float> ci = StateOr0(w, 0, "c");
   size_t sent = 0;

@@ -124,18 +124,20 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
   msg.set_local_steps(static_cast<uint64_t>(result.steps));
   msg.set_train_loss(result.train_loss);
   RngStream comp_rng = RngStream::For(task.seed(), task.round(), id, Purpose::kCompression);
-  // update -> clip -> error feedback -> compressor -> codec; feedback state goes into `state`.
-  Payload sent;  // the up payload as the server will decode it
-  if (absl::Status s = uplink_->Encode(up, comp_rng, &state, msg.mutable_up(), &sent); !s.ok())
+  // update -> clip -> error feedback -> compressor -> codec; feedback state goes into `state`
+  // (the working copy: saved below only when the whole task succeeded).
+  if (opts_.commit_sent && uplink_->options().feedback.method != Feedback::kNone)
+    return fail(absl::InternalError(
+        "an algorithm that uses CommitSent runs without error feedback (refused at config load)"));
+  Payload sent;  // the up payload as the server will decode it, for CommitSent only
+  if (absl::Status s = uplink_->Encode(up, comp_rng, &state, msg.mutable_up(),
+                                       opts_.commit_sent ? &sent : nullptr);
+      !s.ok())
     return fail(s);
-  // The algorithm's trackers advance by what the server receives (ClientAlgorithm::CommitSent).
-  // Without feedback and with EF14 the server algorithm sees exactly the decoded message. With
-  // a tracker feedback (EF21, EControl) it sees h + (|S|/N) c_i, which the client cannot know,
-  // so the algorithm is given its own exact vectors: its state follows them as without
-  // compression.
-  const bool tracker = HasTracker(uplink_->options().feedback.method);
-  if (absl::Status s = algo_->CommitSent(up, tracker ? up : sent, &state); !s.ok())
-    return fail(s);
+  // The algorithm's trackers advance by what the server receives (ClientAlgorithm::CommitSent):
+  // without feedback, exactly the decoded message.
+  if (opts_.commit_sent)
+    if (absl::Status s = algo_->CommitSent(up, sent, &state); !s.ok()) return fail(s);
   // Commit the client's state only once the reply is complete: a failed task leaves the
   // stored state as it was.
   if (opts_.versioned_state) {

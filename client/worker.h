@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "aggregators/client_algorithm.h"
 #include "client/client_state_store.h"
-#include "client/uplink.h"
+#include "compression/uplink_codec.h"
 #include "compression/compressor.h"
 #include "fedtrain/v1/messages.pb.h"
 #include "models/local_sgd.h"
@@ -37,12 +37,17 @@ struct WorkerOptions {
   // that can be matched to neither (e.g. a worker restarted without its state folder) fails
   // the task with FailedPrecondition naming the client and both rounds.
   bool versioned_state = false;
+  // The client half uses ClientAlgorithm::CommitSent (AlgorithmTraits::commit_sent): the
+  // Worker then decodes its own message once more and hands it over. Such an algorithm runs
+  // with compression.feedback "none" (CheckFeedback refuses the rest at config load; the Worker
+  // fails the task otherwise).
+  bool commit_sent = false;
 };
 
 class Worker {
  public:
   Worker(WorkerOptions opts, const ClientAlgorithm* algo, std::unique_ptr<Trainer> trainer,
-         ClientDataFn data, ClientStateStore* store, const UplinkEncoder* uplink)
+         ClientDataFn data, ClientStateStore* store, const UplinkCodec* uplink)
       : opts_(std::move(opts)), algo_(algo), trainer_(std::move(trainer)),
         data_(std::move(data)), store_(store), uplink_(uplink) {}
 
@@ -56,7 +61,7 @@ class Worker {
   std::unique_ptr<Trainer> trainer_;
   ClientDataFn data_;
   ClientStateStore* store_;
-  const UplinkEncoder* uplink_;
+  const UplinkCodec* uplink_;
 };
 
 }  // namespace fedtrain

@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "aggregators/registry.h"
 #include "client/client_state_store.h"
-#include "client/uplink.h"
+#include "compression/uplink_codec.h"
 #include "compression/payload_codec.h"
 #include "core/status_macros.h"
 #include "gmock/gmock.h"
@@ -61,6 +61,7 @@ class World {
     absl::StatusOr<std::unique_ptr<ServerAlgorithm>> server = (*f)->MakeServer(cfg);
     FT_CHECK(server.ok());
     num_parts_ = (*server)->num_up_parts();
+    commit_sent_ = (*f)->traits(cfg).commit_sent;
     CompressorOptions co;
     if (s.feedback != Feedback::kNone) {
       co.compressor = "topk";
@@ -71,7 +72,7 @@ class World {
     codec_ = std::move(*codec);
     UplinkOptions uo;
     uo.feedback.method = s.feedback;
-    uplink_ = std::make_unique<UplinkEncoder>(uo, codec_.get(), nullptr);
+    uplink_ = std::make_unique<UplinkCodec>(uo, codec_.get(), nullptr);
   }
 
   std::unique_ptr<Worker> NewWorker(bool versioned, ClientStateStore* store) const {
@@ -80,6 +81,7 @@ class World {
     o.sgd.batch_size = 1;
     o.num_up_parts = num_parts_;
     o.versioned_state = versioned;
+    o.commit_sent = commit_sent_;
     ClientDataFn fn = [this](ClientId id) -> absl::StatusOr<DataView> {
       if (id >= idx_.size()) return absl::NotFoundError(absl::StrCat("no client ", id));
       return DataView::Of(data_, idx_[id]);
@@ -119,7 +121,8 @@ class World {
   std::unique_ptr<ClientAlgorithm> algo_;
   size_t num_parts_ = 1;
   std::unique_ptr<Compressor> codec_;
-  std::unique_ptr<UplinkEncoder> uplink_;
+  std::unique_ptr<UplinkCodec> uplink_;
+  bool commit_sent_ = false;
 };
 
 // A reply as bytes (UpdateMsg with an empty scalars map serializes deterministically): equal

@@ -277,11 +277,8 @@ absl::Status ValidateCompression(const v1::ExperimentConfig& cfg) {
     return absl::InvalidArgumentError(absl::StrCat(
         "compression.eta must be set in [0, 1) for feedback econtrol (spec §2.4 suggests "
         "delta/8 .. delta, e.g. k_fraction/2 for topk); got ", c.eta()));
-  if ((c.feedback() == "ef21" || c.feedback() == "econtrol") &&
-      cfg.algorithm().weighting() != "uniform")
-    return absl::InvalidArgumentError(absl::StrCat(
-        "compression.feedback ", c.feedback(), " tracks the uniform mean over all clients "
-        "(docs/compression.md §2.2); set algorithm.weighting to uniform"));
+  // Whether the feedback fits the algorithm is checked with the algorithm's traits
+  // (aggregators/tracker_server.h CheckFeedback, called by ResolveConfig).
   return absl::OkStatus();
 }
 }  // namespace

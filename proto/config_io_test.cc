@@ -107,7 +107,7 @@ TEST(ConfigTest, ValidationNamesTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.index_encoding")));
   EXPECT_THAT(with("compression.value_type=f16"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.value_type")));
-  // EControl needs an explicit eta in [0, 1), and tracker methods need uniform weighting.
+  // EControl needs an explicit eta in [0, 1).
   EXPECT_THAT(with("compression.feedback=econtrol"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("compression.eta")));
   v1::ExperimentConfig e = c;
@@ -115,9 +115,8 @@ TEST(ConfigTest, ValidationNamesTheField) {
   ASSERT_THAT(ApplyOverride("compression.eta=1", &e), IsOk());
   EXPECT_THAT(ValidateConfig(e), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got 1")));
   ASSERT_THAT(ApplyOverride("compression.eta=0.005", &e), IsOk());
-  EXPECT_THAT(ValidateConfig(e),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("algorithm.weighting")));
-  ASSERT_THAT(ApplyOverride("algorithm.weighting=uniform", &e), IsOk());
+  // The weighting rule of tracker methods depends on the algorithm: ResolveConfig checks it
+  // (aggregators/tracker_server_test.cc, CheckFeedback).
   FT_EXPECT_OK(ValidateConfig(e));
 }
 

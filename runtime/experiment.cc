@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "aggregators/tracker_server.h"
 #include "client/file_client_state_store.h"
 #include "core/status_macros.h"
 #include "data/idx.h"
@@ -25,6 +26,7 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
   FT_RETURN_IF_ERROR(ValidateConfig(cfg));
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* f, registry.Find(cfg.algorithm().name()));
   FT_RETURN_IF_ERROR(f->Validate(cfg.algorithm()));
+  FT_RETURN_IF_ERROR(CheckFeedback(cfg, f->traits(cfg.algorithm())));
   return cfg;
 }
 

@@ -10,7 +10,7 @@
 #include "core/status_macros.h"
 #include "server/checkpoint.h"
 #include "server/server_loop.h"
-#include "server/tracker_server.h"
+#include "aggregators/tracker_server.h"
 #include "runtime/uplink_setup.h"
 
 namespace fedtrain {
@@ -35,10 +35,10 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
 
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
-  FT_ASSIGN_OR_RETURN(Uplink up, MakeUplink(cfg.compression(), proto_trainer->dim()));
-  if (HasTracker(up.options.feedback.method))
-    server = std::make_unique<TrackerServer>(std::move(server), up.options.feedback,
-                                             static_cast<uint64_t>(cfg.federation().num_clients()));
+  FT_ASSIGN_OR_RETURN(std::unique_ptr<UplinkCodec> uplink,
+                      MakeUplinkCodec(cfg.compression(), proto_trainer->dim()));
+  server = WithFeedbackTracker(std::move(server), uplink->options().feedback,
+                               static_cast<uint64_t>(cfg.federation().num_clients()));
 
   std::vector<float> x0(proto_trainer->dim());
   RngStream init_rng = RngStream::For(cfg.seed(), 0, 0, Purpose::kModelInit);
@@ -80,8 +80,7 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   ServerLoopParts parts;
   parts.algorithm = server.get();
   parts.transport = hub.get();
-  parts.up_codec = up.compressor.get();
-  parts.dense_codec = up.dense.get();
+  parts.uplink = uplink.get();
   parts.evaluator = evaluator;
   parts.sink = sink;
   parts.clock = &clock;

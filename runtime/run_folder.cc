@@ -52,7 +52,7 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   {
     // Settings that need the model size (compression.k against d) are checked here too.
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> model, MakeConfigModel(cfg, data));
-    FT_RETURN_IF_ERROR(MakeUplink(cfg.compression(), model->dim()).status());
+    FT_RETURN_IF_ERROR(MakeUplinkCodec(cfg.compression(), model->dim()).status());
   }
 
   std::error_code ec;

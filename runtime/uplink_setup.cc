@@ -7,8 +7,8 @@
 
 namespace fedtrain {
 
-absl::StatusOr<Uplink> MakeUplink(const v1::CompressionConfig& cc, size_t dim) {
-  Uplink up;
+absl::StatusOr<std::unique_ptr<UplinkCodec>> MakeUplinkCodec(const v1::CompressionConfig& cc,
+                                                             size_t dim) {
   CompressorOptions o;
   o.compressor = cc.compressor();
   o.k_fraction = cc.k_fraction();
@@ -17,19 +17,13 @@ absl::StatusOr<Uplink> MakeUplink(const v1::CompressionConfig& cc, size_t dim) {
   o.bucket = cc.bucket();
   o.index_encoding = cc.index_encoding();
   o.value_type = cc.value_type();
-  FT_ASSIGN_OR_RETURN(up.compressor, MakeCompressor(o, dim));
-  FT_ASSIGN_OR_RETURN(up.options.feedback.method, ParseFeedback(cc.feedback()));
-  up.options.feedback.eta = std::max(0.0, cc.eta());  // -1 = unset; validated for econtrol
-  up.options.feedback.init =
+  UplinkOptions u;
+  FT_ASSIGN_OR_RETURN(u.feedback.method, ParseFeedback(cc.feedback()));
+  u.feedback.eta = std::max(0.0, cc.eta());  // -1 = unset; validated for econtrol
+  u.feedback.init =
       cc.tracker_init() == "compressed" ? TrackerInit::kCompressed : TrackerInit::kDense;
-  up.options.clip_norm = cc.clip_norm();
-  FT_RETURN_IF_ERROR(ValidateFeedbackOptions(up.options.feedback));
-  if (HasTracker(up.options.feedback.method)) {
-    CompressorOptions dense;
-    dense.value_type = cc.value_type();
-    FT_ASSIGN_OR_RETURN(up.dense, MakeCompressor(dense, dim));
-  }
-  return up;
+  u.clip_norm = cc.clip_norm();
+  return UplinkCodec::Create(o, u, dim);
 }
 
 }  // namespace fedtrain

@@ -1,7 +1,6 @@
-// The uplink pipeline a config's compression section asks for: the compressor, the dense
-// codec of tracker feedback (ef21, econtrol) and the feedback options. Built here once for
-// both ends: the workers encode with it, the Coordinator decodes with it.
-// Thread-compatible (the compressors' const methods may run concurrently).
+// The uplink codec (compression/uplink_codec.h) a config's compression section asks for: the
+// only place that reads compression.*. The workers encode and the Coordinator decodes with a
+// codec made here.
 #ifndef FEDTRAIN_RUNTIME_UPLINK_SETUP_H_
 #define FEDTRAIN_RUNTIME_UPLINK_SETUP_H_
 
@@ -9,21 +8,14 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "client/uplink.h"
-#include "compression/compressor.h"
+#include "compression/uplink_codec.h"
 #include "fedtrain/v1/config.pb.h"
 
 namespace fedtrain {
 
-// The uplink pipeline of compression.*: compressor, the tracker's dense codec, feedback.
-struct Uplink {
-  std::unique_ptr<Compressor> compressor;
-  std::unique_ptr<Compressor> dense;  // only for tracker feedback (ef21, econtrol)
-  UplinkOptions options;
-};
-
 // InvalidArgument naming the compression.* field that is out of range for a model of `dim`.
-absl::StatusOr<Uplink> MakeUplink(const v1::CompressionConfig& cc, size_t dim);
+absl::StatusOr<std::unique_ptr<UplinkCodec>> MakeUplinkCodec(const v1::CompressionConfig& cc,
+                                                             size_t dim);
 
 }  // namespace fedtrain
 

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "aggregators/client_algorithm.h"
-#include "client/uplink.h"
+#include "compression/uplink_codec.h"
 #include "core/status_macros.h"
 #include "runtime/uplink_setup.h"
 
@@ -14,8 +14,7 @@ struct WorkerFactory::Parts {
   const Trainer* model;
   ClientStateStore* store;
   std::unique_ptr<ClientAlgorithm> client;
-  Uplink up;
-  std::unique_ptr<UplinkEncoder> uplink;
+  std::unique_ptr<UplinkCodec> uplink;
   WorkerOptions wopts;
 };
 
@@ -33,9 +32,7 @@ absl::StatusOr<std::unique_ptr<WorkerFactory>> WorkerFactory::Create(
   // The server half only says how many parts an update has (a tracker wrapper keeps it).
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
   FT_ASSIGN_OR_RETURN(p->client, factory->MakeClient(cfg.algorithm()));
-  FT_ASSIGN_OR_RETURN(p->up, MakeUplink(cfg.compression(), model.dim()));
-  p->uplink = std::make_unique<UplinkEncoder>(p->up.options, p->up.compressor.get(),
-                                              p->up.dense.get());
+  FT_ASSIGN_OR_RETURN(p->uplink, MakeUplinkCodec(cfg.compression(), model.dim()));
   const auto& l = cfg.local();
   p->wopts.sgd.lr = l.lr();
   p->wopts.sgd.steps = l.steps();
@@ -45,6 +42,7 @@ absl::StatusOr<std::unique_ptr<WorkerFactory>> WorkerFactory::Create(
   p->wopts.sgd.weight_decay = l.weight_decay();
   p->wopts.sgd.clip_norm = l.clip_norm();
   p->wopts.num_up_parts = server->num_up_parts();
+  p->wopts.commit_sent = factory->traits(cfg.algorithm()).commit_sent;
   return std::unique_ptr<WorkerFactory>(new WorkerFactory(std::move(p)));
 }
 

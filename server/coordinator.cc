@@ -33,10 +33,10 @@ std::vector<ClientId> SampleClients(uint64_t seed, uint64_t round, int64_t n, in
 }
 
 Coordinator::Coordinator(CoordinatorOptions opts, ServerAlgorithm* algo,
-                         ServerTransport* transport, const Compressor* up_codec,
+                         ServerTransport* transport, const UplinkCodec* uplink,
                          Evaluator evaluator, MetricsSink* sink, const Clock* clock,
                          ThreadPool* pool)
-    : opts_(std::move(opts)), algo_(algo), transport_(transport), up_codec_(up_codec),
+    : opts_(std::move(opts)), algo_(algo), transport_(transport), uplink_(uplink),
       evaluator_(std::move(evaluator)), sink_(sink), clock_(clock), pool_(pool) {}
 
 absl::Status Coordinator::Init(ConstVec x0) {
@@ -158,8 +158,8 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     }
     Payload p;
     std::vector<bool> dense;
-    if (absl::Status s = DecodePayload(m.up(), got->part_data, *up_codec_,
-                                       algo_->num_up_parts(), dim, &p, dense_codec_, &dense);
+    if (absl::Status s = uplink_->Decode(m.up(), got->part_data, algo_->num_up_parts(), dim, &p,
+                                         &dense);
         !s.ok()) {
       reject(std::string(s.message()));
       continue;

@@ -17,7 +17,7 @@
 #include "absl/time/time.h"
 #include "aggregators/algorithm.h"
 #include "comm/transport.h"
-#include "compression/compressor.h"
+#include "compression/uplink_codec.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/thread_pool.h"
@@ -80,13 +80,11 @@ std::vector<ClientId> SampleClients(uint64_t seed, uint64_t round, int64_t n, in
 class Coordinator {
  public:
   // Borrows everything; `evaluator`, `sink` and `pool` may be null / empty.
+  // `uplink` decodes the replies (with tracker feedback also their dense initialisations;
+  // ClientUpdate::dense tells the algorithm which parts used it).
   Coordinator(CoordinatorOptions opts, ServerAlgorithm* algo, ServerTransport* transport,
-              const Compressor* up_codec, Evaluator evaluator, MetricsSink* sink,
+              const UplinkCodec* uplink, Evaluator evaluator, MetricsSink* sink,
               const Clock* clock, ThreadPool* pool);
-
-  // Also accept `dense` (borrowed, may be null) as an up codec: error-feedback trackers'
-  // dense initialisations (ClientUpdate::dense tells the algorithm which parts used it).
-  void SetDenseCodec(const Compressor* dense) { dense_codec_ = dense; }
   // Sets the initial global model (dimension d).
   absl::Status Init(ConstVec x0);
   // Runs the next round.
@@ -109,8 +107,7 @@ class Coordinator {
   CoordinatorOptions opts_;
   ServerAlgorithm* algo_;
   ServerTransport* transport_;
-  const Compressor* up_codec_;
-  const Compressor* dense_codec_ = nullptr;
+  const UplinkCodec* uplink_;
   Evaluator evaluator_;
   MetricsSink* sink_;
   const Clock* clock_;

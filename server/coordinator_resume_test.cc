@@ -25,7 +25,7 @@
 #include "aggregators/fedavg.h"
 #include "aggregators/registry.h"
 #include "client/client_state_store.h"
-#include "client/uplink.h"
+#include "compression/uplink_codec.h"
 #include "client/worker.h"
 #include "comm/inproc.h"
 #include "compression/payload_codec.h"
@@ -36,7 +36,7 @@
 #include "gtest/gtest.h"
 #include "server/checkpoint.h"
 #include "server/coordinator.h"
-#include "server/tracker_server.h"
+#include "aggregators/tracker_server.h"
 #include "tests/testing/bits.h"
 #include "tests/testing/quadratic.h"
 #include "tests/testing/scripted_transport.h"
@@ -173,12 +173,13 @@ class Clients {
       dense_ = std::move(*dense);
     }
     feedback_ = uo.feedback;
-    uplink_ = std::make_unique<UplinkEncoder>(uo, codec_.get(), dense_.get());
+    uplink_ = std::make_unique<UplinkCodec>(uo, codec_.get(), dense_.get());
     WorkerOptions wo;
     wo.sgd.steps = 3;
     wo.sgd.batch_size = 1;
     wo.num_up_parts = (*server)->num_up_parts();
     wo.versioned_state = spec.versioned_state;
+    wo.commit_sent = f.traits(spec.cfg).commit_sent;
     ClientDataFn fn = [this](ClientId id) -> absl::StatusOr<DataView> {
       if (id >= idx_.size()) return absl::NotFoundError(absl::StrCat("no client ", id));
       return DataView::Of(data_, idx_[id]);
@@ -193,8 +194,7 @@ class Clients {
   }
 
   ServerTransport* transport() { return hub_.get(); }
-  const Compressor* codec() const { return codec_.get(); }
-  const Compressor* dense() const { return dense_.get(); }
+  const UplinkCodec* uplink() const { return uplink_.get(); }
   const FeedbackOptions& feedback() const { return feedback_; }
   const Dataset& data() const { return data_; }
   ThreadPool* pool() { return &pool_; }
@@ -206,7 +206,7 @@ class Clients {
   std::unique_ptr<ClientAlgorithm> algo_;
   std::unique_ptr<Compressor> codec_, dense_;
   FeedbackOptions feedback_;
-  std::unique_ptr<UplinkEncoder> uplink_;
+  std::unique_ptr<UplinkCodec> uplink_;
   ThreadPool pool_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<InProcHub> hub_;  // last: destroyed first, waits for running tasks
@@ -238,10 +238,9 @@ class Server {
     o.eval_every = 2;
     o.track_accepted = spec.track_accepted;
     coord_ = std::make_unique<Coordinator>(
-        o, algo_.get(), clients->transport(), clients->codec(),
+        o, algo_.get(), clients->transport(), clients->uplink(),
         [this](ConstVec w) { return eval_.Evaluate(w, DataView::All(*data_)); }, nullptr,
         &clock_, clients->pool());
-    coord_->SetDenseCodec(clients->dense());
   }
 
   absl::Status Init() { return coord_->Init(X0()); }
@@ -592,11 +591,12 @@ struct Scripted {
   FedAvgServer algo{FedAvgOptions{}};
   ScriptedTransport net;
   IdentityCompressor codec;
+  UplinkCodec uplink{UplinkOptions{}, &codec, nullptr};
   MemoryMetricsSink sink;
   RealClock clock;
   std::unique_ptr<Coordinator> coord;
   explicit Scripted(const CoordinatorOptions& o) {
-    coord = std::make_unique<Coordinator>(o, &algo, &net, &codec, nullptr, &sink, &clock,
+    coord = std::make_unique<Coordinator>(o, &algo, &net, &uplink, nullptr, &sink, &clock,
                                           nullptr);
   }
 };

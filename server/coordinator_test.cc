@@ -31,6 +31,7 @@ struct Harness {
   FedAvgServer algo{FedAvgOptions{}};
   ScriptedTransport net;
   IdentityCompressor codec;
+  UplinkCodec uplink{UplinkOptions{}, &codec, nullptr};
   MemoryMetricsSink sink;
   RealClock clock;
   CoordinatorOptions opts;
@@ -41,7 +42,7 @@ struct Harness {
     opts.rounds = rounds;
     opts.seed = 5;
     opts.sampling_seed = 6;
-    coord = std::make_unique<Coordinator>(opts, &algo, &net, &codec, nullptr, &sink, &clock,
+    coord = std::make_unique<Coordinator>(opts, &algo, &net, &uplink, nullptr, &sink, &clock,
                                           nullptr);
   }
 };
@@ -189,7 +190,7 @@ TEST(CoordinatorTest, LearningRateDecaysPerRound) {
   Harness h(4, 2, 3);
   h.opts.lr = 0.1;
   h.opts.lr_decay = 0.5;
-  h.coord = std::make_unique<Coordinator>(h.opts, &h.algo, &h.net, &h.codec, nullptr, &h.sink,
+  h.coord = std::make_unique<Coordinator>(h.opts, &h.algo, &h.net, &h.uplink, nullptr, &h.sink,
                                           &h.clock, nullptr);
   h.net.reply = [](const v1::TaskMsg& t) { return std::vector<v1::UpdateMsg>{GoodReply(t, 1)}; };
   std::vector<float> x0(1, 0.0f);
@@ -220,7 +221,8 @@ TEST(CoordinatorTest, CorruptCompressedMessagesAreRejectedAndCounted) {
   opts.num_clients = 5;
   opts.clients_per_round = 5;
   opts.rounds = 1;
-  Coordinator coord(opts, &algo, &net, topk.get(), nullptr, &sink, &clock, nullptr);
+  UplinkCodec uplink(UplinkOptions{}, topk.get(), nullptr);
+  Coordinator coord(opts, &algo, &net, &uplink, nullptr, &sink, &clock, nullptr);
   net.reply = [&](const v1::TaskMsg& t) {
     v1::UpdateMsg m;
     m.set_round(t.round());

@@ -7,9 +7,8 @@ namespace fedtrain {
 absl::StatusOr<ServerLoopResult> RunServerLoop(
     const ServerLoopOptions& o, const ServerLoopParts& parts, ConstVec x0,
     const std::function<void(const RoundSummary&)>& on_round) {
-  Coordinator coord(o.coordinator, parts.algorithm, parts.transport, parts.up_codec,
+  Coordinator coord(o.coordinator, parts.algorithm, parts.transport, parts.uplink,
                     parts.evaluator, parts.sink, parts.clock, parts.pool);
-  coord.SetDenseCodec(parts.dense_codec);
   FT_RETURN_IF_ERROR(coord.Init(x0));
   ServerLoopResult result;
   if (o.resume) {

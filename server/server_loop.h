@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "aggregators/algorithm.h"
 #include "comm/transport.h"
-#include "compression/compressor.h"
+#include "compression/uplink_codec.h"
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/thread_pool.h"
@@ -47,8 +47,7 @@ struct ServerLoopResult {
 struct ServerLoopParts {
   ServerAlgorithm* algorithm = nullptr;
   ServerTransport* transport = nullptr;
-  const Compressor* up_codec = nullptr;
-  const Compressor* dense_codec = nullptr;  // tracker feedback's dense codec; may be null
+  const UplinkCodec* uplink = nullptr;
   Evaluator evaluator;                      // may be empty
   MetricsSink* sink = nullptr;              // may be null
   const Clock* clock = nullptr;

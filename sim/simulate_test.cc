@@ -539,9 +539,14 @@ TEST(SimulateTest, ExperimentUsesAndRemovesAScratchStateFolder) {
   EXPECT_FALSE(std::filesystem::exists(out.run_dir + ".partial"));
 }
 
-// Stateful algorithms through a compressed uplink with error feedback: every combination runs,
-// keeps thread-count invariance and ends with a finite model.
-TEST(SimulateTest, StatefulAlgorithmsWithErrorFeedbackAreThreadInvariant) {
+// Stateful algorithms through a compressed uplink with error feedback. The combinations that
+// make sense run, keep thread-count invariance and end with a finite model; the rest are
+// refused when the config is resolved, naming both fields (aggregators/tracker_server.h
+// CheckFeedback): a tracker method (econtrol) needs a FedAvg-type server half, and an
+// algorithm whose client half uses CommitSent (scaffold, scaffold_m) needs feedback none.
+TEST(SimulateTest, StatefulAlgorithmsWithErrorFeedbackAreThreadInvariantOrRefused) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
   for (const char* algo : {"scaffold", "feddyn", "fedspeed", "scaffold_m"}) {
     for (const char* fb : {"ef14", "econtrol"}) {
       v1::ExperimentConfig c = TinyConfig();
@@ -550,11 +555,36 @@ TEST(SimulateTest, StatefulAlgorithmsWithErrorFeedbackAreThreadInvariant) {
             std::string("compression.compressor=topk"), std::string("compression.k_fraction=0.2"),
             std::string("compression.eta=0.05"), std::string("algorithm.weighting=uniform")})
         ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+      const bool commit_sent = std::string(algo) == "scaffold" || std::string(algo) == "scaffold_m";
+      const bool tracker = std::string(fb) == "econtrol";
+      if (commit_sent || tracker) {
+        EXPECT_THAT(ResolveConfig(c, reg),
+                    StatusIs(absl::StatusCode::kInvalidArgument,
+                             ::testing::AllOf(HasSubstr("compression.feedback"),
+                                              HasSubstr(commit_sent ? "algorithm.name" : algo))))
+            << algo << " " << fb;
+        continue;
+      }
       FT_ASSERT_OK_AND_ASSIGN(Ran one, RunTiny(c, 1));
       FT_ASSERT_OK_AND_ASSIGN(Ran two, RunTiny(c, 2));
       EXPECT_EQ(one.result.model, two.result.model) << algo << " " << fb;
       for (float v : one.result.model) ASSERT_TRUE(std::isfinite(v)) << algo << " " << fb;
     }
+  }
+  // The tracker's other conditions: uniform weighting and server_lr 1, each named.
+  for (const auto& [override_, field] : std::vector<std::pair<std::string, std::string>>{
+           {"algorithm.weighting=samples", "algorithm.weighting"},
+           {"algorithm.server_lr=0.5", "algorithm.server_lr"}}) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : {std::string("compression.feedback=ef21"),
+                                 std::string("compression.compressor=topk"),
+                                 std::string("compression.k_fraction=0.2"),
+                                 std::string("algorithm.weighting=uniform"), override_})
+      ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    EXPECT_THAT(ResolveConfig(c, reg),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         ::testing::AllOf(HasSubstr("compression.feedback"), HasSubstr(field))))
+        << override_;
   }
 }
 

@@ -1,4 +1,4 @@
-#include "server/tracker_server.h"
+#include "aggregators/tracker_server.h"
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
@@ -108,6 +108,39 @@ absl::Status TrackerServer::LoadExtraState(const std::map<std::string, std::vect
       trackers_[p].mutable_initialised()[i] = (*found[p].second)[i] != 0.0;
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckFeedback(const v1::ExperimentConfig& cfg, const AlgorithmTraits& traits) {
+  const std::string& fb = cfg.compression().feedback();
+  const std::string& name = cfg.algorithm().name();
+  if (fb == "ef21" || fb == "econtrol") {
+    if (!traits.fedavg_server)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "compression.feedback ", fb, " steps the model by its tracker mean, which needs a "
+          "FedAvg-type server half (fedavg, fedprox, dsgd); algorithm.name ", name,
+          " is not one: use compression.feedback ef14 or none"));
+    if (cfg.algorithm().weighting() != "uniform")
+      return absl::InvalidArgumentError(absl::StrCat(
+          "compression.feedback ", fb, " tracks the uniform mean over all clients "
+          "(docs/compression.md §2.2); set algorithm.weighting to uniform"));
+    if (cfg.algorithm().server_lr() != 1.0)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "compression.feedback ", fb, " steps the model by exactly its tracker mean; "
+          "algorithm.server_lr must be 1, got ", cfg.algorithm().server_lr()));
+  }
+  if (traits.commit_sent && fb != "none")
+    return absl::InvalidArgumentError(absl::StrCat(
+        "algorithm.name ", name, " advances its client state by the message the server "
+        "decodes, which error feedback turns into a correction: compression.feedback must be "
+        "none, got ", fb));
+  return absl::OkStatus();
+}
+
+std::unique_ptr<ServerAlgorithm> WithFeedbackTracker(std::unique_ptr<ServerAlgorithm> server,
+                                                     const FeedbackOptions& o,
+                                                     uint64_t num_clients) {
+  if (!HasTracker(o.method)) return server;
+  return std::make_unique<TrackerServer>(std::move(server), o, num_clients);
 }
 
 }  // namespace fedtrain

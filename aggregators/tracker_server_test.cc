@@ -1,15 +1,15 @@
-// The tracker error-feedback methods through the real uplink pipeline: UplinkEncoder on the
+// The tracker error-feedback methods through the real uplink pipeline: UplinkCodec on the
 // workers (state in ClientState), TrackerServer around FedAvg on the server. Checks
 // docs/compression.md §2.2/§2.4 in the partial-participation form: h = (1/N) sum_i h_i (U9), the
 // init protocol, and that FedAvg (uniform, eta_g = 1) then steps by exactly h.
-#include "server/tracker_server.h"
+#include "aggregators/tracker_server.h"
 
 #include <cmath>
 #include <map>
 #include <vector>
 
 #include "aggregators/fedavg.h"
-#include "client/uplink.h"
+#include "compression/uplink_codec.h"
 #include "compression/payload_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -60,7 +60,7 @@ void RunPipeline(Feedback method, double eta) {
   UplinkOptions uo;
   uo.feedback.method = method;
   uo.feedback.eta = eta;
-  UplinkEncoder enc(uo, topk.get(), dense.get());
+  UplinkCodec enc(uo, topk.get(), dense.get());
   FedAvgOptions fo;
   fo.weighting = "uniform";
   TrackerServer server(std::make_unique<FedAvgServer>(fo), uo.feedback, kClients);
@@ -155,12 +155,12 @@ TEST(TrackerServerTest, InitProtocolViolationsAreRefusedWithoutChangingState) {
   for (double h : server.trackers()[0].h()) EXPECT_EQ(h, 1.0 / kClients);
 }
 
-TEST(UplinkEncoderTest, FailedEncodeLeavesTheStateUnchanged) {
+TEST(UplinkCodecTest, FailedEncodeLeavesTheStateUnchanged) {
   std::unique_ptr<Compressor> topk = Make("topk");
   ASSERT_NE(topk, nullptr);
   UplinkOptions uo;
   uo.feedback.method = Feedback::kEf14;
-  UplinkEncoder enc(uo, topk.get(), nullptr);
+  UplinkCodec enc(uo, topk.get(), nullptr);
   ClientState st;
   Payload up;
   up.parts.push_back(UpdateOf(1, 0));
@@ -181,11 +181,11 @@ TEST(UplinkEncoderTest, FailedEncodeLeavesTheStateUnchanged) {
   EXPECT_EQ(st.wide.at("ef.e.0"), e);
 }
 
-TEST(UplinkEncoderTest, ClippingScalesTheUpdateBeforeCompression) {
+TEST(UplinkCodecTest, ClippingScalesTheUpdateBeforeCompression) {
   std::unique_ptr<Compressor> id = Make("identity");
   UplinkOptions uo;
   uo.clip_norm = 0.5;
-  UplinkEncoder enc(uo, id.get(), nullptr);
+  UplinkCodec enc(uo, id.get(), nullptr);
   ClientState st;
   Payload up;
   up.parts.push_back(std::vector<float>(kDim, 1.0f));  // norm sqrt(40)

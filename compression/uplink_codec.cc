@@ -1,16 +1,17 @@
-#include "client/uplink.h"
+#include "compression/uplink_codec.h"
 
 #include <cmath>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "compression/payload_codec.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
 namespace {
-
-std::string Key(const char* what, size_t part) { return absl::StrCat("ef.", what, ".", part); }
 
 // Scale factor that brings ||v|| down to `clip` (1 when already inside or clipping is off).
 double ClipScale(ConstVec v, double clip) {
@@ -23,14 +24,40 @@ double ClipScale(ConstVec v, double clip) {
 
 }  // namespace
 
-absl::Status UplinkEncoder::Encode(const Payload& up, RngStream& rng, ClientState* state,
-                                   v1::Payload* out, Payload* decoded) const {
+std::string FeedbackErrorKey(size_t part) { return absl::StrCat("ef.e.", part); }
+std::string FeedbackTrackerKey(size_t part) { return absl::StrCat("ef.h.", part); }
+
+absl::StatusOr<std::unique_ptr<UplinkCodec>> UplinkCodec::Create(const CompressorOptions& c,
+                                                                  const UplinkOptions& o,
+                                                                  size_t dim) {
+  std::unique_ptr<UplinkCodec> u(new UplinkCodec());
+  u->o_ = o;
+  FT_ASSIGN_OR_RETURN(u->owned_compressor_, MakeCompressor(c, dim));
+  FT_RETURN_IF_ERROR(ValidateFeedbackOptions(o.feedback));
+  if (HasTracker(o.feedback.method)) {
+    CompressorOptions dense;  // the identity codec with the compressor's value type
+    dense.value_type = c.value_type;
+    FT_ASSIGN_OR_RETURN(u->owned_dense_, MakeCompressor(dense, dim));
+  }
+  u->compressor_ = u->owned_compressor_.get();
+  u->dense_ = u->owned_dense_.get();
+  return u;
+}
+
+absl::Status UplinkCodec::Decode(const v1::Payload& in, absl::Span<const absl::Cord> part_data,
+                                 size_t expected_parts, size_t dim, Payload* out,
+                                 std::vector<bool>* is_dense) const {
+  return DecodePayload(in, part_data, *compressor_, expected_parts, dim, out, dense_, is_dense);
+}
+
+absl::Status UplinkCodec::Encode(const Payload& up, RngStream& rng, ClientState* state,
+                                 v1::Payload* out, Payload* decoded) const {
   out->Clear();
   Payload dec;  // filled only when asked for; moved to `decoded` on success
   if (decoded != nullptr) dec.parts.resize(up.parts.size());
   const Feedback method = o_.feedback.method;
-  // Work on a copy of the feedback state: `state` changes only when every part succeeded.
-  std::map<std::string, std::vector<double>> wide = state->wide;
+  // The feedback memory is updated in place: the caller discards `state` after an error.
+  std::map<std::string, std::vector<double>>& wide = state->wide;
   std::vector<double> v, sent;
   for (size_t p = 0; p < up.parts.size(); ++p) {
     const std::vector<float>& part = up.parts[p];
@@ -47,8 +74,8 @@ absl::Status UplinkEncoder::Encode(const Payload& up, RngStream& rng, ClientStat
         FT_RETURN_IF_ERROR(compressor_->Encode(absl::Span<const double>(v), rng, &e, {}));
       } else {
         FeedbackState st;
-        st.e = std::move(wide[Key("e", p)]);
-        st.h = std::move(wide[Key("h", p)]);
+        st.e = std::move(wide[FeedbackErrorKey(p)]);
+        st.h = std::move(wide[FeedbackTrackerKey(p)]);
         st.initialised = !st.h.empty();
         sent.resize(part.size());
         bool dense = false;
@@ -58,14 +85,14 @@ absl::Status UplinkEncoder::Encode(const Payload& up, RngStream& rng, ClientStat
                                         dense_ != nullptr ? *dense_ : *compressor_, v, rng, &st,
                                         &e, absl::MakeSpan(sent), &dense));
         used_dense = dense;
-        if (!st.e.empty()) wide[Key("e", p)] = std::move(st.e);
-        else wide.erase(Key("e", p));
-        if (!st.h.empty()) wide[Key("h", p)] = std::move(st.h);
-        else wide.erase(Key("h", p));
+        if (!st.e.empty()) wide[FeedbackErrorKey(p)] = std::move(st.e);
+        else wide.erase(FeedbackErrorKey(p));
+        if (!st.h.empty()) wide[FeedbackTrackerKey(p)] = std::move(st.h);
+        else wide.erase(FeedbackTrackerKey(p));
       }
     }
     if (decoded != nullptr) {
-      // The server's own decode (comm/payload_wire.cc: codec.Decode into float), so `sent`
+      // The server's own decode (Decode below: codec.Decode into float), so `sent`
       // is what it reconstructs bit for bit whatever path produced the message.
       const Compressor& codec = used_dense && dense_ != nullptr ? *dense_ : *compressor_;
       dec.parts[p].resize(e.dim);
@@ -77,7 +104,6 @@ absl::Status UplinkEncoder::Encode(const Payload& up, RngStream& rng, ClientStat
     t->set_data(std::move(e.bytes));
   }
   for (const auto& kv : up.scalars) (*out->mutable_scalars())[kv.first] = kv.second;
-  state->wide = std::move(wide);
   if (decoded != nullptr) {
     dec.scalars = up.scalars;
     *decoded = std::move(dec);

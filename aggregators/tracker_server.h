@@ -1,5 +1,5 @@
 // Server half of the tracker error-feedback methods (EF21, EControl; docs/compression.md
-// §2.2, §2.4) around any server algorithm.
+// §2.2, §2.4) around a FedAvg-type server half.
 //
 // For every up part it keeps the tracker average h = (1/N) sum_i h_i over all N clients
 // (TrackerAggregate, double). A client's message is the increment of its own tracker (its
@@ -12,18 +12,23 @@
 // step in the pipeline's sign convention (updates are y - x). Config validation requires
 // algorithm.weighting = uniform with these methods. With no update in a round the wrapped
 // algorithm decides (FedAvg does not move).
+// The wrapper is exact only around such a server half: CheckFeedback refuses, at config load,
+// a tracker method with any other algorithm (AlgorithmTraits::fedavg_server), weighting or
+// server_lr, naming the fields.
 //
 // CheckUpdate() enforces the init protocol before anything changes: a dense message only as
 // a client's first, and (with dense init) a compressed one only after it.
 // Not thread-safe (the Coordinator's round loop owns it).
-#ifndef FEDTRAIN_SERVER_TRACKER_SERVER_H_
-#define FEDTRAIN_SERVER_TRACKER_SERVER_H_
+#ifndef FEDTRAIN_AGGREGATORS_TRACKER_SERVER_H_
+#define FEDTRAIN_AGGREGATORS_TRACKER_SERVER_H_
 
 #include <memory>
 #include <vector>
 
 #include "aggregators/algorithm.h"
+#include "aggregators/registry.h"
 #include "compression/error_feedback.h"
+#include "fedtrain/v1/config.pb.h"
 
 namespace fedtrain {
 
@@ -56,6 +61,17 @@ class TrackerServer final : public ServerAlgorithm {
   std::vector<TrackerAggregate> trackers_;
 };
 
+// Whether the config's compression.feedback fits its algorithm: a tracker method (ef21,
+// econtrol) needs a FedAvg-type server half (traits.fedavg_server), algorithm.weighting
+// "uniform" and algorithm.server_lr 1; an algorithm whose client half uses CommitSent
+// (traits.commit_sent) needs feedback "none". InvalidArgument naming both fields.
+absl::Status CheckFeedback(const v1::ExperimentConfig& cfg, const AlgorithmTraits& traits);
+
+// `server` wrapped in a TrackerServer when `o.method` has a tracker, else `server` itself.
+std::unique_ptr<ServerAlgorithm> WithFeedbackTracker(std::unique_ptr<ServerAlgorithm> server,
+                                                     const FeedbackOptions& o,
+                                                     uint64_t num_clients);
+
 }  // namespace fedtrain
 
-#endif  // FEDTRAIN_SERVER_TRACKER_SERVER_H_
+#endif  // FEDTRAIN_AGGREGATORS_TRACKER_SERVER_H_
