@@ -1,0 +1,150 @@
+// Membership: slots, joins, take-overs and liveness of the deployed server's workers (see
+// membership.h). Thread-safe: every method locks mu_; nothing here calls out while holding it.
+#include "comm/membership.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace fedtrain {
+
+Membership::Membership(uint32_t num_slots, absl::Duration heartbeat_interval)
+    : num_slots_(num_slots), heartbeat_interval_(heartbeat_interval) {
+  absl::MutexLock lock(&mu_);
+  routing_.assign(num_slots_, 0);
+}
+
+bool Membership::LiveLocked(const Worker& w, absl::Time now) const {
+  if (w.left) return false;
+  if (w.stream_open) return true;
+  if (w.had_stream) return false;  // its task stream broke: the process died or lost us
+  return now - w.last_seen < 3 * heartbeat_interval_;
+}
+
+absl::StatusOr<Membership::Joined> Membership::Join(const std::string& name,
+                                                    std::optional<uint32_t> want,
+                                                    absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  const uint32_t w = num_slots_;
+  uint32_t slot = w;
+  if (want.has_value()) {
+    if (*want >= w)
+      return absl::InvalidArgumentError(absl::StrCat("slot ", *want,
+                                                     " does not exist: the run has ", w,
+                                                     " workers (slots 0 to ", w - 1, ")"));
+    const uint64_t holder = routing_[*want];
+    if (holder != 0 && LiveLocked(workers_.at(holder), now))
+      return absl::AlreadyExistsError(absl::StrCat("slot ", *want, " is held by live worker ",
+                                                   holder, " (", workers_.at(holder).name, ")"));
+    slot = *want;
+  } else {
+    for (uint32_t i = 0; i < w && slot == w; ++i)
+      if (routing_[i] == 0) slot = i;
+    for (uint32_t i = 0; i < w && slot == w; ++i)
+      if (!LiveLocked(workers_.at(routing_[i]), now)) slot = i;
+  }
+  if (slot == w)
+    return absl::FailedPreconditionError(absl::StrCat("the run already has its ", w, " workers"));
+  Joined j;
+  j.replaced = routing_[slot];
+  if (j.replaced != 0) workers_.at(j.replaced).left = true;  // taken over from a gone holder
+  j.worker_id = next_id_++;
+  Worker& rec = workers_[j.worker_id];
+  rec.name = name;
+  rec.last_seen = now;
+  routing_[slot] = j.worker_id;
+  full_ = full_ || std::find(routing_.begin(), routing_.end(), 0) == routing_.end();
+  j.slot = slot;
+  j.num_slots = w;
+  return j;
+}
+
+bool Membership::Heartbeat(uint64_t worker_id, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second.left) return false;
+  it->second.last_seen = now;
+  return true;
+}
+
+void Membership::Leave(uint64_t worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end()) it->second.left = true;
+}
+
+bool Membership::IsMember(uint64_t worker_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  return it != workers_.end() && !it->second.left;
+}
+
+absl::Status Membership::OpenStream(uint64_t worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second.left)
+    return absl::FailedPreconditionError(absl::StrCat("worker ", worker_id, " has not joined"));
+  if (it->second.stream_open)
+    return absl::AlreadyExistsError("this worker already has a task stream");
+  it->second.stream_open = true;
+  it->second.had_stream = true;
+  return absl::OkStatus();
+}
+
+void Membership::CloseStream(uint64_t worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end()) it->second.stream_open = false;
+}
+
+bool Membership::full() const {
+  absl::MutexLock lock(&mu_);
+  return full_;
+}
+
+size_t Membership::num_joined() const {
+  absl::MutexLock lock(&mu_);
+  return workers_.size();
+}
+
+std::vector<uint64_t> Membership::routing() const {
+  absl::MutexLock lock(&mu_);
+  if (!full_) return {};
+  return routing_;
+}
+
+absl::StatusOr<uint32_t> Membership::SlotOfClient(uint64_t client_id) const {
+  absl::MutexLock lock(&mu_);
+  if (!full_) return absl::UnavailableError("not every worker has joined");
+  return static_cast<uint32_t>(client_id % num_slots_);
+}
+
+bool Membership::SlotLive(uint32_t slot, absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  if (slot >= num_slots_ || routing_[slot] == 0) return false;
+  return LiveLocked(workers_.at(routing_[slot]), now);
+}
+
+absl::StatusOr<uint64_t> Membership::TaskRecipient(uint32_t slot) const {
+  absl::MutexLock lock(&mu_);
+  if (slot >= num_slots_ || routing_[slot] == 0)
+    return absl::UnavailableError(absl::StrCat("slot ", slot, " has no worker"));
+  const uint64_t wid = routing_[slot];
+  const Worker& rec = workers_.at(wid);
+  if (rec.left)
+    return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ") has left"));
+  // A worker that joined but has not opened its task stream yet (a slow start on a loaded
+  // machine can take longer than the heartbeats that would keep it live) gets the task
+  // queued for when it does; if it never does, the round's deadline covers the task.
+  if (rec.had_stream && !rec.stream_open)
+    return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ", ", rec.name,
+                                               ") is gone: its task stream broke"));
+  return wid;
+}
+
+bool Membership::RoutedTo(uint64_t client_id, uint64_t worker_id) const {
+  absl::MutexLock lock(&mu_);
+  return full_ && routing_[client_id % num_slots_] == worker_id;
+}
+
+}  // namespace fedtrain
