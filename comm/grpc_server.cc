@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -50,6 +51,11 @@ std::vector<v1::TaskChunk> ChunkTask(const std::string& bytes) {
   return out;
 }
 
+// The same code and message (gRPC's codes are absl's).
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
 }  // namespace
 
 // Server stream of one worker's tasks. Lives from the Tasks call until OnDone; `busy` and
@@ -61,25 +67,23 @@ class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1
   void OnWriteDone(bool ok) override {
     absl::MutexLock lock(&t_->mu_);
     busy = false;
-    auto it = t_->workers_.find(id_);
     if (!ok) {
-      if (it != t_->workers_.end() && it->second.writer == this) it->second.writer = nullptr;
+      t_->DropWriterLocked(id_, this);
       FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "task stream broken"));
       return;
     }
-    if (it != t_->workers_.end() && it->second.writer == this) t_->PumpLocked(&it->second);
+    auto it = t_->outboxes_.find(id_);
+    if (it != t_->outboxes_.end() && it->second.writer == this) t_->PumpLocked(&it->second);
   }
   void OnCancel() override {
     absl::MutexLock lock(&t_->mu_);
-    auto it = t_->workers_.find(id_);
-    if (it != t_->workers_.end() && it->second.writer == this) it->second.writer = nullptr;
+    t_->DropWriterLocked(id_, this);
     FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "task stream cancelled"));
   }
   void OnDone() override {
     {
       absl::MutexLock lock(&t_->mu_);
-      auto it = t_->workers_.find(id_);
-      if (it != t_->workers_.end() && it->second.writer == this) it->second.writer = nullptr;
+      t_->DropWriterLocked(id_, this);
     }
     delete this;
   }
@@ -201,8 +205,7 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
     bool known;
     {
       absl::MutexLock lock(&t_->mu_);
-      auto it = t_->workers_.find(worker_id_);
-      known = it != t_->workers_.end() && !it->second.left;
+      known = t_->members_.IsMember(worker_id_);
       max = t_->max_update_bytes_;
     }
     if (!known)
@@ -308,7 +311,7 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
       u.part_data = std::move(parts_);
     }
     absl::MutexLock lock(&t_->mu_);
-    if (!t_->closed_ || t_->routing_[m.client_id() % t_->routing_.size()] != worker_id_) {
+    if (!t_->members_.RoutedTo(m.client_id(), worker_id_)) {
       grpc::Status s(grpc::StatusCode::PERMISSION_DENIED,
                      absl::StrCat("client ", m.client_id(), " is not routed to worker ",
                                   worker_id_));
@@ -365,55 +368,24 @@ class GrpcServerTransport::Service final
     }
     {
       absl::MutexLock lock(&t_->mu_);
-      const absl::Time now = absl::Now();
-      std::vector<uint64_t>& slots = t_->routing_;
-      const uint32_t w = static_cast<uint32_t>(slots.size());
-      uint32_t slot = w;
-      if (req->has_slot()) {
-        if (req->slot() >= w) {
-          r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 absl::StrCat("slot ", req->slot(), " does not exist: the run has ",
-                                              w, " workers (slots 0 to ", w - 1, ")")));
-          return r;
-        }
-        const uint64_t holder = slots[req->slot()];
-        if (holder != 0 && t_->LiveLocked(t_->workers_.at(holder), now)) {
-          r->Finish(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                                 absl::StrCat("slot ", req->slot(), " is held by live worker ",
-                                              holder, " (", t_->workers_.at(holder).name, ")")));
-          return r;
-        }
-        slot = req->slot();
-      } else {
-        for (uint32_t i = 0; i < w && slot == w; ++i)
-          if (slots[i] == 0) slot = i;
-        for (uint32_t i = 0; i < w && slot == w; ++i)
-          if (!t_->LiveLocked(t_->workers_.at(slots[i]), now)) slot = i;
-      }
-      if (slot == w) {
-        r->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                               absl::StrCat("the run already has its ", w, " workers")));
+      absl::StatusOr<Membership::Joined> joined = t_->members_.Join(
+          req->worker_name(),
+          req->has_slot() ? std::optional<uint32_t>(req->slot()) : std::nullopt, absl::Now());
+      if (!joined.ok()) {
+        r->Finish(ToGrpc(joined.status()));
         return r;
       }
-      if (slots[slot] != 0) {  // take the slot over from a holder that is gone
-        WorkerRec& old = t_->workers_.at(slots[slot]);
-        old.left = true;
-        old.queue.clear();
+      if (joined->replaced != 0) {  // took the slot over from a holder that is gone
+        if (auto it = t_->outboxes_.find(joined->replaced); it != t_->outboxes_.end())
+          it->second.queue.clear();
         std::fprintf(stderr, "fedtrain server: worker %s rejoined slot %u (was worker %llu)\n",
-                     req->worker_name().c_str(), slot,
-                     static_cast<unsigned long long>(slots[slot]));
+                     req->worker_name().c_str(), joined->slot,
+                     static_cast<unsigned long long>(joined->replaced));
       }
-      const uint64_t id = t_->next_id_++;
-      WorkerRec& rec = t_->workers_[id];
-      rec.name = req->worker_name();
-      rec.slot = slot;
-      rec.last_seen = now;
-      slots[slot] = id;
-      t_->closed_ = t_->closed_ || std::find(slots.begin(), slots.end(), 0) == slots.end();
-      reply->set_worker_id(id);
+      reply->set_worker_id(joined->worker_id);
       reply->set_max_update_bytes(t_->max_update_bytes_);
-      reply->set_slot(slot);
-      reply->set_num_slots(w);
+      reply->set_slot(joined->slot);
+      reply->set_num_slots(joined->num_slots);
     }
     *reply->mutable_config() = t_->opts_.config;
     reply->set_heartbeat_interval_ms(
@@ -430,17 +402,12 @@ class GrpcServerTransport::Service final
       return w;
     }
     absl::MutexLock lock(&t_->mu_);
-    auto it = t_->workers_.find(req->worker_id());
-    if (it == t_->workers_.end() || it->second.left) {
-      w->FinishOnce(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                 absl::StrCat("worker ", req->worker_id(), " has not joined")));
-    } else if (it->second.writer != nullptr) {
-      w->FinishOnce(grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                                 "this worker already has a task stream"));
+    if (absl::Status st = t_->members_.OpenStream(req->worker_id()); !st.ok()) {
+      w->FinishOnce(ToGrpc(st));
     } else {
-      it->second.writer = w;
-      it->second.had_stream = true;
-      t_->PumpLocked(&it->second);
+      Outbox& out = t_->outboxes_[req->worker_id()];
+      out.writer = w;
+      t_->PumpLocked(&out);
     }
     return w;
   }
@@ -464,12 +431,10 @@ class GrpcServerTransport::Service final
     grpc::Status s = grpc::Status::OK;
     {
       absl::MutexLock lock(&t_->mu_);
-      auto it = t_->workers_.find(req->worker_id());
-      if (it == t_->workers_.end() || it->second.left) {
+      if (!t_->members_.Heartbeat(req->worker_id(), absl::Now())) {
         s = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                          absl::StrCat("worker ", req->worker_id(), " has not joined"));
       } else {
-        it->second.last_seen = absl::Now();
         reply->set_run_over(t_->run_over_);
       }
     }
@@ -486,8 +451,7 @@ class GrpcServerTransport::Service final
     }
     {
       absl::MutexLock lock(&t_->mu_);
-      auto it = t_->workers_.find(req->worker_id());
-      if (it != t_->workers_.end()) it->second.left = true;
+      t_->members_.Leave(req->worker_id());
     }
     r->Finish(grpc::Status::OK);
     return r;
@@ -498,16 +462,15 @@ class GrpcServerTransport::Service final
 };
 
 GrpcServerTransport::GrpcServerTransport(GrpcServerOptions opts)
-    : opts_(std::move(opts)), max_update_bytes_(opts_.max_update_bytes) {
-  absl::MutexLock lock(&mu_);
-  routing_.assign(static_cast<size_t>(opts_.expected_workers), 0);
-}
+    : opts_(std::move(opts)),
+      members_(static_cast<uint32_t>(opts_.expected_workers), opts_.heartbeat_interval),
+      max_update_bytes_(opts_.max_update_bytes) {}
 
-bool GrpcServerTransport::LiveLocked(const WorkerRec& rec, absl::Time now) const {
-  if (rec.left) return false;
-  if (rec.writer != nullptr) return true;
-  if (rec.had_stream) return false;  // its task stream broke: the process died or lost us
-  return now - rec.last_seen < 3 * opts_.heartbeat_interval;
+void GrpcServerTransport::DropWriterLocked(uint64_t worker_id, const TaskWriter* w) {
+  auto it = outboxes_.find(worker_id);
+  if (it == outboxes_.end() || it->second.writer != w) return;
+  it->second.writer = nullptr;
+  members_.CloseStream(worker_id);
 }
 
 void GrpcServerTransport::RefuseLocked(std::string why) {
@@ -617,10 +580,11 @@ bool GrpcServerTransport::TokenOk(const std::string& token) const {
 
 absl::Status GrpcServerTransport::WaitForWorkers(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_; };
-  if (!mu_.AwaitWithDeadline(absl::Condition(&closed), deadline))
-    return absl::DeadlineExceededError(absl::StrCat(
-        workers_.size(), " of ", opts_.expected_workers, " workers joined before the deadline"));
+  auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return members_.full(); };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&full), deadline))
+    return absl::DeadlineExceededError(absl::StrCat(members_.num_joined(), " of ",
+                                                    opts_.expected_workers,
+                                                    " workers joined before the deadline"));
   return absl::OkStatus();
 }
 
@@ -631,16 +595,15 @@ void GrpcServerTransport::SetMaxUpdateBytes(uint64_t bytes) {
 
 std::vector<uint64_t> GrpcServerTransport::routing() const {
   absl::MutexLock lock(&mu_);
-  if (!closed_) return {};
-  return routing_;
+  return members_.routing();
 }
 
-void GrpcServerTransport::PumpLocked(WorkerRec* rec) {
-  TaskWriter* w = rec->writer;
+void GrpcServerTransport::PumpLocked(Outbox* out) {
+  TaskWriter* w = out->writer;
   if (w == nullptr || w->busy || w->finished) return;
-  if (!rec->queue.empty()) {
-    w->current = std::move(rec->queue.front());
-    rec->queue.pop_front();
+  if (!out->queue.empty()) {
+    w->current = std::move(out->queue.front());
+    out->queue.pop_front();
     w->busy = true;
     w->StartWrite(&w->current);
   } else if (run_over_) {
@@ -659,28 +622,23 @@ absl::Status GrpcServerTransport::SendTask(v1::TaskMsg task) {
   std::vector<v1::TaskChunk> chunks = ChunkTask(bytes);
   bytes.clear();
   absl::MutexLock lock(&mu_);
-  if (!closed_) return absl::UnavailableError("not every worker has joined");
-  const size_t slot = task.client_id() % routing_.size();
+  const absl::StatusOr<uint32_t> slot = members_.SlotOfClient(task.client_id());
+  if (!slot.ok()) return slot.status();
   if (opts_.rejoin_grace > absl::ZeroDuration()) {
     // A slot whose worker is gone gets this long for a worker to rejoin it.
-    auto held = [this, slot]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return LiveLocked(workers_.at(routing_[slot]), absl::Now());
+    auto held = [this, slot = *slot]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return members_.SlotLive(slot, absl::Now());
     };
     if (!held())
       (void)mu_.AwaitWithDeadline(absl::Condition(&held), absl::Now() + opts_.rejoin_grace);
   }
-  const uint64_t wid = routing_[slot];
-  WorkerRec& rec = workers_.at(wid);
-  if (rec.left)
-    return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ") has left"));
-  // A worker that joined but has not opened its task stream yet (a slow start on a loaded
-  // machine can take longer than the heartbeats that would keep it live) gets the task
-  // queued for when it does; if it never does, the round's deadline covers the task.
-  if (rec.had_stream && rec.writer == nullptr)
-    return absl::UnavailableError(absl::StrCat("worker ", wid, " (slot ", slot, ", ", rec.name,
-                                               ") is gone: its task stream broke"));
-  for (v1::TaskChunk& c : chunks) rec.queue.push_back(std::move(c));
-  PumpLocked(&rec);
+  // Refused when the slot's worker left or its task stream broke; queued for one that has
+  // not opened its stream yet.
+  const absl::StatusOr<uint64_t> wid = members_.TaskRecipient(*slot);
+  if (!wid.ok()) return wid.status();
+  Outbox& out = outboxes_[*wid];
+  for (v1::TaskChunk& c : chunks) out.queue.push_back(std::move(c));
+  PumpLocked(&out);
   return absl::OkStatus();
 }
 
@@ -697,10 +655,10 @@ absl::StatusOr<ReceivedUpdate> GrpcServerTransport::ReceiveUpdate(absl::Time dea
 void GrpcServerTransport::FinishRun(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   run_over_ = true;
-  for (auto& [id, rec] : workers_) PumpLocked(&rec);
+  for (auto& [id, out] : outboxes_) PumpLocked(&out);
   auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (const auto& [id, rec] : workers_)
-      if (rec.writer != nullptr) return false;
+    for (const auto& [id, out] : outboxes_)
+      if (out.writer != nullptr) return false;
     return true;
   };
   mu_.AwaitWithDeadline(absl::Condition(&closed), deadline);

@@ -16,6 +16,8 @@
 // Reactors only parse, size-check and enqueue; nothing here knows rounds or models.
 // With a certificate and key the server speaks TLS; with a client CA as well it requires
 // and verifies client certificates (mutual TLS). The token is checked either way.
+// The slots' bookkeeping (which worker holds which, and whether it is live) is Membership
+// (comm/membership.h).
 // Thread-safe.
 #ifndef FEDTRAIN_COMM_GRPC_SERVER_H_
 #define FEDTRAIN_COMM_GRPC_SERVER_H_
@@ -31,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "comm/membership.h"
 #include "comm/transport.h"
 #include "fedtrain/v1/config.pb.h"
 #include "fedtrain/v1/service.pb.h"
@@ -108,34 +111,33 @@ class GrpcServerTransport final : public ServerTransport {
   class Service;
   class TaskWriter;
   class UpdateReader;
-  struct WorkerRec {
-    std::string name;
-    uint32_t slot = 0;
-    bool left = false;        // left, or replaced by a worker that rejoined its slot
-    bool had_stream = false;  // opened its Tasks stream at least once
-    absl::Time last_seen;
+  // A worker's tasks on their way down its task stream.
+  struct Outbox {
     std::deque<v1::TaskChunk> queue;  // chunks not yet handed to the stream
     TaskWriter* writer = nullptr;     // the open Tasks stream, if any
   };
 
   explicit GrpcServerTransport(GrpcServerOptions opts);
   bool TokenOk(const std::string& token) const;
-  // Whether `rec` still holds its slot (see the header comment).
-  bool LiveLocked(const WorkerRec& rec, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefuseLocked(std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Hands the next chunk (or the end of the session) to `w` when it is idle.
-  void PumpLocked(WorkerRec* rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands the next chunk (or the end of the session) to `out`'s stream when it is idle.
+  void PumpLocked(Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `w`, worker `worker_id`'s task stream, is over: forgotten unless another took its place.
+  void DropWriterLocked(uint64_t worker_id, const TaskWriter* w)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   GrpcServerOptions opts_;
   std::string address_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
 
+  // Guards everything below. Membership has a mutex of its own; it is changed and read only
+  // under mu_ as well, so that a membership change and the queues it affects (a take-over
+  // drops the old holder's tasks) change together, and so that waits on mu_ (SendTask's
+  // rejoin grace, WaitForWorkers) see every change. Lock order: mu_, then Membership's.
   mutable absl::Mutex mu_;
-  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<uint64_t, WorkerRec> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint64_t> routing_ ABSL_GUARDED_BY(mu_);  // slot -> worker id (0: vacant)
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;            // every slot was filled once
+  Membership members_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Outbox> outboxes_ ABSL_GUARDED_BY(mu_);  // by worker id
   std::deque<std::string> refused_ ABSL_GUARDED_BY(mu_);
   std::deque<ReceivedUpdate> updates_ ABSL_GUARDED_BY(mu_);
   uint64_t max_update_bytes_ ABSL_GUARDED_BY(mu_);
