@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "comm/grpc_push_reader.h"
 // The generated WithRawCallbackMethod_Push declares a Push overload with another signature
 // on purpose (raw bytes instead of UpdateChunk); clang's -Woverloaded-virtual flags it.
 #if defined(__clang__)
@@ -21,19 +22,10 @@
 #if defined(__clang__)
 #pragma clang diagnostic pop
 #endif
-#include "google/protobuf/io/coded_stream.h"
-#include "grpc/slice.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/support/proto_buffer_reader.h"
 
 namespace fedtrain {
 namespace {
-
-const grpc::Status& BadToken() {
-  static const grpc::Status* s = new grpc::Status(
-      grpc::StatusCode::UNAUTHENTICATED, "wrong token: this server runs with another token");
-  return *s;
-}
 
 // The serialized message in chunks of at most kGrpcChunkBytes; the first carries the total.
 std::vector<v1::TaskChunk> ChunkTask(const std::string& bytes) {
@@ -100,255 +92,6 @@ class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1
  private:
   GrpcServerTransport* const t_;
   const uint64_t id_;
-};
-
-// Client stream of one update: size-checks, reassembles, parses, enqueues. Reads the
-// UpdateChunk messages as raw bytes (the method is registered as a raw callback method) and
-// decodes their few fields here. The envelope (the serialized UpdateMsg without its tensors'
-// bytes) is copied out and parsed; each tensor's bytes are not copied at all: they stay in
-// the slices gRPC received them in, referenced (absl::Cord pieces that hold the slices) from
-// the ReceivedUpdate's part_data, where DecodePayload reads them. Where a parsed UpdateChunk
-// and a parsed UpdateMsg would copy every byte three times in user space, the reactor only
-// parses, size-checks and enqueues, and gRPC reads on.
-class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
- public:
-  UpdateReader(GrpcServerTransport* t, std::string peer) : t_(t), peer_(std::move(peer)) {
-    StartRead(&raw_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return Complete();
-    std::vector<std::pair<uint64_t, uint64_t>> spans;  // the data fields: (offset, length)
-    if (grpc::Status st = Parse(&spans); !st.ok()) return Refuse(st);
-    // Parse's reader of raw_ is gone; the chunk moves out so the next read has a buffer of
-    // its own (gRPC fills it, maybe on another thread, as soon as it is asked to).
-    grpc::ByteBuffer chunk;
-    chunk.Swap(&raw_);
-    if (!Take(chunk, spans)) return Refuse(MalformedStatus("data"));
-    StartRead(&raw_);
-  }
-  void OnDone() override { delete this; }
-
- private:
-  // Decodes the chunk in raw_: header fields (starting the update on the first chunk) and
-  // where its data lie, checked to be all there; OK or the refusal.
-  grpc::Status Parse(std::vector<std::pair<uint64_t, uint64_t>>* spans) {
-    // UpdateChunk (service.proto): 1 token, 2 worker_id, 3 total_bytes, 5 part_bytes (first
-    // chunk only), 4 data. Anything else is refused: only our own client writes this stream.
-    grpc::ProtoBufferReader stream(&raw_);
-    google::protobuf::io::CodedInputStream in(&stream);
-    std::string token;
-    uint64_t worker_id = 0, total = 0;
-    std::vector<uint64_t> part_bytes;
-    bool has_header = false;
-    for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
-      uint32_t len = 0;
-      if (tag == 0x0A) {  // 1: token
-        if (!in.ReadVarint32(&len) || len > 4096 || !in.ReadString(&token, static_cast<int>(len)))
-          return MalformedStatus("token");
-        has_header = true;
-      } else if (tag == 0x10) {  // 2: worker_id
-        if (!in.ReadVarint64(&worker_id)) return MalformedStatus("worker_id");
-        has_header = true;
-      } else if (tag == 0x18) {  // 3: total_bytes
-        if (!in.ReadVarint64(&total)) return MalformedStatus("total_bytes");
-        has_header = true;
-      } else if (tag == 0x2A) {  // 5: part_bytes, packed, before the first data
-        constexpr uint32_t kMaxPartsField = 10 * kMaxPushParts;  // <= 10 bytes a varint
-        if (started_ || !in.ReadVarint32(&len) || len > kMaxPartsField)
-          return MalformedStatus("part_bytes");
-        const google::protobuf::io::CodedInputStream::Limit limit =
-            in.PushLimit(static_cast<int>(len));
-        while (in.BytesUntilLimit() > 0) {
-          uint64_t v = 0;
-          if (!in.ReadVarint64(&v) || part_bytes.size() == kMaxPushParts)
-            return MalformedStatus("part_bytes");
-          part_bytes.push_back(v);
-        }
-        in.PopLimit(limit);
-        has_header = true;
-      } else if (tag == 0x22) {  // 4: data
-        if (!in.ReadVarint32(&len)) return MalformedStatus("data");
-        if (!started_) {
-          if (absl::Status st = Start(has_header, token, worker_id, total, part_bytes);
-              !st.ok())
-            return grpc::Status(static_cast<grpc::StatusCode>(st.code()),
-                                std::string(st.message()));
-        }
-        if (filled_ + len > total_)
-          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              absl::StrCat("update chunks exceed the announced ", total_,
-                                           " bytes"));
-        // Taken below; here only checked to be all there.
-        spans->emplace_back(static_cast<uint64_t>(in.CurrentPosition()), len);
-        if (!in.Skip(static_cast<int>(len))) return MalformedStatus("data");
-        filled_ += len;
-      } else {
-        return MalformedStatus(absl::StrCat("field tag ", tag));
-      }
-    }
-    if (!in.ConsumedEntireMessage()) return MalformedStatus("a truncated field");
-    if (!started_) {  // a header without data: an empty update
-      if (absl::Status st = Start(has_header, token, worker_id, total, part_bytes); !st.ok())
-        return grpc::Status(static_cast<grpc::StatusCode>(st.code()), std::string(st.message()));
-    }
-    return grpc::Status::OK;
-  }
-  // The first chunk: token, sender, announced size and the tensors' sizes.
-  absl::Status Start(bool has_header, const std::string& token, uint64_t worker_id,
-                     uint64_t total, const std::vector<uint64_t>& part_bytes) {
-    if (!has_header || !t_->TokenOk(token))
-      return absl::UnauthenticatedError("wrong token");
-    worker_id_ = worker_id;
-    total_ = total;
-    uint64_t max;
-    bool known;
-    {
-      absl::MutexLock lock(&t_->mu_);
-      known = t_->members_.IsMember(worker_id_);
-      max = t_->max_update_bytes_;
-    }
-    if (!known)
-      return absl::FailedPreconditionError(
-          absl::StrCat("worker ", worker_id_, " has not joined or was replaced"));
-    if (total_ == 0)  // every update serializes to some bytes (a client, a payload)
-      return absl::InvalidArgumentError("the first chunk announces no bytes (total_bytes)");
-    if (total_ > max)
-      return absl::ResourceExhaustedError(
-          absl::StrCat("update of ", total_, " bytes exceeds the limit of ", max, " bytes"));
-    uint64_t envelope = total_;
-    for (uint64_t n : part_bytes) {
-      if (n >= envelope)  // the envelope lists every tensor, so it is never empty
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the tensor sizes (part_bytes) leave no room for the update's envelope in its ",
-            total_, " bytes"));
-      envelope -= n;
-    }
-    want_.assign(1, envelope);
-    want_.insert(want_.end(), part_bytes.begin(), part_bytes.end());
-    envelope_.reserve(envelope);  // within the limit: no regrowth copies
-    parts_.assign(part_bytes.size(), absl::Cord());
-    started_ = true;
-    return absl::OkStatus();
-  }
-  // Bytes destination i has so far (0: the envelope, i > 0: tensor i - 1).
-  uint64_t Have(size_t i) const { return i == 0 ? envelope_.size() : parts_[i - 1].size(); }
-  // Appends `piece`, which lies in `slice`, to the destinations, in order: the envelope is
-  // copied, the tensors' bytes referenced. The caller checked that it fits.
-  void Put(absl::string_view piece, const grpc::Slice& slice) {
-    // An inlined slice (no refcount: a few bytes kept inside the grpc_slice itself) has no
-    // storage of its own to reference; a copy of it would hold its bytes elsewhere.
-    // (c_slice() returns a new reference, given back at once.)
-    grpc_slice raw = slice.c_slice();
-    const bool can_reference = raw.refcount != nullptr;
-    grpc_slice_unref(raw);
-    while (!piece.empty()) {
-      while (Have(cursor_) == want_[cursor_]) ++cursor_;  // the sizes add to total_
-      const absl::string_view take = piece.substr(0, want_[cursor_] - Have(cursor_));
-      if (cursor_ == 0) {
-        envelope_.append(take.data(), take.size());
-      } else if (take.size() < t_->opts_.min_referenced_piece || !can_reference) {
-        parts_[cursor_ - 1].Append(take);
-      } else {
-        parts_[cursor_ - 1].Append(
-            absl::MakeCordFromExternal(take, [held = slice](absl::string_view) {}));
-      }
-      piece.remove_prefix(take.size());
-    }
-  }
-  // Takes the data `spans` of `chunk` into the destinations; false when they do not lie
-  // within it (Parse checked that they do).
-  bool Take(const grpc::ByteBuffer& chunk,
-            const std::vector<std::pair<uint64_t, uint64_t>>& spans) {
-    if (spans.empty()) return true;
-    std::vector<grpc::Slice> slices;
-    if (!chunk.Dump(&slices).ok()) return false;
-    size_t i = 0;
-    uint64_t base = 0;  // offset of slices[i] in the chunk
-    for (auto [off, len] : spans) {
-      while (len > 0) {
-        if (i == slices.size()) return false;
-        const uint64_t size = slices[i].size();
-        if (off >= base + size) {
-          base += size;
-          ++i;
-          continue;
-        }
-        const uint64_t take = std::min(len, base + size - off);
-        Put(absl::string_view(reinterpret_cast<const char*>(slices[i].begin()) + (off - base),
-                              take),
-            slices[i]);
-        off += take;
-        len -= take;
-      }
-    }
-    return true;
-  }
-  static grpc::Status MalformedStatus(const std::string& what) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("malformed update chunk: ", what));
-  }
-  void Complete() {
-    if (!started_ || filled_ != total_)
-      return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 absl::StrCat("update truncated: got ", filled_, " of ",
-                                              total_, " bytes")));
-    ReceivedUpdate u;
-    v1::UpdateMsg& m = u.msg;
-    if (!m.ParseFromString(envelope_))
-      return Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "update does not parse"));
-    if (!parts_.empty()) {  // the tensors' bytes came after the envelope
-      if (static_cast<size_t>(m.up().parts_size()) != parts_.size())
-        return Refuse(grpc::Status(
-            grpc::StatusCode::INVALID_ARGUMENT,
-            absl::StrCat("update has ", m.up().parts_size(), " tensors but its chunks carry ",
-                         parts_.size(), " (part_bytes)")));
-      for (int i = 0; i < m.up().parts_size(); ++i)
-        if (!m.up().parts(i).data().empty())
-          return Refuse(grpc::Status(
-              grpc::StatusCode::INVALID_ARGUMENT,
-              absl::StrCat("tensor ", i, " has bytes both in the envelope and after it")));
-      u.part_data = std::move(parts_);
-    }
-    absl::MutexLock lock(&t_->mu_);
-    if (!t_->members_.RoutedTo(m.client_id(), worker_id_)) {
-      grpc::Status s(grpc::StatusCode::PERMISSION_DENIED,
-                     absl::StrCat("client ", m.client_id(), " is not routed to worker ",
-                                  worker_id_));
-      t_->RefuseLocked(absl::StrCat("push from ", peer_, ": ", s.error_message()));
-      return Finish(s);
-    }
-    t_->updates_.push_back(std::move(u));
-    Finish(grpc::Status::OK);
-  }
-  // Ends the call with `s` and records the refusal for the round's metrics.
-  void Refuse(const grpc::Status& s) {
-    parts_.clear();  // lets go of gRPC's slices at once
-    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-      absl::MutexLock lock(&t_->mu_);
-      t_->RefuseLocked(absl::StrCat("push from ", peer_, ": wrong token"));
-      Finish(BadToken());
-      return;
-    }
-    {
-      absl::MutexLock lock(&t_->mu_);
-      t_->RefuseLocked(absl::StrCat("push from ", peer_, " (worker ", worker_id_,
-                                    "): ", s.error_message()));
-    }
-    Finish(s);
-  }
-
-  GrpcServerTransport* const t_;
-  const std::string peer_;
-  grpc::ByteBuffer raw_;
-  bool started_ = false;
-  uint64_t worker_id_ = 0, total_ = 0, filled_ = 0;
-  // The envelope, then the tensors: want_[i] bytes each, filled in order (cursor_ is the
-  // first that is not full).
-  std::vector<uint64_t> want_;
-  std::string envelope_;
-  std::vector<absl::Cord> parts_;
-  size_t cursor_ = 0;
 };
 
 class GrpcServerTransport::Service final
@@ -460,6 +203,12 @@ class GrpcServerTransport::Service final
  private:
   GrpcServerTransport* const t_;
 };
+
+const grpc::Status& GrpcServerTransport::BadToken() {
+  static const grpc::Status* s = new grpc::Status(
+      grpc::StatusCode::UNAUTHENTICATED, "wrong token: this server runs with another token");
+  return *s;
+}
 
 GrpcServerTransport::GrpcServerTransport(GrpcServerOptions opts)
     : opts_(std::move(opts)),

@@ -17,7 +17,7 @@
 // With a certificate and key the server speaks TLS; with a client CA as well it requires
 // and verifies client certificates (mutual TLS). The token is checked either way.
 // The slots' bookkeeping (which worker holds which, and whether it is live) is Membership
-// (comm/membership.h).
+// (comm/membership.h); the Push reactor is in comm/grpc_push_reader.cc.
 // Thread-safe.
 #ifndef FEDTRAIN_COMM_GRPC_SERVER_H_
 #define FEDTRAIN_COMM_GRPC_SERVER_H_
@@ -40,6 +40,7 @@
 
 namespace grpc {
 class Server;
+class Status;
 }
 
 namespace fedtrain {
@@ -110,7 +111,7 @@ class GrpcServerTransport final : public ServerTransport {
  private:
   class Service;
   class TaskWriter;
-  class UpdateReader;
+  class UpdateReader;  // comm/grpc_push_reader.h
   // A worker's tasks on their way down its task stream.
   struct Outbox {
     std::deque<v1::TaskChunk> queue;  // chunks not yet handed to the stream
@@ -118,6 +119,8 @@ class GrpcServerTransport final : public ServerTransport {
   };
 
   explicit GrpcServerTransport(GrpcServerOptions opts);
+  // The refusal of a call with the wrong token.
+  static const grpc::Status& BadToken();
   bool TokenOk(const std::string& token) const;
   void RefuseLocked(std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands the next chunk (or the end of the session) to `out`'s stream when it is idle.
