@@ -68,7 +68,7 @@ class GrpcWorkerClient {
 };
 
 // One Push call that carries raw UpdateChunk messages (the wire form the server decodes
-// itself, comm/grpc_server.cc) over a generic gRPC call: `next` fills the next message and
+// itself, comm/grpc_push_reader.cc) over a generic gRPC call: `next` fills the next message and
 // returns false after the last. Returns the call's status. GrpcWorkerClient::Push builds its
 // chunks with it; tests use it to send bytes the client never would.
 grpc::Status PushRawChunks(const std::shared_ptr<grpc::Channel>& channel,

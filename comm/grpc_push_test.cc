@@ -1,4 +1,4 @@
-// The server's Push decoder (comm/grpc_server.cc reads UpdateChunk messages as raw bytes and
+// The server's Push decoder (comm/grpc_push_reader.cc reads UpdateChunk messages as raw bytes and
 // decodes them itself, leaving tensors' bytes in gRPC's receive buffers) against hostile byte
 // streams, in process over loopback: every truncation and single-bit flip of a valid chunk
 // stream, random bytes, fields out of place.
