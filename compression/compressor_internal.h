@@ -1,5 +1,5 @@
-// Internals shared by the compressor implementations (compressor.cc, sparse.cc,
-// quantizers.cc) and their tests. Not part of the public interface.
+// Internals shared by the compressor implementations (compressor.cc, sparse.cc, the dense
+// quantizers: quantizer_internal.h) and their tests. Not part of the public interface.
 //
 // Message header (every codec except "identity/1" and "identity_f64/1", which are raw
 // little-endian values): 16 bytes, little-endian, at the start of Encoded::bytes.
@@ -120,7 +120,8 @@ struct QuantizerConfig {
 std::unique_ptr<Compressor> NewQuantizer(const QuantizerConfig& c);
 // For tests: true makes the quantizers (QSGD, sign) run their baseline-ISA kernels even where
 // the CPU has AVX-512 (those kernels, streaming stores included, must give the same bytes and
-// values); false restores the run-time choice. Process-wide; not for concurrent use.
+// values); false restores the run-time choice. Process-wide; not for concurrent use. Defined,
+// with the flag it sets, in philox_simd.cc.
 void UseBaselineQuantizerKernels(bool baseline_only);
 
 // The Rand-K sampler (Floyd's algorithm on RngStream(seed, 0, 0, kCompression)): writes the
