@@ -1,34 +1,35 @@
-// Float64 validation harness for error feedback. See ef_validation.h and
-// specs/compression.md §4 (problems, metrics) and §2 (methods).
+// The runs of the float64 error-feedback validation harness (specs/compression.md §4 for the
+// problems and metrics, §2 for the methods): one run of a method on a problem (RunEf), and
+// the grids of `fedtrain ef-validate` (PlanEfValidation checks a config and builds its
+// problems and runs; RunEfValidation runs them). The problems are in ef_problems.cc, the
+// table / CSV / JSON output in ef_report.cc. See ef_validation.h.
+//
+// Thread-compatible: RunEf is a pure function of its arguments (all randomness from
+// RngStream keyed (seed, round, worker, purpose)); a plan is immutable once built.
 #include "sim/ef_validation.h"
-
-#include <Eigen/Dense>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
+#include <string>
 #include <utility>
+#include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "core/rng.h"
 #include "core/status_macros.h"
+#include "sim/ef_validation_internal.h"
 
 namespace fedtrain {
 
-namespace {
+using ef_internal::kNaN;
+using ef_internal::Num;
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+namespace {
 
 double Norm2(absl::Span<const double> v) {
   double s = 0;
@@ -42,227 +43,7 @@ bool AllFinite(absl::Span<const double> v) {
   return true;
 }
 
-// Largest eigenvalue of a symmetric matrix (exact, Eigen's self-adjoint solver).
-double MaxEigenvalue(const Eigen::MatrixXd& m) {
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(m, Eigen::EigenvaluesOnly);
-  return es.eigenvalues().maxCoeff();
-}
-
-// Logistic sigmoid 1/(1 + exp(-z)) without overflow.
-double Sigmoid(double z) {
-  if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
-  const double e = std::exp(z);
-  return e / (1.0 + e);
-}
-
 }  // namespace
-
-double EfProblem::l_am() const {
-  double s = 0;
-  for (double l : smoothness) s += l;
-  return smoothness.empty() ? 0.0 : s / smoothness.size();
-}
-
-double EfProblem::l_qm() const {
-  double s = 0;
-  for (double l : smoothness) s += l * l;
-  return smoothness.empty() ? 0.0 : std::sqrt(s / smoothness.size());
-}
-
-// ---- Problems.
-
-EfProblem ThreeWorkerProblem() {
-  static constexpr double kA[3][3] = {{-3, 2, 2}, {2, -3, 2}, {2, 2, -3}};
-  EfProblem p;
-  p.name = "three_workers";
-  p.num_workers = 3;
-  p.dim = 3;
-  p.x0 = {1, 1, 1};
-  p.x_star = {0, 0, 0};
-  // Hessians: 2 a_i a_i^T + I/2.
-  Eigen::MatrixXd mean = Eigen::MatrixXd::Zero(3, 3);
-  for (int i = 0; i < 3; ++i) {
-    Eigen::Vector3d a(kA[i][0], kA[i][1], kA[i][2]);
-    Eigen::MatrixXd h = 2 * a * a.transpose() + 0.5 * Eigen::MatrixXd::Identity(3, 3);
-    p.smoothness.push_back(MaxEigenvalue(h));
-    mean += h / 3;
-  }
-  p.l = MaxEigenvalue(mean);
-  p.gradient = [](size_t i, absl::Span<const double> x, absl::Span<double> g) {
-    const double* a = kA[i];
-    const double ax = a[0] * x[0] + a[1] * x[1] + a[2] * x[2];
-    for (int j = 0; j < 3; ++j) g[j] = 2 * a[j] * ax + 0.5 * x[j];
-  };
-  return p;
-}
-
-absl::StatusOr<EfProblem> HeterogeneousQuadratics(const QuadraticsOptions& o) {
-  if (o.num_workers == 0 || o.dim == 0)
-    return absl::InvalidArgumentError("quadratics: num_workers and dim must be > 0");
-  if (!(o.zeta >= 0) || !(o.sigma >= 0))
-    return absl::InvalidArgumentError("quadratics: zeta and sigma must be >= 0");
-  const size_t n = o.num_workers, d = o.dim;
-  auto a = std::make_shared<std::vector<double>>(n);
-  auto b = std::make_shared<std::vector<double>>(n * d);
-  EfProblem p;
-  p.name = "quadratics";
-  p.num_workers = n;
-  p.dim = d;
-  p.x0.assign(d, 1.0);
-  p.x_star.assign(d, 0.0);
-  double sum_a2 = 0;
-  for (size_t w = 0; w < n; ++w) {
-    const double i = static_cast<double>(w + 1);  // the spec numbers workers from 1
-    (*a)[w] = i / std::sqrt(static_cast<double>(n));
-    RngStream rng = RngStream::For(o.seed, 0, w, Purpose::kSyntheticData);
-    for (size_t j = 0; j < d; ++j) (*b)[w * d + j] = rng.Normal(0.0, o.zeta / i);
-    const double a2 = (*a)[w] * (*a)[w];
-    p.smoothness.push_back(a2);
-    sum_a2 += a2;
-    for (size_t j = 0; j < d; ++j) p.x_star[j] += (*a)[w] * (*b)[w * d + j];
-  }
-  for (size_t j = 0; j < d; ++j) p.x_star[j] /= sum_a2;
-  p.l = sum_a2 / n;  // the Hessian of f is mean(a_i^2) I
-  p.noise_sigma = o.sigma;
-  p.noise_seed = o.seed;
-  p.gradient = [a, b, d](size_t w, absl::Span<const double> x, absl::Span<double> g) {
-    const double ai = (*a)[w];
-    const double* bi = b->data() + w * d;
-    for (size_t j = 0; j < d; ++j) g[j] = ai * (ai * x[j] - bi[j]);
-  };
-  return p;
-}
-
-absl::StatusOr<BinaryData> LoadBreastCancerCsv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    return absl::NotFoundError(absl::StrCat(
-        "cannot open ", path,
-        "; scripts/install_deps.sh extracts breast_cancer.csv from Debian's python3-sklearn"));
-  std::string line;
-  if (!std::getline(in, line))
-    return absl::DataLossError(absl::StrCat(path, ": empty file"));
-  // Header: "569,30,malignant,benign".
-  std::vector<std::string> head = absl::StrSplit(line, ',');
-  size_t rows = 0, cols = 0;
-  if (head.size() < 2 || !absl::SimpleAtoi(head[0], &rows) || !absl::SimpleAtoi(head[1], &cols) ||
-      rows == 0 || cols == 0)
-    return absl::DataLossError(absl::StrCat(
-        path, ":1: expected a header 'rows,cols,...' (scikit-learn's format), got '", line, "'"));
-  BinaryData data;
-  data.rows = rows;
-  data.cols = cols;
-  data.features.reserve(rows * cols);
-  for (size_t r = 0; r < rows; ++r) {
-    if (!std::getline(in, line))
-      return absl::DataLossError(
-          absl::StrCat(path, ": the header announces ", rows, " rows; the file has ", r));
-    std::vector<absl::string_view> f = absl::StrSplit(absl::StripTrailingAsciiWhitespace(line), ',');
-    if (f.size() != cols + 1)
-      return absl::DataLossError(absl::StrCat(path, ":", r + 2, ": ", f.size(),
-                                              " fields; expected ", cols, " features and a class"));
-    for (size_t c = 0; c < cols; ++c) {
-      double v;
-      if (!absl::SimpleAtod(f[c], &v) || !std::isfinite(v))
-        return absl::DataLossError(
-            absl::StrCat(path, ":", r + 2, ": field ", c + 1, " '", f[c], "' is not a number"));
-      data.features.push_back(v);
-    }
-    int label;
-    if (!absl::SimpleAtoi(f[cols], &label) || (label != 0 && label != 1))
-      return absl::DataLossError(
-          absl::StrCat(path, ":", r + 2, ": class '", f[cols], "' is not 0 or 1"));
-    data.labels.push_back(label == 1 ? 1.0 : -1.0);
-  }
-  // z-score every column with the population standard deviation.
-  for (size_t c = 0; c < cols; ++c) {
-    double mean = 0;
-    for (size_t r = 0; r < rows; ++r) mean += data.features[r * cols + c];
-    mean /= rows;
-    double var = 0;
-    for (size_t r = 0; r < rows; ++r) {
-      const double z = data.features[r * cols + c] - mean;
-      var += z * z;
-    }
-    const double sd = std::sqrt(var / rows);
-    for (size_t r = 0; r < rows; ++r) {
-      double& v = data.features[r * cols + c];
-      v = sd > 0 ? (v - mean) / sd : 0.0;
-    }
-  }
-  return data;
-}
-
-absl::StatusOr<EfProblem> NonconvexLogReg(const BinaryData& data, const LogRegOptions& o) {
-  const size_t n = o.num_workers, d = data.cols, rows = data.rows;
-  if (n == 0 || n > rows)
-    return absl::InvalidArgumentError(
-        absl::StrCat("logreg: num_workers must be in [1, ", rows, "], got ", n));
-  if (!(o.lambda >= 0) || !(o.init_stddev >= 0) || !(o.scale_last_worker > 0) || !(o.sigma >= 0))
-    return absl::InvalidArgumentError(
-        "logreg: lambda, init_stddev and sigma must be >= 0, scale_last_worker > 0");
-  struct Shared {
-    std::vector<double> a;      // rows x d, row-major, labels folded in: row j is y_j a_j
-    std::vector<size_t> begin;  // worker w holds rows [begin[w], begin[w+1])
-    double lambda;
-  };
-  auto s = std::make_shared<Shared>();
-  s->lambda = o.lambda;
-  s->a.resize(rows * d);
-  // Contiguous blocks of floor(N/n) or floor(N/n) + 1 rows, the longer ones first (numpy's
-  // array_split). The spec's text says "worker n takes the remainder", but its [N] constants
-  // (§4.3 gamma = 4.05e-3; §4.4 L_QM = 103.3, L_AM = 26.8) are those of this split: with a
-  // 37-row last worker they would be 90.8 and 24.1.
-  const size_t per = rows / n, extra = rows % n;
-  for (size_t w = 0; w <= n; ++w) s->begin.push_back(w * per + std::min(w, extra));
-  Eigen::MatrixXd plain(rows, d);  // features without labels, for the smoothness constants
-  for (size_t r = 0; r < rows; ++r) {
-    const double scale = r >= s->begin[n - 1] ? o.scale_last_worker : 1.0;
-    for (size_t c = 0; c < d; ++c) {
-      plain(r, c) = scale * data.features[r * d + c];
-      s->a[r * d + c] = data.labels[r] * plain(r, c);
-    }
-  }
-  EfProblem p;
-  p.name = "logreg";
-  p.num_workers = n;
-  p.dim = d;
-  p.noise_sigma = o.sigma;
-  p.noise_seed = o.seed;
-  // L_i bounds the Hessian of f_i; L that of f = (1/n) sum f_i, i.e. it uses the mean of the
-  // per-worker matrices (the spec's A^T A / (4N) is the pooled version; the two agree for
-  // equal N_i, and this one reproduces the spec's L = 26.1 of §4.4).
-  Eigen::MatrixXd mean = Eigen::MatrixXd::Zero(d, d);
-  for (size_t w = 0; w < n; ++w) {
-    const size_t b = s->begin[w], m = s->begin[w + 1] - b;
-    const Eigen::MatrixXd aw = plain.middleRows(b, m);
-    const Eigen::MatrixXd hw = aw.transpose() * aw / (4.0 * m);
-    p.smoothness.push_back(MaxEigenvalue(hw) + 2 * o.lambda);
-    mean += hw / static_cast<double>(n);
-  }
-  p.l = MaxEigenvalue(mean) + 2 * o.lambda;
-  RngStream rng = RngStream::For(o.seed, 0, 0, Purpose::kModelInit);
-  for (size_t c = 0; c < d; ++c) p.x0.push_back(rng.Normal(0.0, o.init_stddev));
-  // Plain loops rather than Eigen expressions: the gradient is the inner loop of every run,
-  // and the tests also run in unoptimised sanitizer builds.
-  p.gradient = [s, d](size_t w, absl::Span<const double> x, absl::Span<double> g) {
-    const size_t b = s->begin[w], e = s->begin[w + 1];
-    const double inv_m = 1.0 / static_cast<double>(e - b);
-    for (size_t k = 0; k < d; ++k) {
-      const double q = 1 + x[k] * x[k];
-      g[k] = s->lambda * 2 * x[k] / (q * q);
-    }
-    // d/dx log(1 + exp(-y a^T x)) = -sigmoid(-y a^T x) y a.
-    for (size_t r = b; r < e; ++r) {
-      const double* row = s->a.data() + r * d;
-      double z = 0;
-      for (size_t k = 0; k < d; ++k) z += row[k] * x[k];
-      const double coef = -Sigmoid(-z) * inv_m;
-      for (size_t k = 0; k < d; ++k) g[k] += coef * row[k];
-    }
-  };
-  return p;
-}
 
 // ---- One run.
 
@@ -490,8 +271,6 @@ absl::StatusOr<EfRunResult> RunEf(const EfProblem& p, const EfRunOptions& o) {
 // ---- Config grids.
 
 namespace {
-
-std::string Num(double v) { return absl::StrFormat("%.4g", v); }
 
 absl::Status Bad(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -743,164 +522,6 @@ absl::StatusOr<EfValidationReport> RunEfValidation(
   }
   report.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
-}
-
-// ---- Output.
-
-namespace {
-
-std::string Sci(double v) {
-  if (std::isnan(v)) return "-";
-  return absl::StrFormat("%.3g", v);
-}
-
-std::string JsonNum(double v) {
-  if (!std::isfinite(v)) return "null";
-  return absl::StrFormat("%.17g", v);
-}
-
-std::string JsonStr(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      out += absl::StrFormat("\\u%04x", static_cast<int>(ch));
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"') out += '"';
-    out += ch;
-  }
-  return out + "\"";
-}
-
-std::string CsvNum(double v) { return std::isnan(v) ? "" : absl::StrFormat("%.6g", v); }
-
-std::string RunStatus(const EfRunResult& r) {
-  return r.diverged ? absl::StrCat("diverged@", r.diverged_at) : "ok";
-}
-
-}  // namespace
-
-std::string FormatEfTable(const EfValidationPlan& plan, const EfValidationReport& report) {
-  std::string out;
-  for (size_t e = 0; e < plan.experiments.size(); ++e) {
-    const EfExperimentPlan& ep = plan.experiments[e];
-    absl::StrAppend(&out, "== ", ep.name, ": ", ep.description, "\n");
-    const bool star = ep.problem.x_star.size() == ep.problem.dim;
-    int gw = 10;  // gamma column: wider when it also shows "(factor x mean)"
-    for (const EfRunSpec& s : ep.runs)
-      if (s.gamma_factor > 0) gw = 20;
-    std::string head = absl::StrFormat("%-26s %-*s", "method", gw, "gamma");
-    if (star) absl::StrAppend(&head, absl::StrFormat(" %-11s %-11s", "dist2_tail", "|x_T-x*|"));
-    for (int64_t r : ep.report_rounds)
-      absl::StrAppend(&head, absl::StrFormat(" %-11s", absl::StrCat("grad2@", r)));
-    absl::StrAppend(&head, absl::StrFormat(" %-11s %-8s %s", "grad2_T", "time_s", "status"));
-    absl::StrAppend(&out, head, "\n");
-    for (const EfRow& row : report.rows) {
-      if (row.experiment != e) continue;
-      const EfRunSpec& s = ep.runs[row.run];
-      const EfRunResult& r = row.result;
-      std::string gamma = Sci(s.options.gamma);
-      if (s.gamma_factor > 0)
-        gamma = absl::StrCat(gamma, " (", Num(s.gamma_factor), "x ", s.step_mean, ")");
-      std::string line = absl::StrFormat("%-26s %-*s", s.label, gw, gamma);
-      if (star)
-        absl::StrAppend(&line, absl::StrFormat(" %-11s %-11s", Sci(r.dist2_tail), Sci(r.final_dist)));
-      for (double g : r.grad2) absl::StrAppend(&line, absl::StrFormat(" %-11s", Sci(g)));
-      absl::StrAppend(&line, absl::StrFormat(" %-11s %-8.2f %s", Sci(r.final_grad2), r.wall_s,
-                                             RunStatus(r)));
-      absl::StrAppend(&out, line, "\n");
-    }
-    absl::StrAppend(&out, "\n");
-  }
-  absl::StrAppend(&out, absl::StrFormat("%d runs in %.1f s\n", report.rows.size(), report.wall_s));
-  return out;
-}
-
-std::string EfTableCsv(const EfValidationPlan& plan, const EfValidationReport& report) {
-  std::set<int64_t> all_rounds;
-  for (const EfExperimentPlan& ep : plan.experiments)
-    all_rounds.insert(ep.report_rounds.begin(), ep.report_rounds.end());
-  std::string out =
-      "experiment,problem,method,label,gamma,gamma_factor,step_mean,eta,rounds,rounds_run,"
-      "dist2_tail,final_dist,grad2_final";
-  for (int64_t r : all_rounds) absl::StrAppend(&out, ",grad2_r", r);
-  absl::StrAppend(&out, ",diverged,compressed_bits,dense_bits,wall_s\n");
-  for (const EfRow& row : report.rows) {
-    const EfExperimentPlan& ep = plan.experiments[row.experiment];
-    const EfRunSpec& s = ep.runs[row.run];
-    const EfRunResult& r = row.result;
-    absl::StrAppend(&out, CsvField(ep.name), ",", CsvField(ep.problem.name), ",",
-                    EfMethodName(s.options.method), ",", CsvField(s.label), ",",
-                    absl::StrFormat("%.6g", s.options.gamma), ",", CsvNum(s.gamma_factor > 0 ? s.gamma_factor : kNaN),
-                    ",", s.step_mean, ",", CsvNum(s.options.eta), ",", s.options.rounds, ",",
-                    r.rounds_run, ",", CsvNum(r.dist2_tail), ",", CsvNum(r.final_dist), ",",
-                    CsvNum(r.final_grad2));
-    for (int64_t t : all_rounds) {
-      double v = kNaN;
-      for (size_t k = 0; k < ep.report_rounds.size(); ++k)
-        if (ep.report_rounds[k] == t) v = r.grad2[k];
-      absl::StrAppend(&out, ",", CsvNum(v));
-    }
-    absl::StrAppend(&out, ",", r.diverged ? r.diverged_at : -1, ",", r.compressed_bits, ",",
-                    r.dense_bits, ",", absl::StrFormat("%.3f", r.wall_s), "\n");
-  }
-  return out;
-}
-
-std::string EfResultsJson(const EfValidationPlan& plan, const EfValidationReport& report) {
-  std::string out = absl::StrCat("{\n  \"name\": ", JsonStr(plan.name),
-                                 ",\n  \"wall_s\": ", JsonNum(report.wall_s),
-                                 ",\n  \"experiments\": [");
-  for (size_t e = 0; e < plan.experiments.size(); ++e) {
-    const EfExperimentPlan& ep = plan.experiments[e];
-    const EfProblem& p = ep.problem;
-    absl::StrAppend(&out, e ? "," : "", "\n    {\"name\": ", JsonStr(ep.name),
-                    ", \"description\": ", JsonStr(ep.description),
-                    ",\n     \"problem\": ", JsonStr(p.name), ", \"num_workers\": ", p.num_workers,
-                    ", \"dim\": ", p.dim, ", \"L\": ", JsonNum(p.l), ", \"L_AM\": ",
-                    JsonNum(p.l_am()), ", \"L_QM\": ", JsonNum(p.l_qm()), ", \"delta\": ",
-                    JsonNum(ep.delta), ", \"gamma_theory_qm\": ", JsonNum(ep.gamma_theory_qm),
-                    ", \"gamma_theory_am\": ", JsonNum(ep.gamma_theory_am),
-                    ",\n     \"report_rounds\": [", absl::StrJoin(ep.report_rounds, ", "),
-                    "],\n     \"runs\": [");
-    bool first = true;
-    for (const EfRow& row : report.rows) {
-      if (row.experiment != e) continue;
-      const EfRunSpec& s = ep.runs[row.run];
-      const EfRunResult& r = row.result;
-      std::vector<std::string> g2;
-      for (double v : r.grad2) g2.push_back(JsonNum(v));
-      absl::StrAppend(
-          &out, first ? "" : ",", "\n       {\"label\": ", JsonStr(s.label),
-          ", \"method\": ", JsonStr(EfMethodName(s.options.method)),
-          ", \"gamma\": ", JsonNum(s.options.gamma),
-          ", \"gamma_factor\": ", s.gamma_factor > 0 ? JsonNum(s.gamma_factor) : "null",
-          ", \"step_mean\": ", s.gamma_factor > 0 ? JsonStr(s.step_mean) : "null",
-          ", \"eta\": ", JsonNum(s.options.eta), ", \"rounds\": ", s.options.rounds,
-          ", \"rounds_run\": ", r.rounds_run, ", \"dist2_tail\": ", JsonNum(r.dist2_tail),
-          ", \"final_dist\": ", JsonNum(r.final_dist), ", \"grad2_final\": ",
-          JsonNum(r.final_grad2), ", \"grad2\": [", absl::StrJoin(g2, ", "),
-          "], \"diverged\": ", r.diverged ? "true" : "false",
-          ", \"diverged_at\": ", r.diverged_at, ", \"compressed_bits\": ", r.compressed_bits,
-          ", \"dense_bits\": ", r.dense_bits, ", \"wall_s\": ", JsonNum(r.wall_s), "}");
-      first = false;
-    }
-    absl::StrAppend(&out, "]}");
-  }
-  absl::StrAppend(&out, "\n  ]\n}\n");
-  return out;
 }
 
 }  // namespace fedtrain

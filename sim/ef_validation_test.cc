@@ -78,7 +78,7 @@ absl::StatusOr<EfProblem> BreastCancer(double scale_last_worker) {
   const EfProblem& var = *var##_or
 
 // Central differences of f_i against the problem's gradient (the f_i are written out here
-// independently of sim/ef_validation.cc).
+// independently of sim/ef_problems.cc).
 void CheckGradient(const EfProblem& p, const std::function<double(size_t, const std::vector<double>&)>& f) {
   std::vector<double> x = p.x0, g(p.dim);
   for (size_t j = 0; j < p.dim; ++j) x[j] += 0.1 * std::sin(3.0 * j);
