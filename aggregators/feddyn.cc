@@ -28,7 +28,7 @@ absl::Status FedDynServer::Update(absl::Span<const ClientUpdate> updates, const 
         absl::StrCat("feddyn: round ", info.round, " has ", updates.size(),
                      " updates but RoundInfo.num_clients (N) is ", info.num_clients));
   std::vector<double> w;
-  FT_RETURN_IF_ERROR(AggregationWeights(updates, "uniform", &w));  // mean_S, spec §1.5
+  FT_RETURN_IF_ERROR(AggregationWeights(updates, "uniform", &w));  // mean_S, docs/federated.md §1.5
   std::vector<ConstVec> deltas;
   deltas.reserve(updates.size());
   for (const ClientUpdate& u : updates) deltas.push_back(u.parts.at(0));

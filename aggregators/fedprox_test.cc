@@ -199,8 +199,8 @@ TEST(FedProxTest, SecondLocalStepAddsTheProximalGradient) {
   Payload up;
   ClientState st;
   FT_ASSERT_OK(w.Local(prox, Payload{{x}, {}}, 0, 0, /*K=*/2, lr, &st, &up));
-  // By hand (spec §1.3): y1 = x - lr g(x); y2 = y1 - lr (g(y1) + mu (y1 - x)), g_j = a_j (y_j -
-  // b_j).
+  // By hand (docs/federated.md §1.3): y1 = x - lr g(x); y2 = y1 - lr (g(y1) + mu (y1 - x)), g_j =
+  // a_j (y_j - b_j).
   ConstVec row = w.data.row(0);
   const size_t d = w.dim();
   for (size_t j = 0; j < d; ++j) {
@@ -256,7 +256,8 @@ FedOptOptions U11Options(FedOptVariant v) {
 }
 
 TEST(FedOptTest, U11FedAdamAndFedYogiFirstStepKernel) {
-  // Scalar, Dbar = 1, v^{-1} = tau^2 (spec §9 U11), in double: +-1e-14 as the spec states.
+  // Scalar, Dbar = 1, v^{-1} = tau^2 (docs/federated.md §9 U11), in double: +-1e-14 as the spec
+  // states.
   for (auto [variant, expected] :
        {std::pair{FedOptVariant::kAdam, 0.0990050488825424},
         std::pair{FedOptVariant::kYogi, 0.0990049998750062}}) {
@@ -341,7 +342,7 @@ TEST(FedOptTest, FedYogiSecondMomentMovesTowardDbarSquared) {
 }
 
 TEST(FedOptTest, VInitZeroVariant) {
-  // FL-Simulator's FedAdam (spec §1.4): m, v start at 0, tau = 0.01.
+  // FL-Simulator's FedAdam (docs/federated.md §1.4): m, v start at 0, tau = 0.01.
   FedOptOptions o = U11Options(FedOptVariant::kAdam);
   o.tau = 0.01;
   o.v_init_zero = true;
@@ -446,7 +447,7 @@ TEST(FedDynTest, ServerUpdateMatchesSpecFormula) {
   // Sample sizes differ: FedDyn's mean_S is uniform regardless.
   FT_ASSERT_OK(s.Update({Upd(1, 10, d[0]), Upd(4, 30, d[1])}, Info(0, N), &st));
   for (size_t j = 0; j < 3; ++j) {
-    // h <- h - (alpha/N) sum_S (y_i - x); x <- mean_S(y_i) - h/alpha (spec §1.5), in double.
+    // h <- h - (alpha/N) sum_S (y_i - x); x <- mean_S(y_i) - h/alpha (docs/federated.md §1.5), in double.
     const double y0 = x0[j] + d[0][j], y1 = x0[j] + d[1][j];
     const double h1 = h0[j] - alpha / N * (d[0][j] + d[1][j]);
     const double x1 = 0.5 * (y0 + y1) - h1 / alpha;

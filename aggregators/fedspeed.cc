@@ -65,7 +65,7 @@ absl::Status FedSpeedServer::Update(absl::Span<const ClientUpdate> updates,
     h_sum = &it->second;
   }
 
-  // mean_P: uniform weights (spec §0 mean_S), through the configured reducer.
+  // mean_P: uniform weights (docs/federated.md §0 mean_S), through the configured reducer.
   const std::vector<double> w(updates.size(), 1.0 / static_cast<double>(updates.size()));
   mean_.resize(d);
   FT_RETURN_IF_ERROR(reducer_->Reduce(parts, w, absl::MakeSpan(mean_), info.pool));

@@ -26,8 +26,8 @@
 //   "paper" (§4.1): up x̂_i − x^t = Δ_i − λ ĝ_i (updated ĝ_i); x^{t+1} = x^t + mean_P(x̂_i − x^t).
 // Both upload a difference from x^t (the spec's x̂_i minus the x^t the server already has), so
 // that compressors see a small vector in the framework's "new minus old" convention.
-// mean_P is the uniform mean over the received updates (spec §0 mean_S), computed by the Reducer
-// (MeanReducer by default); algorithm.weighting is not used (see fedspeed_factory.cc).
+// mean_P is the uniform mean over the received updates (docs/federated.md §0 mean_S), computed by
+// the Reducer (MeanReducer by default); algorithm.weighting is not used (see fedspeed_factory.cc).
 // With no update in a round the model and Σ H_j stay (no client changed its ĝ_i).
 //
 // State and sizes (d = model dimension), 32 bits per coordinate each way (identity codec):

@@ -285,7 +285,8 @@ TEST(FedSpeedTest, U24TinyProxDoublesTheFedAvgStepInRoundZero) {
       // float ulps of O(1) values.
       EXPECT_NEAR(f.st.x[j], x0[j] + 2.0 * mean[j], 1e-6) << j;
     }
-    // And it is not FedAvg: that moves by one mean(Δ_i) (spec §4.3 "important non-property").
+    // And it is not FedAvg: that moves by one mean(Δ_i) (docs/federated.md §4.3 "important
+    // non-property").
     EXPECT_GT(MaxAbsDiff(f.st.x, avg.st.x), 1e-2);
   }
 }
@@ -580,7 +581,7 @@ TEST(FedSpeedTest, LocalUpdateFollowsTheSpecFormulas) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// V0-style drift check (spec §8): N = 10 heterogeneous quadratic clients, d = 20, A_i in
+// V0-style drift check (docs/federated.md §8): N = 10 heterogeneous quadratic clients, d = 20, A_i in
 // [0.5, 2], b_i ~ N(0, 9 I), full batch, K = 10, η_l = 0.05, full participation. FedSpeed with
 // ρ = 0 and prox_coef = 0.1 (the slowest converging setting) reaches x*; FedAvg stalls.
 

@@ -4,7 +4,7 @@
 // For every up part it keeps the tracker average h = (1/N) sum_i h_i over all N clients
 // (TrackerAggregate, double). A client's message is the increment of its own tracker (its
 // dense initialisation the first time, then C(...)); absent clients keep their trackers, so
-// h moves by (1/N) sum_{i in S} c_i (spec §2.2, partial participation). The wrapped
+// h moves by (1/N) sum_{i in S} c_i (docs/compression.md §2.2, partial participation). The wrapped
 // algorithm is handed, for each received client i,
 //     v_i = h^t + (|S|/N) c_i,
 // whose uniform mean over the |S| received clients is exactly h^{t+1}: FedAvg with uniform

@@ -16,7 +16,8 @@
 //      reproduce the `decoded` output of Encode bit for bit.
 //  (c) encoded bits per coordinate at d = --table_d for each compressor and index encoding,
 //      measured from Encoded::bytes (16-byte header included), next to
-//      Compressor::PayloadBits() / d (the spec §1.8 formula, no header) and the formula as
+// Compressor::PayloadBits() / d (the docs/compression.md §1.8 formula, no header) and the formula
+// as
 //      computed here. Decode must reproduce `decoded` here too.
 // A compressor that MakeCompressor does not know yet is reported as "not available yet".
 // Exit status 1 when any result is wrong (2 on bad flags); speed targets are printed as
@@ -98,7 +99,7 @@ std::vector<float> NormalInput(size_t d) {
   return x;
 }
 
-// The reference selection: spec §1.2 literally (nth_element on (|x_j|, j) with the tie rule
+// The reference selection: docs/compression.md §1.2 literally (nth_element on (|x_j|, j) with the tie rule
 // in the comparator), then sorted ascending.
 std::vector<uint32_t> ReferenceTopK(ConstVec x, size_t k) {
   std::vector<std::pair<float, uint32_t>> nz;

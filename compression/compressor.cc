@@ -167,8 +167,8 @@ absl::Status CheckEncodeArgs(const Compressor& c, size_t x_size, size_t decoded_
 
 namespace {
 
-// Raw little-endian float64 values, no header ("identity_f64/1"): spec §1.1 with 64-bit
-// values, so the round trip of a double vector is exact (U1).
+// Raw little-endian float64 values, no header ("identity_f64/1"): docs/compression.md §1.1 with
+// 64-bit values, so the round trip of a double vector is exact (U1).
 class IdentityF64Compressor final : public CompressorBase<IdentityF64Compressor> {
  public:
   explicit IdentityF64Compressor(size_t dim) : dim_(dim) {}

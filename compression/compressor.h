@@ -5,8 +5,8 @@
 // A compressor is built for one vector length d (MakeCompressor(options, d)). Encode() draws
 // what it needs from the caller's RngStream (keyed (seed, round, client, kCompression)) and
 // writes the wire bytes; `decoded`, when not empty, receives exactly what Decode() will
-// produce from those bytes (error feedback needs it without a second pass: spec §2's rule
-// that a worker updates its state with the values as the server reconstructs them).
+// produce from those bytes (error feedback needs it without a second pass: docs/compression.md §2's
+// rule that a worker updates its state with the values as the server reconstructs them).
 //
 // Every message names its codec (Encoded::codec, e.g. "topk/1"); the bytes start with a
 // small header (encoding and value type flags, k or bucket size) that Decode() checks against
@@ -16,7 +16,7 @@
 //
 // Two numeric entry points: float (the training pipeline: model updates are float32) and
 // double (error-feedback state and the float64 validation harness; with value_type f64 the
-// round trip is exact, as spec §1 asks for tests).
+// round trip is exact, as docs/compression.md §1 asks for tests).
 #ifndef FEDTRAIN_COMPRESSION_COMPRESSOR_H_
 #define FEDTRAIN_COMPRESSION_COMPRESSOR_H_
 
@@ -52,7 +52,7 @@ struct EncodedView {
   absl::string_view bytes;
 };
 
-// Class constants of spec §1.8 for the compressor's d.
+// Class constants of docs/compression.md §1.8 for the compressor's d.
 struct CompressorInfo {
   bool unbiased = false;             // E[C(x)] = x
   bool positively_homogeneous = false;
@@ -84,7 +84,7 @@ class Compressor {
   virtual size_t dim() const = 0;
   virtual CompressorInfo info() const = 0;
   // Payload size in bits for a full message (k non-zeros for sparse ones) with the
-  // configured encoding, excluding the header: the spec §1.8 formula. For "auto" and
+  // configured encoding, excluding the header: the docs/compression.md §1.8 formula. For "auto" and
   // "varint" (data-dependent) the size of the packed encoding, which auto never exceeds.
   virtual uint64_t PayloadBits() const = 0;
 

@@ -14,7 +14,8 @@
 //   12     4    b: sparse n (values sent, <= k); qsgd bucket size; sign 0; natural 0
 //
 // The payload follows immediately (its layout is documented next to each codec). Round and
-// client id, which spec §1.7 also lists in the header, travel in the transport's envelope.
+// client id, which docs/compression.md §1.7 also lists in the header, travel in the transport's
+// envelope.
 #ifndef FEDTRAIN_COMPRESSION_COMPRESSOR_INTERNAL_H_
 #define FEDTRAIN_COMPRESSION_COMPRESSOR_INTERNAL_H_
 

@@ -6,8 +6,8 @@
 //   EF21(-W)  state d (h)                     uplink C(v - h); first message dense (32 or 64 bits)
 //   EControl  state 2d (e, h)                 uplink C(eta e + v - h); first message dense
 // Every state update uses the decoded message (what the server reconstructs), never the
-// pre-encoding doubles (spec §2 rule), so worker and server trackers agree bit for bit.
-// All state arithmetic is in double; each step is O(d) on top of the compressor.
+// pre-encoding doubles (docs/compression.md §2 rule), so worker and server trackers agree bit for
+// bit. All state arithmetic is in double; each step is O(d) on top of the compressor.
 #include "compression/error_feedback.h"
 
 #include <cmath>
@@ -74,7 +74,7 @@ absl::Status ValidateFeedbackOptions(const FeedbackOptions& o) {
   if (!(o.eta >= 0.0 && o.eta < 1.0))
     return absl::InvalidArgumentError(
         absl::StrCat("compression.eta must be in [0, 1), got ", o.eta,
-                     " (eta close to 1 is unstable, spec §2.4)"));
+                     " (eta close to 1 is unstable, docs/compression.md §2.4)"));
   switch (o.method) {
     case Feedback::kNone:
     case Feedback::kEf14:
@@ -129,7 +129,7 @@ absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
       break;
     }
     case Feedback::kEf14: {
-      // p = e + v; Delta = C(p); e = p - Delta (spec §2.1; v = gamma g for form A).
+      // p = e + v; Delta = C(p); e = p - Delta (docs/compression.md §2.1; v = gamma g for form A).
       std::vector<double> p(d);
       for (size_t j = 0; j < d; ++j) p[j] = e[j] + x[j];
       FT_RETURN_IF_ERROR(c.Encode(p, rng, out, sent));
@@ -151,9 +151,10 @@ absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
         FT_RETURN_IF_ERROR(codec.Encode(v, rng, out, sent));
         std::vector<double> h_new(sent.begin(), sent.end());
         if (econtrol) {
-          // EControl's round 0 sends h_i^0 = g_i^0 and then Delta_i^0 = C(0) = 0 (spec §2.4),
-          // so e_i^1 = e_i^0 + g_i^0 - h_i^0: zero with an exact (f64) initialisation and the
-          // wire rounding otherwise (keeps e + h = sum of inputs, the virtual-iterate identity).
+          // EControl's round 0 sends h_i^0 = g_i^0 and then Delta_i^0 = C(0) = 0
+          // (docs/compression.md §2.4), so e_i^1 = e_i^0 + g_i^0 - h_i^0: zero with an exact (f64)
+          // initialisation and the wire rounding otherwise (keeps e + h = sum of inputs, the
+          // virtual-iterate identity).
           std::vector<double> e_new(d);
           for (size_t j = 0; j < d; ++j) e_new[j] = e[j] + x[j] - s[j];
           st->e = std::move(e_new);

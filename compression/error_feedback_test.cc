@@ -358,7 +358,7 @@ TEST(ErrorFeedbackTest, U13Ef14FormsAgreeForTopK) {
   for (size_t j = 0; j < d; ++j) EXPECT_NEAR(a.st[0].e[j], gamma * b.st[0].e[j], 1e-12);
 }
 
-// U14: spec §4.1. Naive Top-1 gives x^t = (1 + 11 gamma / 6)^t (1, 1, 1).
+// U14: docs/compression.md §4.1. Naive Top-1 gives x^t = (1 + 11 gamma / 6)^t (1, 1, 1).
 TEST(ErrorFeedbackTest, U14NaiveTop1DivergesGeometrically) {
   FT_COMPRESSOR_OR_SKIP(top1, "topk", 1, 3);
   const double a[3][3] = {{-3, 2, 2}, {2, -3, 2}, {2, 2, -3}};

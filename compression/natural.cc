@@ -1,4 +1,4 @@
-// Natural compression (specs/compression.md §1.6), codec "natural/1": every coordinate
+// Natural compression (docs/compression.md §1.6), codec "natural/1": every coordinate
 // rounded at random to a neighbouring power of two (unbiased), sent as a sign and an 8-bit
 // exponent. The uniforms come from Philox4x32-10 (philox_simd.cc).
 //

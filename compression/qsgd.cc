@@ -1,4 +1,4 @@
-// QSGD (specs/compression.md §1.4), codec "qsgd/1": s levels per bucket of b coordinates;
+// QSGD (docs/compression.md §1.4), codec "qsgd/1": s levels per bucket of b coordinates;
 // the compressor and its kernels compiled for the baseline ISA (qsgd_kernels.h). The AVX-512
 // kernels it picks at run time are in qsgd_avx512.cc; the uniforms come from Philox4x32-10
 // (philox_simd.cc).

@@ -1,4 +1,4 @@
-// QSGD's AVX-512 kernels (specs/compression.md §1.4), chosen at run time by qsgd.cc: the
+// QSGD's AVX-512 kernels (docs/compression.md §1.4), chosen at run time by qsgd.cc: the
 // generic encoder compiled for AVX-512, the fused encoder (Philox words, quantization and
 // packing in registers) and the decoders for buckets of whole blocks. Each gives the same
 // bytes and values as the baseline kernels of qsgd_kernels.h (compressor_test checks this

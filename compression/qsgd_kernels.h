@@ -1,4 +1,4 @@
-// QSGD's per-block kernels (specs/compression.md §1.4), written once as always-inline
+// QSGD's per-block kernels (docs/compression.md §1.4), written once as always-inline
 // templates and compiled twice: for the baseline ISA (qsgd.cc) and, chosen at run time, for
 // AVX-512 (qsgd_avx512.cc); same arithmetic, so the same bytes. Also the entry points of the
 // AVX-512-only kernels of qsgd_avx512.cc (the fused encoder, the table decoders). Not part

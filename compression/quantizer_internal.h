@@ -1,4 +1,4 @@
-// Internals shared by the dense quantizers (specs/compression.md §1.4-§1.6): QSGD (qsgd.cc,
+// Internals shared by the dense quantizers (docs/compression.md §1.4-§1.6): QSGD (qsgd.cc,
 // qsgd_avx512.cc, qsgd_kernels.h), scaled sign (sign.cc), natural compression (natural.cc),
 // the factory (quantizers.cc) and the Philox4x32-10 kernels (philox_simd.cc). Here: the
 // Philox entry points the encoders call, the run-time choice of instruction set, the

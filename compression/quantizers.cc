@@ -1,4 +1,4 @@
-// Dense quantizers (specs/compression.md §1.4-§1.6): NewQuantizer, which builds them, and the
+// Dense quantizers (docs/compression.md §1.4-§1.6): NewQuantizer, which builds them, and the
 // message checks they share. The quantizers themselves: QSGD with s levels per bucket
 // (qsgd.cc; its AVX-512 kernels in qsgd_avx512.cc), scaled sign per block (sign.cc), natural
 // compression (natural.cc); the Philox4x32-10 uniform generator of QSGD and natural

@@ -1,4 +1,4 @@
-// Scaled sign (specs/compression.md §1.5), codec "sign/1": per block of b coordinates, the
+// Scaled sign (docs/compression.md §1.5), codec "sign/1": per block of b coordinates, the
 // scale ||x_B||_1/|B| and one sign bit per coordinate; kernels for the baseline ISA and,
 // chosen at run time, AVX-512 (the same bytes and values).
 //

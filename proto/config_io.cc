@@ -275,7 +275,7 @@ absl::Status ValidateCompression(const v1::ExperimentConfig& cfg) {
   FT_RETURN_IF_ERROR(NonNegative("compression.clip_norm", c.clip_norm()));
   if (c.feedback() == "econtrol" && !(c.eta() >= 0 && c.eta() < 1))
     return absl::InvalidArgumentError(absl::StrCat(
-        "compression.eta must be set in [0, 1) for feedback econtrol (spec §2.4 suggests "
+        "compression.eta must be set in [0, 1) for feedback econtrol (docs/compression.md §2.4 suggests "
         "delta/8 .. delta, e.g. k_fraction/2 for topk); got ", c.eta()));
   // Whether the feedback fits the algorithm is checked with the algorithm's traits
   // (aggregators/tracker_server.h CheckFeedback, called by ResolveConfig).

@@ -1,4 +1,4 @@
-// The problems of the float64 error-feedback validation harness (specs/compression.md §4.1-
+// The problems of the float64 error-feedback validation harness (docs/compression.md §4.1-
 // §4.4): three workers, heterogeneous quadratics, nonconvex logistic regression on
 // breast_cancer and its CSV reader. See ef_validation.h.
 //

@@ -1,4 +1,4 @@
-// The output of `fedtrain ef-validate` (specs/compression.md §4): a run grid's report as a
+// The output of `fedtrain ef-validate` (docs/compression.md §4): a run grid's report as a
 // fixed-width text table, as CSV and as JSON. See ef_validation.h.
 //
 // Pure functions of the plan and the report; thread-safe.

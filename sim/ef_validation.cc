@@ -1,4 +1,4 @@
-// The runs of the float64 error-feedback validation harness (specs/compression.md §4 for the
+// The runs of the float64 error-feedback validation harness (docs/compression.md §4 for the
 // problems and metrics, §2 for the methods): one run of a method on a problem (RunEf), and
 // the grids of `fedtrain ef-validate` (PlanEfValidation checks a config and builds its
 // problems and runs; RunEfValidation runs them). The problems are in ef_problems.cc, the

@@ -81,8 +81,8 @@ struct BinaryData {
 inline constexpr char kBreastCancerCsv[] = "/usr/local/share/fedtrain/datasets/breast_cancer.csv";
 // scikit-learn's breast_cancer.csv: a header line "rows,cols,name0,name1", then rows lines of
 // cols features and an integer class. Features are z-scored with the population standard
-// deviation; class 1 -> +1, 0 -> -1 (spec §4.3). NotFound (naming the file and how to install
-// it) when missing; DataLoss naming the line when malformed.
+// deviation; class 1 -> +1, 0 -> -1 (docs/compression.md §4.3). NotFound (naming the file and how
+// to install it) when missing; DataLoss naming the line when malformed.
 absl::StatusOr<BinaryData> LoadBreastCancerCsv(const std::string& path);
 
 // §4.3: f_i(x) = (1/N_i) sum_j log(1 + exp(-y_ij a_ij^T x)) + lambda sum_k x_k^2/(1 + x_k^2),

@@ -102,7 +102,7 @@ TEST(EfProblemTest, ThreeWorkerGradientsAndConstants) {
   EfProblem p = ThreeWorkerProblem();
   std::vector<double> g(3);
   p.gradient(0, std::vector<double>{2, 2, 2}, absl::MakeSpan(g));
-  EXPECT_EQ(g, std::vector<double>({-11, 9, 9}));  // t (-5.5, 4.5, 4.5) at t = 2 (spec §4.1)
+  EXPECT_EQ(g, std::vector<double>({-11, 9, 9}));  // t (-5.5, 4.5, 4.5) at t = 2 (docs/compression.md §4.1)
   EXPECT_NEAR(p.smoothness[0], 34.5, 1e-12);        // 2 |a_i|^2 + 1/2
   EXPECT_EQ(p.x_star, std::vector<double>({0, 0, 0}));
 }
@@ -176,8 +176,8 @@ TEST(EfProblemTest, LogRegGradientAndSpecConstants) {
   FT_BREAST_CANCER_OR_SKIP(p, 1.0);
   absl::StatusOr<BinaryData> data = LoadBreastCancerCsv(kBreastCancerCsv);
   ASSERT_THAT(data, IsOk());
-  // f_i by its definition (spec §4.3), over the same blocks: 29 rows for the first 569 mod 20
-  // = 9 workers, 28 for the rest.
+  // f_i by its definition (docs/compression.md §4.3), over the same blocks: 29 rows for the first
+  // 569 mod 20 = 9 workers, 28 for the rest.
   auto f = [&](size_t i, const std::vector<double>& x) {
     const size_t begin = i * 28 + std::min<size_t>(i, 9), rows = i < 9 ? 29 : 28;
     double loss = 0;
@@ -191,7 +191,7 @@ TEST(EfProblemTest, LogRegGradientAndSpecConstants) {
     return loss / rows + 0.1 * reg;
   };
   CheckGradient(p, f);
-  // gamma_theory = 4.05e-3 (spec §4.3, to the 3 digits given).
+  // gamma_theory = 4.05e-3 (docs/compression.md §4.3, to the 3 digits given).
   EXPECT_NEAR(Ef21TheoryStep(p.l, p.l_qm(), 1.0 / 30), 4.05e-3, 0.005e-3);
 
   // §4.4 constants: L = 26.1, L_QM = 103.3, L_AM = 26.8, gamma_QM = 1.65e-4, gamma_AM = 6.26e-4.
