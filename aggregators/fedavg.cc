@@ -8,7 +8,7 @@ namespace fedtrain {
 absl::Status FedAvgServer::Init(ConstVec x0, ServerState* s) {
   s->x.assign(x0.begin(), x0.end());
   s->vectors.clear();
-  if (o_.server_momentum) s->vectors["momentum"].assign(x0.size(), 0.0f);
+  if (o_.server_momentum) s->vectors[kServerMomentumKey].assign(x0.size(), 0.0f);
   return absl::OkStatus();
 }
 
@@ -31,7 +31,7 @@ absl::Status FedAvgServer::Update(absl::Span<const ClientUpdate> updates, const 
   if (!o_.server_momentum) {
     for (size_t j = 0; j < d; ++j) s->x[j] += eta * mean_[j];
   } else {
-    std::vector<float>& m = s->vectors["momentum"];
+    std::vector<float>& m = s->vectors[kServerMomentumKey];
     FT_CHECK(m.size() == d);
     const float beta = static_cast<float>(o_.beta);
     for (size_t j = 0; j < d; ++j) {

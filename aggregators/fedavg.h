@@ -21,6 +21,9 @@
 
 namespace fedtrain {
 
+// FedAvgM's server momentum (ServerState::vectors).
+inline constexpr char kServerMomentumKey[] = "momentum";
+
 struct FedAvgOptions {
   double server_lr = 1.0;             // eta_g
   std::string weighting = "samples";  // "samples" | "uniform"

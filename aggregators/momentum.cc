@@ -10,12 +10,11 @@
 namespace fedtrain {
 namespace {
 
-constexpr char kPrevScale[] = "prev_scale";
 
 }  // namespace
 
 absl::StatusOr<std::vector<float>> ReconstructPreviousModel(const Payload& down) {
-  auto it = down.scalars.find(kPrevScale);
+  auto it = down.scalars.find(kPrevScaleKey);
   if (down.parts.size() < 2 || down.parts[0].size() != down.parts[1].size() ||
       it == down.scalars.end())
     return absl::InvalidArgumentError(
@@ -30,25 +29,25 @@ absl::StatusOr<std::vector<float>> ReconstructPreviousModel(const Payload& down)
 absl::Status MomentumServer::Init(ConstVec x0, ServerState* s) {
   s->x.assign(x0.begin(), x0.end());
   s->vectors.clear();
-  s->vectors["g"].assign(x0.size(), 0.0f);  // g^0 = 0 (§6 default; no warm-up round)
-  if (o_.control_variates) s->vectors["c"].assign(x0.size(), 0.0f);
-  s->vectors[kPrevScale].assign(1, 0.0f);  // x^{-1} = x^0
+  s->vectors[kMomentumGradientKey].assign(x0.size(), 0.0f);  // g^0 = 0 (§6 default; no warm-up round)
+  if (o_.control_variates) s->vectors[kControlVariateKey].assign(x0.size(), 0.0f);
+  s->vectors[kPrevScaleKey].assign(1, 0.0f);  // x^{-1} = x^0
   return absl::OkStatus();
 }
 
 absl::Status MomentumServer::DownPayload(const ServerState& s, Payload* down) const {
-  auto g = s.vectors.find("g");
-  auto ps = s.vectors.find(kPrevScale);
+  auto g = s.vectors.find(kMomentumGradientKey);
+  auto ps = s.vectors.find(kPrevScaleKey);
   FT_CHECK(g != s.vectors.end() && g->second.size() == s.x.size());
   FT_CHECK(ps != s.vectors.end() && ps->second.size() == 1);
   down->parts = {s.x, g->second};
   if (o_.control_variates) {
-    auto c = s.vectors.find("c");
+    auto c = s.vectors.find(kControlVariateKey);
     FT_CHECK(c != s.vectors.end() && c->second.size() == s.x.size());
     down->parts.push_back(c->second);
   }
   down->scalars.clear();
-  down->scalars[kPrevScale] = ps->second[0];
+  down->scalars[kPrevScaleKey] = ps->second[0];
   return absl::OkStatus();
 }
 
@@ -62,8 +61,8 @@ absl::Status MomentumServer::CheckUpdate(const ClientUpdate& u) const {
 absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
                                     ServerState* s) {
   const size_t d = s->x.size();
-  std::vector<float>& g = s->vectors["g"];
-  std::vector<float>& prev_scale = s->vectors[kPrevScale];
+  std::vector<float>& g = s->vectors[kMomentumGradientKey];
+  std::vector<float>& prev_scale = s->vectors[kPrevScaleKey];
   FT_CHECK(g.size() == d && prev_scale.size() == 1);
   if (updates.empty()) {
     prev_scale[0] = 0.0f;  // x did not move: x^{r} = x^{r-1}
@@ -81,7 +80,7 @@ absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, cons
   // c first, into a copy, so that a bad update changes nothing.
   std::vector<float> c_new;
   if (o_.control_variates) {
-    c_new = s->vectors["c"];
+    c_new = s->vectors[kControlVariateKey];
     FT_CHECK(c_new.size() == d);
     FT_RETURN_IF_ERROR(AddControlVariateDeltas(updates, 1, info.num_clients, &c_new));
   }
@@ -133,7 +132,7 @@ absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, cons
     }
     prev_scale[0] = static_cast<float>(step);
   }
-  if (o_.control_variates) s->vectors["c"] = std::move(c_new);
+  if (o_.control_variates) s->vectors[kControlVariateKey] = std::move(c_new);
   return absl::OkStatus();
 }
 
@@ -234,7 +233,7 @@ absl::Status MomentumClient::LocalUpdate(const Payload& down, LocalContext& ctx,
       dc[j] = ci_plus[j] - ci[j];
     }
     up->parts.push_back(std::move(dc));
-    state->vectors["c"] = std::move(ci_plus);
+    state->vectors[kControlVariateKey] = std::move(ci_plus);
   }
   result->steps = r.steps;
   result->train_loss = r.mean_loss;

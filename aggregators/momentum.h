@@ -57,6 +57,11 @@
 
 namespace fedtrain {
 
+// State keys of the momentum family (ServerState::vectors): the momentum g and the previous
+// round's step scale (one float, also sent as a down scalar).
+inline constexpr char kMomentumGradientKey[] = "g";
+inline constexpr char kPrevScaleKey[] = "prev_scale";
+
 struct MomentumOptions {
   // Weight of the fresh gradient; 1 = no momentum. The halves accept [0, 1] (beta = 0 is the
   // degenerate check U18); the factories accept (0, 1] as the paper does.

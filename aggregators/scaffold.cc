@@ -40,7 +40,7 @@ absl::Status CommitSentControlVariateDelta(const Payload& up, const Payload& sen
       up.parts[part].size() != sent.parts[part].size())
     return absl::InvalidArgumentError(absl::StrCat(
         "commit: up part ", part, " (the control-variate delta) missing or resized by the uplink"));
-  auto it = state->vectors.find("c");
+  auto it = state->vectors.find(kControlVariateKey);
   if (it == state->vectors.end() || it->second.size() != up.parts[part].size())
     return absl::InvalidArgumentError(
         "commit: client state 'c' missing or not the size of the control-variate delta");
@@ -55,7 +55,7 @@ absl::Status CommitSentControlVariateDelta(const Payload& up, const Payload& sen
 }
 
 absl::StatusOr<std::vector<float>> LoadControlVariate(const ClientState& state, size_t d) {
-  auto it = state.vectors.find("c");
+  auto it = state.vectors.find(kControlVariateKey);
   if (it == state.vectors.end()) return std::vector<float>(d, 0.0f);  // c_i^0 = 0
   if (it->second.size() != d)
     return absl::InvalidArgumentError(absl::StrCat("client state 'c' has ", it->second.size(),
@@ -66,12 +66,12 @@ absl::StatusOr<std::vector<float>> LoadControlVariate(const ClientState& state, 
 absl::Status ScaffoldServer::Init(ConstVec x0, ServerState* s) {
   s->x.assign(x0.begin(), x0.end());
   s->vectors.clear();
-  s->vectors["c"].assign(x0.size(), 0.0f);
+  s->vectors[kControlVariateKey].assign(x0.size(), 0.0f);
   return absl::OkStatus();
 }
 
 absl::Status ScaffoldServer::DownPayload(const ServerState& s, Payload* down) const {
-  auto it = s.vectors.find("c");
+  auto it = s.vectors.find(kControlVariateKey);
   FT_CHECK(it != s.vectors.end() && it->second.size() == s.x.size());
   down->parts = {s.x, it->second};
   down->scalars.clear();
@@ -82,7 +82,7 @@ absl::Status ScaffoldServer::Update(absl::Span<const ClientUpdate> updates, cons
                                     ServerState* s) {
   if (updates.empty()) return absl::OkStatus();  // no participants: x and c stay
   const size_t d = s->x.size();
-  std::vector<float>& c = s->vectors["c"];
+  std::vector<float>& c = s->vectors[kControlVariateKey];
   FT_CHECK(c.size() == d);
   std::vector<double> w;
   FT_RETURN_IF_ERROR(AggregationWeights(updates, o_.weighting, &w));
@@ -150,7 +150,7 @@ absl::Status ScaffoldClient::LocalUpdate(const Payload& down, LocalContext& ctx,
   up->parts.push_back(std::move(delta));
   up->parts.push_back(std::move(dc));
   up->scalars.clear();
-  state->vectors["c"] = std::move(ci_plus);
+  state->vectors[kControlVariateKey] = std::move(ci_plus);
   result->steps = r.steps;
   result->train_loss = r.mean_loss;
   return absl::OkStatus();

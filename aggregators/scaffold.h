@@ -42,6 +42,11 @@
 
 namespace fedtrain {
 
+// State keys of the SCAFFOLD family (scaffold, scaffold_m(_vr), scallion, scafcom): the
+// server's control variate c (ServerState::vectors) and each client's c_i
+// (ClientState::vectors). The strings are stored in checkpoints and state files.
+inline constexpr char kControlVariateKey[] = "c";
+
 struct ScaffoldOptions {
   enum class Variate { kOptionI, kOptionII };
   Variate option = Variate::kOptionII;

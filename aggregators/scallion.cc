@@ -29,12 +29,12 @@ absl::StatusOr<std::vector<float>> LoadOrZero(const ClientState& state, const ch
 absl::Status ScallionServer::Init(ConstVec x0, ServerState* s) {
   s->x.assign(x0.begin(), x0.end());
   s->vectors.clear();
-  s->vectors["c"].assign(x0.size(), 0.0f);
+  s->vectors[kControlVariateKey].assign(x0.size(), 0.0f);
   return absl::OkStatus();
 }
 
 absl::Status ScallionServer::DownPayload(const ServerState& s, Payload* down) const {
-  auto it = s.vectors.find("c");
+  auto it = s.vectors.find(kControlVariateKey);
   FT_CHECK(it != s.vectors.end() && it->second.size() == s.x.size());
   down->parts = {s.x, it->second};
   down->scalars.clear();
@@ -52,7 +52,7 @@ absl::Status ScallionServer::Update(absl::Span<const ClientUpdate> updates,
                                     const RoundInfo& info, ServerState* s) {
   if (updates.empty()) return absl::OkStatus();  // no participants: x and C stay
   const size_t d = s->x.size();
-  std::vector<float>& c = s->vectors["c"];
+  std::vector<float>& c = s->vectors[kControlVariateKey];
   FT_CHECK(c.size() == d);
   for (const ClientUpdate& u : updates) {
     FT_RETURN_IF_ERROR(CheckUpdate(u));
@@ -93,7 +93,7 @@ absl::Status ScallionClient::LocalUpdate(const Payload& down, LocalContext& ctx,
     return absl::InvalidArgumentError(absl::StrCat(Name(o_), ": local lr must be > 0"));
   const std::vector<float>& x = down.parts[0];
   const std::vector<float>& c = down.parts[1];  // C^r, lr units
-  FT_ASSIGN_OR_RETURN(const std::vector<float> ci, LoadOrZero(*state, "c", d));
+  FT_ASSIGN_OR_RETURN(const std::vector<float> ci, LoadOrZero(*state, kControlVariateKey, d));
   std::vector<float> corr(d);  // (C - C_i) / eta = c - c_i, gradient units, fixed this round
   for (size_t j = 0; j < d; ++j)
     corr[j] = static_cast<float>((static_cast<double>(c[j]) - ci[j]) / ctx.sgd.lr);
@@ -111,13 +111,13 @@ absl::Status ScallionClient::LocalUpdate(const Payload& down, LocalContext& ctx,
     for (size_t j = 0; j < d; ++j)  // D_i = (x - y)/K - C
       delta[j] = static_cast<float>((static_cast<double>(x[j]) - y[j]) / k - c[j]);
   } else {
-    FT_ASSIGN_OR_RETURN(std::vector<float> v, LoadOrZero(*state, "v", d));
+    FT_ASSIGN_OR_RETURN(std::vector<float> v, LoadOrZero(*state, kScafcomMomentumKey, d));
     for (size_t j = 0; j < d; ++j) {
       const double u = (static_cast<double>(x[j]) - y[j]) / k - c[j] + ci[j];  // U_i
       v[j] = static_cast<float>((1.0 - o_.beta) * v[j] + o_.beta * u);
       delta[j] = static_cast<float>(static_cast<double>(v[j]) - ci[j]);  // V_i - C_i
     }
-    state->vectors["v"] = std::move(v);
+    state->vectors[kScafcomMomentumKey] = std::move(v);
   }
   // C_i moves in CommitSent, by the decoded message.
   up->parts.clear();
@@ -135,10 +135,10 @@ absl::Status ScallionClient::CommitSent(const Payload& up, const Payload& sent,
     return absl::InvalidArgumentError(
         absl::StrCat(Name(o_), ": commit expects 1 sent part, got ", sent.parts.size()));
   const std::vector<float>& dt = sent.parts[0];
-  FT_ASSIGN_OR_RETURN(std::vector<float> ci, LoadOrZero(*state, "c", dt.size()));
+  FT_ASSIGN_OR_RETURN(std::vector<float> ci, LoadOrZero(*state, kControlVariateKey, dt.size()));
   for (size_t j = 0; j < ci.size(); ++j)
     ci[j] = static_cast<float>(static_cast<double>(ci[j]) + o_.alpha * dt[j]);
-  state->vectors["c"] = std::move(ci);
+  state->vectors[kControlVariateKey] = std::move(ci);
   return absl::OkStatus();
 }
 

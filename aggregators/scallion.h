@@ -45,6 +45,9 @@
 
 namespace fedtrain {
 
+// SCAFCOM's client momentum v_i (ClientState::vectors).
+inline constexpr char kScafcomMomentumKey[] = "v";
+
 struct ScallionOptions {
   bool momentum = false;  // false: SCALLION; true: SCAFCOM
   // Scaling of the control-variate step, in (0, 1]. SCALLION: the spec recommends

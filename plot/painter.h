@@ -1,12 +1,14 @@
-// Text on a cairo context for the figure (plot.cc): UTF-8 clean-up and aligned labels in
-// one face at two weights. Internal to plot/. Not thread-safe: one Painter per context.
+// Internals of the figure: text on a cairo context (UTF-8 clean-up and aligned labels in one
+// face at two weights) and the figure drawing routine. Internal to plot/. Not thread-safe: one Painter per context.
 #ifndef FEDTRAIN_PLOT_PAINTER_H_
 #define FEDTRAIN_PLOT_PAINTER_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "cairo.h"
+#include "plot/plot.h"
 
 namespace fedtrain {
 namespace plot_internal {
@@ -74,6 +76,9 @@ class Painter {
  private:
   cairo_t* cr_;
 };
+
+// Draws the 2x2 figure of `runs` on `cr` (plot.cc).
+void DrawFigure(cairo_t* cr, const std::vector<RunMetrics>& runs, const PlotOptions& opts);
 
 }  // namespace plot_internal
 }  // namespace fedtrain
