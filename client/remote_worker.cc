@@ -151,9 +151,8 @@ absl::Status RemoteWorker::RunTasks(const RemoteWorkerSet& set, const std::strin
     ThreadPool pool(o_.threads);
     while (true) {
       st = current()->ReceiveTasks([&](v1::TaskMsg task) {
-        auto t = std::make_shared<v1::TaskMsg>(std::move(task));
-        pool.Schedule([&, t](int tid) {
-          const v1::UpdateMsg reply = ReplyOrError(*t, set.workers[tid]->Handle(*t));
+        pool.Schedule([&, t = Task::From(std::move(task))](int tid) {
+          const v1::UpdateMsg reply = ReplyOrError(t, set.workers[tid]->Handle(t));
           if (absl::Status s = current()->Push(reply); !s.ok()) {
             ++push_errors;
             Log(std::string(s.message()));

@@ -52,8 +52,8 @@ ClientState Join(ClientState cur, int64_t cur_tag, ClientState prev, int64_t pre
 
 }  // namespace
 
-absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
-  const ClientId id = task.client_id();
+absl::StatusOr<v1::UpdateMsg> Worker::Handle(const Task& task) {
+  const ClientId id = task.client_id;
   auto fail = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("client ", id, ", round ", task.round(), ": ",
                                                s.message()));
@@ -82,7 +82,7 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const v1::TaskMsg& task) {
   ClientState state;
   if (absl::Status s = store_->Load(id, &state); !s.ok()) return fail(s);
   // With versioned states: pick the version the server accepted (see WorkerOptions).
-  const int64_t accepted = static_cast<int64_t>(task.accepted_through());
+  const int64_t accepted = static_cast<int64_t>(task.accepted_through);
   ClientState start;  // the version this task starts from, kept as the previous one
   bool started_empty = true;
   if (opts_.versioned_state) {

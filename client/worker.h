@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "aggregators/client_algorithm.h"
 #include "client/client_state_store.h"
+#include "comm/transport.h"
 #include "compression/uplink_codec.h"
 #include "compression/compressor.h"
 #include "fedtrain/v1/messages.pb.h"
@@ -53,7 +54,10 @@ class Worker {
 
   // Errors: the task's payload fails to decode (InvalidArgument), the client is unknown
   // (NotFound), local training fails. The caller reports them to the server.
-  absl::StatusOr<v1::UpdateMsg> Handle(const v1::TaskMsg& task);
+  absl::StatusOr<v1::UpdateMsg> Handle(const Task& task);
+  absl::StatusOr<v1::UpdateMsg> Handle(const v1::TaskMsg& task) {
+    return Handle(Task::Borrow(task));
+  }
 
  private:
   WorkerOptions opts_;

@@ -361,7 +361,7 @@ TEST(TaskDeliveryTest, ASlowStartingWorkerGetsItsQueuedTask) {
   task.set_round(0);
   task.set_client_id(0);
   task.set_lr(0.5);
-  const absl::Status sent = (*server)->SendTask(task);
+  const absl::Status sent = (*server)->SendTask(Task::From(task));
   ASSERT_TRUE(sent.ok()) << sent;
   (*server)->FinishRun(absl::Now());  // the session ends after the queued task
   std::vector<v1::TaskMsg> got;

@@ -364,7 +364,8 @@ void GrpcServerTransport::PumpLocked(Outbox* out) {
   }
 }
 
-absl::Status GrpcServerTransport::SendTask(v1::TaskMsg task) {
+absl::Status GrpcServerTransport::SendTask(Task shared) {
+  v1::TaskMsg task = shared.Message();  // serialized per worker stream
   std::string bytes;
   if (!task.SerializeToString(&bytes))
     return absl::InvalidArgumentError("task does not serialize (over 2 GiB?)");

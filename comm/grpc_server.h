@@ -99,7 +99,7 @@ class GrpcServerTransport final : public ServerTransport {
   // reason and sender, since the last call.
   std::vector<std::string> TakeRefused() override;
 
-  absl::Status SendTask(v1::TaskMsg task) override;
+  absl::Status SendTask(Task task) override;
   absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time deadline) override;
 
   // Tells every worker that the session is over, after the tasks already queued for it, and

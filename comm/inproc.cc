@@ -12,15 +12,14 @@ InProcHub::~InProcHub() {
   mu_.Await(absl::Condition(&idle));
 }
 
-absl::Status InProcHub::SendTask(v1::TaskMsg task) {
+absl::Status InProcHub::SendTask(Task task) {
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_;
   }
-  // The task moves into a shared_ptr because std::function needs a copyable callable.
-  auto t = std::make_shared<v1::TaskMsg>(std::move(task));
-  pool_->Schedule([this, t](int thread_index) {
-    v1::UpdateMsg reply = ReplyOrError(*t, handler_(thread_index, *t));
+  // The task (its common part shared, not copied) goes to the pool as it is.
+  pool_->Schedule([this, t = std::move(task)](int thread_index) {
+    v1::UpdateMsg reply = ReplyOrError(t, handler_(thread_index, t));
     absl::MutexLock lock(&mu_);
     replies_.push_back(std::move(reply));
     --in_flight_;

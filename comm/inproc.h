@@ -18,11 +18,11 @@ class InProcHub final : public ServerTransport {
  public:
   // `handler(thread_index, task)` runs on pool thread `thread_index`; a handler error is
   // turned into an UpdateMsg whose `error` names it (the round goes on without it).
-  using Handler = std::function<absl::StatusOr<v1::UpdateMsg>(int, const v1::TaskMsg&)>;
+  using Handler = std::function<absl::StatusOr<v1::UpdateMsg>(int, const Task&)>;
   InProcHub(ThreadPool* pool, Handler handler) : pool_(pool), handler_(std::move(handler)) {}
   ~InProcHub() override;
 
-  absl::Status SendTask(v1::TaskMsg task) override;
+  absl::Status SendTask(Task task) override;
   absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time deadline) override;
 
  private:

@@ -45,4 +45,39 @@ v1::UpdateMsg Assemble(ReceivedUpdate u) {
   return std::move(u.msg);
 }
 
+Task Task::From(v1::TaskMsg m) {
+  Task t;
+  t.client_id = m.client_id();
+  t.accepted_through = m.accepted_through();
+  t.common = std::make_shared<const v1::TaskMsg>(std::move(m));
+  return t;
+}
+
+Task Task::Borrow(const v1::TaskMsg& m) {
+  Task t;
+  t.client_id = m.client_id();
+  t.accepted_through = m.accepted_through();
+  t.common = std::shared_ptr<const v1::TaskMsg>(std::shared_ptr<void>(), &m);  // not owned
+  return t;
+}
+
+v1::TaskMsg Task::Message() const {
+  v1::TaskMsg m = *common;
+  m.set_client_id(client_id);
+  m.set_accepted_through(accepted_through);
+  return m;
+}
+
+uint64_t Task::ByteSize() const {
+  // A message's serialized size is the sum of its fields' sizes, so with the client's fields
+  // unset in the common part, Message()'s size is the common part's plus that of a message
+  // holding only the client's fields.
+  if (common->client_id() != 0 || common->accepted_through() != 0)
+    return Message().ByteSizeLong();  // a task made From() a whole message
+  v1::TaskMsg own;
+  own.set_client_id(client_id);
+  own.set_accepted_through(accepted_through);
+  return static_cast<uint64_t>(common->ByteSizeLong() + own.ByteSizeLong());
+}
+
 }  // namespace fedtrain

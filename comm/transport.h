@@ -5,6 +5,7 @@
 #define FEDTRAIN_COMM_TRANSPORT_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,12 +36,36 @@ uint64_t SerializedSize(const ReceivedUpdate& u);
 // message; DecodePayload does not need it.
 v1::UpdateMsg Assemble(ReceivedUpdate u);
 
+// One client's task. The round's common part (round, lr, seed and the down payload, which is
+// the model: d floats) is encoded once per round and shared read-only by every client's task;
+// only the client's own fields are per task. Reads like a v1::TaskMsg.
+struct Task {
+  std::shared_ptr<const v1::TaskMsg> common;  // client_id and accepted_through unused
+  ClientId client_id = 0;
+  uint64_t accepted_through = 0;
+
+  // A task that owns the whole message `m` (its client fields are taken from it).
+  static Task From(v1::TaskMsg m);
+  // A task that borrows `m`, which must outlive it (for a synchronous call).
+  static Task Borrow(const v1::TaskMsg& m);
+
+  uint64_t round() const { return common->round(); }
+  const v1::Payload& down() const { return common->down(); }
+  double lr() const { return common->lr(); }
+  uint64_t seed() const { return common->seed(); }
+  // The whole message (a copy of the common part with the client's fields), for a transport
+  // that sends messages on.
+  v1::TaskMsg Message() const;
+  // Message()'s serialized size, without making it (the bytes_down metric).
+  uint64_t ByteSize() const;
+};
+
 class ServerTransport {
  public:
   virtual ~ServerTransport() = default;
-  // Queues `task` for client `task.client_id()`; returns without waiting for the reply.
+  // Queues `task` for client `task.client_id`; returns without waiting for the reply.
   // Unavailable when the client cannot be reached.
-  virtual absl::Status SendTask(v1::TaskMsg task) = 0;
+  virtual absl::Status SendTask(Task task) = 0;
   // Next update from any client; DeadlineExceeded when none arrives by `deadline`.
   virtual absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time deadline) = 0;
   // Messages the transport itself refused since the last call (one reason each, naming the
@@ -50,11 +75,11 @@ class ServerTransport {
 
 // The reply to `task`: the handler's update, or an update that carries only the failure
 // (round, client id and UpdateMsg.error), which the Coordinator counts as a rejection.
-inline v1::UpdateMsg ReplyOrError(const v1::TaskMsg& task, absl::StatusOr<v1::UpdateMsg> r) {
+inline v1::UpdateMsg ReplyOrError(const Task& task, absl::StatusOr<v1::UpdateMsg> r) {
   if (r.ok()) return std::move(r).value();
   v1::UpdateMsg reply;
   reply.set_round(task.round());
-  reply.set_client_id(task.client_id());
+  reply.set_client_id(task.client_id);
   reply.set_error(r.status().ToString());
   return reply;
 }

@@ -51,15 +51,46 @@ absl::Status Coordinator::Init(ConstVec x0) {
   return absl::OkStatus();
 }
 
+// One accepted reply, kept until the round's Update (one record per client).
+struct Coordinator::ClientRecord {
+  uint64_t num_samples = 0;
+  int64_t steps = 0;
+  double train_loss = 0.0;
+  Payload payload;          // decoded up payload
+  std::vector<bool> dense;  // per part: a tracker's dense initialisation
+};
+
+// What one round works on, from the broadcast to the metrics row.
+struct Coordinator::Round {
+  uint64_t round = 0;
+  size_t dim = 0;
+  RoundSummary sum;
+  RoundInfo info;
+  std::vector<ClientId> sampled;
+  absl::flat_hash_set<ClientId> pending;   // asked, not answered yet
+  std::map<ClientId, ClientRecord> accepted;  // ordered by client id: the reduction order
+};
+
 absl::StatusOr<RoundSummary> Coordinator::RunRound() {
   FT_CHECK(initialised_);
-  const uint64_t round = state_.round;
-  const size_t dim = state_.x.size();
-  RoundSummary sum;
-  sum.round = round;
-  sum.lr = opts_.lr * std::pow(opts_.lr_decay, static_cast<double>(round));
+  Round r;
+  r.round = state_.round;
+  r.dim = state_.x.size();
+  r.sum.round = r.round;
+  r.sum.lr = opts_.lr * std::pow(opts_.lr_decay, static_cast<double>(r.round));
+  r.info.round = r.round;
+  r.info.num_clients = static_cast<uint64_t>(opts_.num_clients);
+  r.info.pool = pool_;
+  FT_RETURN_IF_ERROR(Broadcast(&r));
+  FT_RETURN_IF_ERROR(Collect(&r));
+  FT_RETURN_IF_ERROR(Aggregate(&r));
+  FT_RETURN_IF_ERROR(Record(&r));
+  return std::move(r.sum);
+}
 
-  // 1. Select and broadcast.
+// 1. Select the round's clients and send each its task. The down payload is encoded once into
+// a message shared read-only by every client's task.
+absl::Status Coordinator::Broadcast(Round* r) {
   int64_t to_sample = opts_.clients_per_round;
   if (opts_.over_selection > 0) {
     // ceil(cpr * over) in integers, with over taken to 6 decimals: in floating point
@@ -68,204 +99,196 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
     const int64_t extra = (opts_.clients_per_round * ppm + 999999) / 1000000;
     to_sample = std::min<int64_t>(opts_.num_clients, opts_.clients_per_round + extra);
   }
-  std::vector<ClientId> sampled =
-      SampleClients(opts_.sampling_seed, round, opts_.num_clients, to_sample);
-  // The round closes early once this many updates were accepted (over-selection only).
-  const size_t enough = static_cast<size_t>(opts_.clients_per_round);
-  sum.sampled = static_cast<int64_t>(sampled.size());
+  r->sampled = SampleClients(opts_.sampling_seed, r->round, opts_.num_clients, to_sample);
+  r->sum.sampled = static_cast<int64_t>(r->sampled.size());
   Payload down;
   FT_RETURN_IF_ERROR(algo_->DownPayload(state_, &down));
-  v1::TaskMsg proto_task;
-  proto_task.set_round(round);
-  proto_task.set_lr(sum.lr);
-  proto_task.set_seed(opts_.seed);
+  auto common = std::make_shared<v1::TaskMsg>();
+  common->set_round(r->round);
+  common->set_lr(r->sum.lr);
+  common->set_seed(opts_.seed);
   {
     IdentityCompressor down_codec;  // downlink is uncompressed in this build
-    RngStream unused = RngStream::For(opts_.seed, round, 0, Purpose::kCompression);
-    FT_RETURN_IF_ERROR(EncodePayload(down, down_codec, unused, proto_task.mutable_down()));
+    RngStream unused = RngStream::For(opts_.seed, r->round, 0, Purpose::kCompression);
+    FT_RETURN_IF_ERROR(EncodePayload(down, down_codec, unused, common->mutable_down()));
   }
-  absl::flat_hash_set<ClientId> pending;
-  RoundInfo info;
-  info.round = round;
-  info.num_clients = static_cast<uint64_t>(opts_.num_clients);
-  info.pool = pool_;
-  for (ClientId id : sampled) {
-    v1::TaskMsg t = proto_task;
-    t.set_client_id(id);
+  // Each client's task is the common message plus two fields (client_id, accepted_through):
+  // its size is the common size plus theirs.
+  const std::shared_ptr<const v1::TaskMsg> shared = std::move(common);
+  for (ClientId id : r->sampled) {
+    Task t;
+    t.common = shared;
+    t.client_id = id;
     if (opts_.track_accepted) {
       auto it = accepted_through_.find(id);
-      t.set_accepted_through(it == accepted_through_.end() ? 0 : it->second);
+      t.accepted_through = it == accepted_through_.end() ? 0 : it->second;
     }
-    sum.bytes_down += t.ByteSizeLong();
+    r->sum.bytes_down += t.ByteSize();
     if (absl::Status s = transport_->SendTask(std::move(t)); !s.ok()) {
-      info.dropped.push_back(id);
-      sum.rejections.push_back(absl::StrCat("client ", id, ": task not delivered: ", s.ToString()));
+      r->info.dropped.push_back(id);
+      r->sum.rejections.push_back(
+          absl::StrCat("client ", id, ": task not delivered: ", s.ToString()));
       continue;
     }
-    pending.insert(id);
+    r->pending.insert(id);
   }
-  info.sampled = sampled;
+  r->info.sampled = r->sampled;
+  return absl::OkStatus();
+}
 
-  // 2. Collect until every pending client replied or the deadline passed.
-  std::map<ClientId, Payload> accepted;  // ordered by client id: the reduction order
-  struct Meta {
-    uint64_t num_samples;
-    int64_t steps;
-    double train_loss;
-    std::vector<bool> dense;
-  };
-  std::map<ClientId, Meta> meta;
+// 2. Receive replies until every pending client replied, the round has enough of them
+// (over-selection) or the deadline passed.
+absl::Status Coordinator::Collect(Round* r) {
+  // The round closes early once this many updates were accepted (over-selection only).
+  const size_t enough = static_cast<size_t>(opts_.clients_per_round);
   const absl::Time deadline = clock_->Now() + opts_.round_timeout;
-  while (!pending.empty() && accepted.size() < enough) {
+  while (!r->pending.empty() && r->accepted.size() < enough) {
     absl::StatusOr<ReceivedUpdate> got = transport_->ReceiveUpdate(deadline);
     if (!got.ok()) {
       if (got.status().code() != absl::StatusCode::kDeadlineExceeded) return got.status();
-      for (ClientId id : pending) {
-        info.dropped.push_back(id);
-        sum.rejections.push_back(absl::StrCat("client ", id, ": no reply by the round deadline"));
+      for (ClientId id : r->pending) {
+        r->info.dropped.push_back(id);
+        r->sum.rejections.push_back(
+            absl::StrCat("client ", id, ": no reply by the round deadline"));
       }
       break;
     }
+    r->sum.bytes_up += SerializedSize(*got);
     const v1::UpdateMsg& m = got->msg;
-    sum.bytes_up += SerializedSize(*got);
     const ClientId id = m.client_id();
-    if (m.round() != round) {
-      sum.rejections.push_back(absl::StrCat("client ", id, ": update for round ", m.round(),
-                                            ", current round is ", round));
+    if (m.round() != r->round) {
+      r->sum.rejections.push_back(absl::StrCat("client ", id, ": update for round ", m.round(),
+                                               ", current round is ", r->round));
       continue;  // a stale reply: the client may still answer this round
     }
-    if (!pending.contains(id)) {
-      sum.rejections.push_back(
+    if (!r->pending.contains(id)) {
+      r->sum.rejections.push_back(
           absl::StrCat("client ", id, ": was not asked this round or already replied"));
       continue;
     }
-    pending.erase(id);
-    auto reject = [&](const std::string& why) {
-      info.rejected.push_back(id);
-      sum.rejections.push_back(absl::StrCat("client ", id, ": ", why));
-    };
-    if (!m.error().empty()) {
-      reject(absl::StrCat("worker failed: ", m.error()));
+    r->pending.erase(id);
+    absl::StatusOr<ClientRecord> rec = Accept(*got, r->dim);
+    if (!rec.ok()) {
+      r->info.rejected.push_back(id);
+      r->sum.rejections.push_back(absl::StrCat("client ", id, ": ", rec.status().message()));
       continue;
     }
-    if (m.num_samples() == 0) {
-      reject("reported 0 training samples");
-      continue;
-    }
-    if (!std::isfinite(m.train_loss())) {
-      reject("reported a non-finite training loss");
-      continue;
-    }
-    Payload p;
-    std::vector<bool> dense;
-    if (absl::Status s = uplink_->Decode(m.up(), got->part_data, algo_->num_up_parts(), dim, &p,
-                                         &dense);
-        !s.ok()) {
-      reject(std::string(s.message()));
-      continue;
-    }
-    {
-      ClientUpdate probe;
-      probe.id = id;
-      probe.num_samples = m.num_samples();
-      probe.steps = static_cast<int64_t>(m.local_steps());
-      for (const std::vector<float>& part : p.parts) probe.parts.push_back(part);
-      probe.dense = dense;
-      if (absl::Status s = algo_->CheckUpdate(probe); !s.ok()) {
-        reject(std::string(s.message()));
-        continue;
-      }
-    }
-    accepted.emplace(id, std::move(p));
-    meta[id] = {m.num_samples(), static_cast<int64_t>(m.local_steps()), m.train_loss(),
-                std::move(dense)};
+    r->accepted.emplace(id, *std::move(rec));
   }
-  if (!pending.empty() && accepted.size() >= enough) {
-    for (ClientId id : pending) {
-      info.dropped.push_back(id);
-      sum.rejections.push_back(absl::StrCat("client ", id, ": over-selected, the round closed "
-                                            "with its ", enough, " updates first"));
+  if (!r->pending.empty() && r->accepted.size() >= enough) {
+    for (ClientId id : r->pending) {
+      r->info.dropped.push_back(id);
+      r->sum.rejections.push_back(absl::StrCat("client ", id, ": over-selected, the round closed "
+                                               "with its ", enough, " updates first"));
     }
   }
   for (std::string& why : transport_->TakeRefused()) {
-    ++sum.refused;
-    sum.rejections.push_back(absl::StrCat("transport refused a message: ", why));
+    ++r->sum.refused;
+    r->sum.rejections.push_back(absl::StrCat("transport refused a message: ", why));
   }
-  std::sort(info.dropped.begin(), info.dropped.end());
-  std::sort(info.rejected.begin(), info.rejected.end());
+  std::sort(r->info.dropped.begin(), r->info.dropped.end());
+  std::sort(r->info.rejected.begin(), r->info.rejected.end());
+  return absl::OkStatus();
+}
 
-  // 3. Aggregate in client-id order (the loss too, so metrics are reproducible bit for bit).
+// 3. Validate and decode one reply of this round from a client that was asked: the reason
+// for a rejection is the error's message.
+absl::StatusOr<Coordinator::ClientRecord> Coordinator::Accept(const ReceivedUpdate& got,
+                                                              size_t dim) const {
+  const v1::UpdateMsg& m = got.msg;
+  if (!m.error().empty()) return absl::AbortedError(absl::StrCat("worker failed: ", m.error()));
+  if (m.num_samples() == 0) return absl::InvalidArgumentError("reported 0 training samples");
+  if (!std::isfinite(m.train_loss()))
+    return absl::InvalidArgumentError("reported a non-finite training loss");
+  ClientRecord rec;
+  rec.num_samples = m.num_samples();
+  rec.steps = static_cast<int64_t>(m.local_steps());
+  rec.train_loss = m.train_loss();
+  FT_RETURN_IF_ERROR(uplink_->Decode(m.up(), got.part_data, algo_->num_up_parts(), dim,
+                                     &rec.payload, &rec.dense));
+  FT_RETURN_IF_ERROR(algo_->CheckUpdate(View(m.client_id(), rec)));
+  return rec;
+}
+
+ClientUpdate Coordinator::View(ClientId id, const ClientRecord& rec) {
+  ClientUpdate u;
+  u.id = id;
+  u.num_samples = rec.num_samples;
+  u.steps = rec.steps;
+  for (const std::vector<float>& part : rec.payload.parts) u.parts.push_back(part);
+  u.dense = rec.dense;
+  return u;
+}
+
+// 4. Hand the accepted updates to the server half in client-id order (the loss too, so the
+// metrics are reproducible bit for bit), then check what it made of the model.
+absl::Status Coordinator::Aggregate(Round* r) {
   std::vector<ClientUpdate> updates;
-  updates.reserve(accepted.size());
+  updates.reserve(r->accepted.size());
   double loss_sum = 0.0, loss_weight = 0.0;
-  for (const auto& [id, p] : accepted) {
-    const Meta& mi = meta.at(id);
-    loss_sum += mi.train_loss * static_cast<double>(mi.num_samples);
-    loss_weight += static_cast<double>(mi.num_samples);
-    ClientUpdate u;
-    u.id = id;
-    u.num_samples = mi.num_samples;
-    u.steps = mi.steps;
-    for (const std::vector<float>& part : p.parts) u.parts.push_back(part);
-    u.dense = mi.dense;
-    updates.push_back(std::move(u));
+  for (const auto& [id, rec] : r->accepted) {
+    loss_sum += rec.train_loss * static_cast<double>(rec.num_samples);
+    loss_weight += static_cast<double>(rec.num_samples);
+    updates.push_back(View(id, rec));
   }
+  RoundSummary& sum = r->sum;
   if (static_cast<int64_t>(updates.size()) < opts_.min_updates) {
     std::string why;
     for (size_t i = 0; i < sum.rejections.size() && i < 5; ++i)
       absl::StrAppend(&why, i ? "; " : "", sum.rejections[i]);
     return absl::UnavailableError(absl::StrCat(
-        "round ", round, " closed with ", updates.size(), " accepted updates of ",
-        sampled.size(), " sampled clients, below federation.min_updates (", opts_.min_updates,
+        "round ", r->round, " closed with ", updates.size(), " accepted updates of ",
+        r->sampled.size(), " sampled clients, below federation.min_updates (", opts_.min_updates,
         "); the model was not changed", why.empty() ? "" : ". Reasons: ", why,
         sum.rejections.size() > 5 ? "; ..." : ""));
   }
-  FT_RETURN_IF_ERROR(algo_->Update(updates, info, &state_));
+  FT_RETURN_IF_ERROR(algo_->Update(updates, r->info, &state_));
   if (opts_.track_accepted)
-    for (const ClientUpdate& u : updates) accepted_through_[u.id] = round + 1;
-  state_.round = round + 1;
-  if (state_.x.size() != dim)
-    return absl::InternalError(absl::StrCat("round ", round, ": the algorithm changed the model from ",
-                                            dim, " to ", state_.x.size(), " floats"));
+    for (const ClientUpdate& u : updates) accepted_through_[u.id] = r->round + 1;
+  state_.round = r->round + 1;
+  if (state_.x.size() != r->dim)
+    return absl::InternalError(absl::StrCat("round ", r->round,
+                                            ": the algorithm changed the model from ", r->dim,
+                                            " to ", state_.x.size(), " floats"));
   if (absl::Status s = CheckFinite(state_.x, "global model"); !s.ok())
-    return absl::InternalError(absl::StrCat("round ", round, ": ", s.message(),
+    return absl::InternalError(absl::StrCat("round ", r->round, ": ", s.message(),
                                             " (diverged: lower local.lr or algorithm.server_lr)"));
-
   sum.received = static_cast<int64_t>(updates.size());
-  sum.rejected = static_cast<int64_t>(info.rejected.size() + info.dropped.size());
+  sum.rejected = static_cast<int64_t>(r->info.rejected.size() + r->info.dropped.size());
   sum.train_loss = loss_weight > 0 ? loss_sum / loss_weight : std::nan("");
+  return absl::OkStatus();
+}
+
+// 5. Traffic totals, evaluation every E rounds and after the last, the metrics row.
+absl::Status Coordinator::Record(Round* r) {
+  RoundSummary& sum = r->sum;
   cum_up_ += sum.bytes_up;
   cum_down_ += sum.bytes_down;
   sum.cum_bytes_up = cum_up_;
   sum.cum_bytes_down = cum_down_;
-
-  // 4. Evaluate every E rounds and after the last.
-  const bool last = static_cast<int64_t>(round) + 1 == opts_.rounds;
-  if (evaluator_ && ((round + 1) % static_cast<uint64_t>(opts_.eval_every) == 0 || last)) {
+  const bool last = static_cast<int64_t>(r->round) + 1 == opts_.rounds;
+  if (evaluator_ && ((r->round + 1) % static_cast<uint64_t>(opts_.eval_every) == 0 || last)) {
     FT_ASSIGN_OR_RETURN(EvalMetrics e, evaluator_(state_.x));
     sum.test = e;
   }
   sum.wall_s = absl::ToDoubleSeconds(clock_->Now() - start_);
-
-  if (sink_) {
-    MetricsRow row;
-    row.Set("round", static_cast<int64_t>(round))
-        .Set("sampled", sum.sampled)
-        .Set("received", sum.received)
-        .Set("rejected", sum.rejected)
-        .Set("refused", sum.refused)
-        .Set("train_loss", sum.train_loss)
-        .Set("test_loss", sum.test ? sum.test->loss : std::nan(""))
-        .Set("test_accuracy", sum.test ? sum.test->accuracy : std::nan(""))
-        .Set("bytes_up", static_cast<int64_t>(sum.bytes_up))
-        .Set("bytes_down", static_cast<int64_t>(sum.bytes_down))
-        .Set("cum_bytes_up", static_cast<int64_t>(sum.cum_bytes_up))
-        .Set("cum_bytes_down", static_cast<int64_t>(sum.cum_bytes_down))
-        .Set("lr", sum.lr)
-        .Set("wall_s", sum.wall_s);
-    FT_RETURN_IF_ERROR(sink_->Write(row));
-  }
-  return sum;
+  if (!sink_) return absl::OkStatus();
+  MetricsRow row;
+  row.Set("round", static_cast<int64_t>(r->round))
+      .Set("sampled", sum.sampled)
+      .Set("received", sum.received)
+      .Set("rejected", sum.rejected)
+      .Set("refused", sum.refused)
+      .Set("train_loss", sum.train_loss)
+      .Set("test_loss", sum.test ? sum.test->loss : std::nan(""))
+      .Set("test_accuracy", sum.test ? sum.test->accuracy : std::nan(""))
+      .Set("bytes_up", static_cast<int64_t>(sum.bytes_up))
+      .Set("bytes_down", static_cast<int64_t>(sum.bytes_down))
+      .Set("cum_bytes_up", static_cast<int64_t>(sum.cum_bytes_up))
+      .Set("cum_bytes_down", static_cast<int64_t>(sum.cum_bytes_down))
+      .Set("lr", sum.lr)
+      .Set("wall_s", sum.wall_s);
+  return sink_->Write(row);
 }
 
 absl::StatusOr<CoordinatorSnapshot> Coordinator::Snapshot() const {

@@ -104,6 +104,16 @@ class Coordinator {
   int64_t rounds_done() const { return static_cast<int64_t>(state_.round); }
 
  private:
+  struct ClientRecord;
+  struct Round;
+  // The steps of RunRound, in order (coordinator.cc).
+  absl::Status Broadcast(Round* r);
+  absl::Status Collect(Round* r);
+  absl::StatusOr<ClientRecord> Accept(const ReceivedUpdate& got, size_t dim) const;
+  static ClientUpdate View(ClientId id, const ClientRecord& rec);
+  absl::Status Aggregate(Round* r);
+  absl::Status Record(Round* r);
+
   CoordinatorOptions opts_;
   ServerAlgorithm* algo_;
   ServerTransport* transport_;

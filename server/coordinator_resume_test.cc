@@ -188,7 +188,7 @@ class Clients {
       workers_.push_back(std::make_unique<Worker>(
           wo, algo_.get(), std::make_unique<testing::QuadraticTrainer>(kDim), fn, &store_,
           uplink_.get()));
-    hub_ = std::make_unique<InProcHub>(&pool_, [this](int tid, const v1::TaskMsg& t) {
+    hub_ = std::make_unique<InProcHub>(&pool_, [this](int tid, const Task& t) {
       return workers_[tid]->Handle(t);
     });
   }

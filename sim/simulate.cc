@@ -21,14 +21,14 @@ class SimTransport final : public ServerTransport {
                         WorkerFactory::Create(c.cfg, c.registry, c.data, c.model, c.store));
     for (int i = 0; i < c.pool->size(); ++i) t->workers_.push_back(t->factory_->NewWorker());
     SimTransport* self = t.get();
-    t->hub_ = std::make_unique<InProcHub>(c.pool, [self](int tid, const v1::TaskMsg& task) {
+    t->hub_ = std::make_unique<InProcHub>(c.pool, [self](int tid, const Task& task) {
       return self->workers_[tid]->Handle(task);
     });
     return std::shared_ptr<ServerTransport>(std::move(t));
   }
   ~SimTransport() override { hub_.reset(); }  // waits for tasks still running
 
-  absl::Status SendTask(v1::TaskMsg task) override { return hub_->SendTask(std::move(task)); }
+  absl::Status SendTask(Task task) override { return hub_->SendTask(std::move(task)); }
   absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time deadline) override {
     return hub_->ReceiveUpdate(deadline);
   }

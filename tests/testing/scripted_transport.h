@@ -29,7 +29,8 @@ class ScriptedTransport final : public ServerTransport {
   size_t split_parts = 0;
   std::vector<v1::TaskMsg> tasks;  // every task sent, in order
 
-  absl::Status SendTask(v1::TaskMsg t) override {
+  absl::Status SendTask(Task task) override {
+    v1::TaskMsg t = task.Message();
     for (auto& m : reply(t)) queue_.push_back(std::move(m));
     tasks.push_back(std::move(t));
     return absl::OkStatus();
