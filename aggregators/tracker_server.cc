@@ -34,8 +34,10 @@ absl::Status TrackerServer::Update(absl::Span<const ClientUpdate> updates, const
                                    ServerState* s) {
   const double inv_n = 1.0 / static_cast<double>(num_clients_);
   const double share = static_cast<double>(updates.size()) * inv_n;  // |S| / N
-  // v[i][p] = h^t + (|S|/N) c_i, built before the trackers move.
-  std::vector<std::vector<std::vector<float>>> v(updates.size());
+  // v[i][p] = h^t + (|S|/N) c_i, built before the trackers move, in buffers kept from round
+  // to round (every value is written before it is read).
+  std::vector<std::vector<std::vector<float>>>& v = scratch_;
+  if (v.size() < updates.size()) v.resize(updates.size());
   for (size_t i = 0; i < updates.size(); ++i) {
     const ClientUpdate& u = updates[i];
     if (u.parts.size() != trackers_.size())

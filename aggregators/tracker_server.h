@@ -59,6 +59,7 @@ class TrackerServer final : public ServerAlgorithm {
   FeedbackOptions o_;
   uint64_t num_clients_;
   std::vector<TrackerAggregate> trackers_;
+  std::vector<std::vector<std::vector<float>>> scratch_;  // Update's per-client vectors
 };
 
 // Whether the config's compression.feedback fits its algorithm: a tracker method (ef21,

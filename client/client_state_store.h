@@ -5,6 +5,8 @@
 #ifndef FEDTRAIN_CLIENT_CLIENT_STATE_STORE_H_
 #define FEDTRAIN_CLIENT_CLIENT_STATE_STORE_H_
 
+#include <memory>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -31,7 +33,9 @@ class MemoryClientStateStore final : public ClientStateStore {
 
  private:
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<ClientId, ClientState> states_ ABSL_GUARDED_BY(mu_);
+  // Immutable once stored, so Load copies a state outside the lock (two worker threads
+  // loading model-sized states do not wait on each other's copies).
+  absl::flat_hash_map<ClientId, std::shared_ptr<const ClientState>> states_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fedtrain

@@ -11,6 +11,7 @@
 #include "compression/error_feedback.h"
 
 #include <cmath>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -98,10 +99,24 @@ double Ef21TheoryStep(double l, double l_mean, double delta) {
   return 1.0 / (l + l_mean * Ef21Xi(delta));
 }
 
-absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
-                          const Compressor& dense_codec, absl::Span<const double> v,
-                          RngStream& rng, FeedbackState* st, Encoded* out,
-                          absl::Span<double> sent, bool* dense) {
+namespace {
+
+// The input as doubles: itself, or (float input) a converted copy in `buf`. Float to double is
+// exact, so both give the same encodings.
+absl::Span<const double> AsDouble(absl::Span<const double> v, std::unique_ptr<double[]>*) {
+  return v;
+}
+absl::Span<const double> AsDouble(absl::Span<const float> v, std::unique_ptr<double[]>* buf) {
+  buf->reset(new double[v.size()]);
+  for (size_t j = 0; j < v.size(); ++j) (*buf)[j] = static_cast<double>(v[j]);
+  return absl::Span<const double>(buf->get(), v.size());
+}
+
+template <typename T>
+absl::Status FeedbackStepImpl(const FeedbackOptions& o, const Compressor& c,
+                              const Compressor& dense_codec, absl::Span<const T> v,
+                              RngStream& rng, FeedbackState* st, Encoded* out,
+                              absl::Span<double> sent, bool* dense) {
   FT_CHECK(st != nullptr && out != nullptr);
   FT_RETURN_IF_ERROR(ValidateFeedbackOptions(o));
   const size_t d = v.size();
@@ -115,26 +130,29 @@ absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
   FT_RETURN_IF_ERROR(CheckStateSize(st->e, d, "e"));
   FT_RETURN_IF_ERROR(CheckStateSize(st->h, d, "h"));
 
-  // Everything below computes the new state into locals and commits only after every
-  // fallible call succeeded: on error `st` is unchanged.
+  // Every fallible call (the encodes) comes before the state changes: on error `st` is
+  // unchanged. After it, e and h are updated in place (no new d-sized vectors per message).
   std::vector<double> zeros_e, zeros_h;
   const double* e = OrZeros(st->e, d, &zeros_e);
   const double* h = OrZeros(st->h, d, &zeros_h);
-  const double* x = v.data();
+  const T* x = v.data();  // read as double: x[j] converts exactly
+  std::unique_ptr<double[]> v_double;  // AsDouble's copy, when one is needed
   double* s = sent.data();
   bool is_dense = false;
+  // Scratch of d doubles, every one written before it is read (no zero fill).
+  auto scratch = [d]() { return std::unique_ptr<double[]>(new double[d]); };
   switch (o.method) {
     case Feedback::kNone: {
-      FT_RETURN_IF_ERROR(c.Encode(v, rng, out, sent));
+      FT_RETURN_IF_ERROR(c.Encode(AsDouble(v, &v_double), rng, out, sent));
       break;
     }
     case Feedback::kEf14: {
       // p = e + v; Delta = C(p); e = p - Delta (docs/compression.md §2.1; v = gamma g for form A).
-      std::vector<double> p(d);
-      for (size_t j = 0; j < d; ++j) p[j] = e[j] + x[j];
-      FT_RETURN_IF_ERROR(c.Encode(p, rng, out, sent));
-      for (size_t j = 0; j < d; ++j) p[j] -= s[j];
-      st->e = std::move(p);
+      std::unique_ptr<double[]> p = scratch();
+      for (size_t j = 0; j < d; ++j) p[j] = e[j] + static_cast<double>(x[j]);
+      FT_RETURN_IF_ERROR(c.Encode(absl::Span<const double>(p.get(), d), rng, out, sent));
+      st->e.resize(d);
+      for (size_t j = 0; j < d; ++j) st->e[j] = p[j] - s[j];
       break;
     }
     case Feedback::kEf21:
@@ -148,39 +166,58 @@ absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
         if (codec.dim() != 0 && codec.dim() != d)
           return absl::InvalidArgumentError(absl::StrCat(
               "vector of ", d, " values; the codec ", codec.codec(), " is for ", codec.dim()));
-        FT_RETURN_IF_ERROR(codec.Encode(v, rng, out, sent));
-        std::vector<double> h_new(sent.begin(), sent.end());
+        FT_RETURN_IF_ERROR(codec.Encode(AsDouble(v, &v_double), rng, out, sent));
         if (econtrol) {
           // EControl's round 0 sends h_i^0 = g_i^0 and then Delta_i^0 = C(0) = 0
-          // (docs/compression.md §2.4), so e_i^1 = e_i^0 + g_i^0 - h_i^0: zero with an exact (f64)
-          // initialisation and the wire rounding otherwise (keeps e + h = sum of inputs, the
-          // virtual-iterate identity).
-          std::vector<double> e_new(d);
-          for (size_t j = 0; j < d; ++j) e_new[j] = e[j] + x[j] - s[j];
-          st->e = std::move(e_new);
+          // (docs/compression.md §2.4), so e_i^1 = e_i^0 + g_i^0 - h_i^0: zero with an exact
+          // (f64) initialisation and the wire rounding otherwise (keeps e + h = sum of inputs,
+          // the virtual-iterate identity).
+          if (st->e.empty()) st->e.assign(d, 0.0);
+          for (size_t j = 0; j < d; ++j) st->e[j] = st->e[j] + static_cast<double>(x[j]) - s[j];
         }
-        st->h = std::move(h_new);
+        st->h.assign(sent.begin(), sent.end());
         st->initialised = true;
         break;
       }
       // EF21: c = C(v - h); h += c.  EControl: D = C(eta e + v - h); e += v - h - D; h += D.
       const double eta = econtrol ? o.eta : 0.0;
-      std::vector<double> u(d);
-      for (size_t j = 0; j < d; ++j) u[j] = eta * e[j] + x[j] - h[j];
-      FT_RETURN_IF_ERROR(c.Encode(u, rng, out, sent));
+      std::unique_ptr<double[]> u = scratch();
+      for (size_t j = 0; j < d; ++j) u[j] = eta * e[j] + static_cast<double>(x[j]) - h[j];
+      FT_RETURN_IF_ERROR(c.Encode(absl::Span<const double>(u.get(), d), rng, out, sent));
+      if (st->h.empty()) st->h.assign(d, 0.0);
       if (econtrol) {
-        std::vector<double> e_new(d);
-        for (size_t j = 0; j < d; ++j) e_new[j] = e[j] + x[j] - h[j] - s[j];
-        st->e = std::move(e_new);
+        if (st->e.empty()) st->e.assign(d, 0.0);
+        double* em = st->e.data();
+        double* hm = st->h.data();
+        for (size_t j = 0; j < d; ++j) {
+          em[j] = em[j] + static_cast<double>(x[j]) - hm[j] - s[j];
+          hm[j] = hm[j] + s[j];
+        }
+      } else {
+        double* hm = st->h.data();
+        for (size_t j = 0; j < d; ++j) hm[j] = hm[j] + s[j];
       }
-      std::vector<double> h_new(d);
-      for (size_t j = 0; j < d; ++j) h_new[j] = h[j] + s[j];
-      st->h = std::move(h_new);
       break;
     }
   }
   if (dense != nullptr) *dense = is_dense;
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
+                          const Compressor& dense_codec, absl::Span<const double> v,
+                          RngStream& rng, FeedbackState* st, Encoded* out,
+                          absl::Span<double> sent, bool* dense) {
+  return FeedbackStepImpl(o, c, dense_codec, v, rng, st, out, sent, dense);
+}
+
+absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
+                          const Compressor& dense_codec, absl::Span<const float> v,
+                          RngStream& rng, FeedbackState* st, Encoded* out,
+                          absl::Span<double> sent, bool* dense) {
+  return FeedbackStepImpl(o, c, dense_codec, v, rng, st, out, sent, dense);
 }
 
 TrackerAggregate::TrackerAggregate(size_t dim, uint64_t num_clients, TrackerInit init)

@@ -80,6 +80,12 @@ absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
                           const Compressor& dense_codec, absl::Span<const double> v,
                           RngStream& rng, FeedbackState* st, Encoded* out,
                           absl::Span<double> sent, bool* dense);
+// The same for float input (read as double, exactly): the uplink's unclipped vectors need no
+// double copy first.
+absl::Status FeedbackStep(const FeedbackOptions& o, const Compressor& c,
+                          const Compressor& dense_codec, absl::Span<const float> v,
+                          RngStream& rng, FeedbackState* st, Encoded* out,
+                          absl::Span<double> sent, bool* dense);
 
 // The server half of the tracker methods: h = sum_i p_i h_i over all n clients, kept in
 // double, with p_i = 1/n (EF21, EControl; EF21-W passes w_i). Absent clients keep their

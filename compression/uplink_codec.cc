@@ -58,32 +58,58 @@ absl::Status UplinkCodec::Encode(const Payload& up, RngStream& rng, ClientState*
   const Feedback method = o_.feedback.method;
   // The feedback memory is updated in place: the caller discards `state` after an error.
   std::map<std::string, std::vector<double>>& wide = state->wide;
-  std::vector<double> v, sent;
+  // Scratch of d doubles per part, written before read (no zero fill): the scaled update and
+  // the decoded message.
+  std::unique_ptr<double[]> v, sent;
+  size_t scratch = 0;
   for (size_t p = 0; p < up.parts.size(); ++p) {
     const std::vector<float>& part = up.parts[p];
-    if (absl::Status s = CheckFinite(part, absl::StrCat("up part ", p)); !s.ok()) return s;
+    // With error feedback, FeedbackStep checks the (scaled) values itself; one pass suffices.
+    if (method == Feedback::kNone)
+      if (absl::Status s = CheckFinite(part, absl::StrCat("up part ", p)); !s.ok()) return s;
     const double scale = ClipScale(part, o_.clip_norm);
     Encoded e;
     bool used_dense = false;  // the part went through `dense_` (tracker initialisation)
     if (method == Feedback::kNone && scale == 1.0) {
       FT_RETURN_IF_ERROR(compressor_->Encode(ConstVec(part), rng, &e, Vec()));
     } else {
-      v.resize(part.size());
-      for (size_t j = 0; j < part.size(); ++j) v[j] = scale * static_cast<double>(part[j]);
+      if (scratch < part.size()) {
+        scratch = part.size();
+        v.reset(new double[scratch]);
+        sent.reset(new double[scratch]);
+      }
+      // Unclipped, the values go to FeedbackStep as floats (read as double exactly, as
+      // 1.0 * v would give): no double copy.
+      if (scale != 1.0)
+        for (size_t j = 0; j < part.size(); ++j) v[j] = scale * static_cast<double>(part[j]);
       if (method == Feedback::kNone) {
-        FT_RETURN_IF_ERROR(compressor_->Encode(absl::Span<const double>(v), rng, &e, {}));
+        FT_RETURN_IF_ERROR(
+            compressor_->Encode(absl::Span<const double>(v.get(), part.size()), rng, &e, {}));
       } else {
         FeedbackState st;
         st.e = std::move(wide[FeedbackErrorKey(p)]);
         st.h = std::move(wide[FeedbackTrackerKey(p)]);
         st.initialised = !st.h.empty();
-        sent.resize(part.size());
         bool dense = false;
         if (HasTracker(method) && dense_ == nullptr)
           return absl::InternalError("tracker feedback without a dense codec");
-        FT_RETURN_IF_ERROR(FeedbackStep(o_.feedback, *compressor_,
-                                        dense_ != nullptr ? *dense_ : *compressor_, v, rng, &st,
-                                        &e, absl::MakeSpan(sent), &dense));
+        const Compressor& dense_codec = dense_ != nullptr ? *dense_ : *compressor_;
+        const absl::Span<double> sent_span(sent.get(), part.size());
+        absl::Status s =
+            scale == 1.0
+                ? FeedbackStep(o_.feedback, *compressor_, dense_codec, ConstVec(part), rng, &st,
+                               &e, sent_span, &dense)
+                : FeedbackStep(o_.feedback, *compressor_, dense_codec,
+                               absl::Span<const double>(v.get(), part.size()), rng, &st, &e,
+                               sent_span, &dense);
+        if (!s.ok()) {
+          // FeedbackStep leaves `st` as it was on error: put it back.
+          wide[FeedbackErrorKey(p)] = std::move(st.e);
+          wide[FeedbackTrackerKey(p)] = std::move(st.h);
+          if (wide[FeedbackErrorKey(p)].empty()) wide.erase(FeedbackErrorKey(p));
+          if (wide[FeedbackTrackerKey(p)].empty()) wide.erase(FeedbackTrackerKey(p));
+          return absl::Status(s.code(), absl::StrCat("up part ", p, ": ", s.message()));
+        }
         used_dense = dense;
         if (!st.e.empty()) wide[FeedbackErrorKey(p)] = std::move(st.e);
         else wide.erase(FeedbackErrorKey(p));

@@ -56,9 +56,10 @@ class UplinkCodec {
   const Compressor* dense() const { return dense_; }
 
   // Client side. Encodes `up` into `out`, updating the feedback memory in `state->wide`.
-  // `state` is the caller's working copy: after an error (a non-finite update, a size that
-  // does not match the compressor) it may be partly updated and must be discarded (the Worker
-  // saves a client's state only when its whole task succeeded).
+  // `state` is the caller's working copy, updated in place: after an error (a non-finite
+  // update, a size that does not match the compressor) the part that failed is left as it was,
+  // but earlier parts of a multi-part payload may have moved on, so the caller discards it
+  // (the Worker saves a client's state only when its whole task succeeded).
   // `decoded` (may be null) receives the payload exactly as Decode() will reconstruct `out`:
   // each part run through the Decode() of the codec that encoded it, as float32, scalars
   // copied. With feedback "none" that is each part's reconstructed value (clipped and
