@@ -24,11 +24,7 @@ class DsgdFactory final : public AlgorithmFactory {
     FT_RETURN_IF_ERROR(Validate(c));
     return MakeFedAvgServer(c, /*momentum=*/false);
   }
-  AlgorithmTraits traits(const Cfg&) const override {
-    AlgorithmTraits t;
-    t.fedavg_server = true;
-    return t;
-  }
+  AlgorithmTraits traits(const Cfg&) const override { return FedAvgServerTraits(); }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
     return std::unique_ptr<ClientAlgorithm>(new DsgdClient());
   }

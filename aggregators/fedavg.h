@@ -63,6 +63,12 @@ std::unique_ptr<AlgorithmFactory> NewFedAvgFactory(bool momentum);
 // field.
 absl::Status ValidateFedAvgServer(const Cfg& c, bool momentum);
 absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeFedAvgServer(const Cfg& c, bool momentum);
+// The traits of an algorithm whose server half is FedAvg's without momentum.
+inline AlgorithmTraits FedAvgServerTraits() {
+  AlgorithmTraits t;
+  t.fedavg_server = true;
+  return t;
+}
 
 }  // namespace fedtrain
 

@@ -51,9 +51,8 @@ class FedAvgFactory final : public AlgorithmFactory {
     return MakeFedAvgServer(c, momentum_);
   }
   AlgorithmTraits traits(const Cfg&) const override {
-    AlgorithmTraits t;
-    t.fedavg_server = !momentum_;  // FedAvgM's momentum step is not the tracker's
-    return t;
+    // FedAvgM's momentum step is not the tracker's.
+    return momentum_ ? AlgorithmTraits{} : FedAvgServerTraits();
   }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {
     return std::unique_ptr<ClientAlgorithm>(new FedAvgClient());

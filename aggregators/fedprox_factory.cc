@@ -33,11 +33,7 @@ class FedProxFactory final : public AlgorithmFactory {
     FT_RETURN_IF_ERROR(Validate(c));
     return MakeFedAvgServer(c, /*momentum=*/false);
   }
-  AlgorithmTraits traits(const Cfg&) const override {
-    AlgorithmTraits t;
-    t.fedavg_server = true;
-    return t;
-  }
+  AlgorithmTraits traits(const Cfg&) const override { return FedAvgServerTraits(); }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
     FT_ASSIGN_OR_RETURN(FedProxOptions o, ReadFedProx(c));
     return std::unique_ptr<ClientAlgorithm>(new FedProxClient(o));

@@ -30,28 +30,27 @@ Flags& Flags::Append(const char* name, std::vector<std::string>* out, const char
   return *this;
 }
 
+namespace {
+
+// "--name N" with N >= min, into an integer of type T.
+template <typename T>
+std::function<bool(const std::string&)> IntSetter(T* out, T min) {
+  return [out, min](const std::string& v) {
+    T n = 0;
+    if (!absl::SimpleAtoi(v, &n) || n < min) return false;
+    *out = n;
+    return true;
+  };
+}
+
+}  // namespace
+
 Flags& Flags::Int(const char* name, int64_t* out, int64_t min, const char* error) {
-  flags_.push_back({name, true,
-                    [out, min](const std::string& v) {
-                      int64_t n = 0;
-                      if (!absl::SimpleAtoi(v, &n) || n < min) return false;
-                      *out = n;
-                      return true;
-                    },
-                    error});
-  return *this;
+  return Custom(name, IntSetter(out, min), error);
 }
 
 Flags& Flags::Int(const char* name, int* out, int min, const char* error) {
-  flags_.push_back({name, true,
-                    [out, min](const std::string& v) {
-                      int n = 0;
-                      if (!absl::SimpleAtoi(v, &n) || n < min) return false;
-                      *out = n;
-                      return true;
-                    },
-                    error});
-  return *this;
+  return Custom(name, IntSetter(out, min), error);
 }
 
 Flags& Flags::Switch(const char* name, bool* out) {

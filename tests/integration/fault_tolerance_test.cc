@@ -168,6 +168,26 @@ TEST(FaultToleranceTest, ServerKilledAndResumedEndsWithTheUninterruptedWeights) 
   EXPECT_EQ(Column(dir, "round").size(), 10u);  // one metrics row per round, none twice
 }
 
+// A server for two workers with `sets` (tasks for a missing worker's slot wait up to 60 s for
+// it to rejoin), worker 0 in slot 0, and worker 1 in slot 1 with its client states in
+// <dir>/state1; returns once `round` appears in the server's log.
+struct SlottedRun {
+  Server s;
+  Child w0, w1;
+};
+SlottedRun StartSlottedRun(const TempDir& dir, const std::vector<std::string>& sets,
+                           const std::string& round, Watchdog* dog) {
+  SlottedRun r;
+  r.s = StartServer(dir, "server.err", 2, sets, "127.0.0.1:0", {"--rejoin-grace", "60"}, dog);
+  EXPECT_FALSE(r.s.addr.empty());
+  if (r.s.addr.empty()) return r;
+  r.w0 = StartWorker(dir, "worker0.err", r.s.addr, {"--slot", "0"}, dog);
+  r.w1 = StartWorker(dir, "worker1.err", r.s.addr,
+                     {"--slot", "1", "--state-dir", dir.File("state1")}, dog);
+  EXPECT_TRUE(WaitForText(dir.File("server.err"), round));
+  return r;
+}
+
 TEST(FaultToleranceTest, KilledWorkerRoundClosesByDeadlineAndRestartedWorkerContinues) {
   TempDir dir;
   Watchdog dog(absl::Seconds(120));
@@ -175,13 +195,11 @@ TEST(FaultToleranceTest, KilledWorkerRoundClosesByDeadlineAndRestartedWorkerCont
                                          "federation.min_updates=1", "rounds=8"};
   // Tasks for the dead worker's slot wait for it to come back (rather than running the
   // rest of the run without its clients before it has restarted).
-  Server s = StartServer(dir, "server.err", 2, sets, "127.0.0.1:0", {"--rejoin-grace", "60"},
-                         &dog);
-  ASSERT_FALSE(s.addr.empty());
-  Child w0 = StartWorker(dir, "worker0.err", s.addr, {"--slot", "0"}, &dog);
-  Child w1 = StartWorker(dir, "worker1.err", s.addr,
-                         {"--slot", "1", "--state-dir", dir.File("state1")}, &dog);
-  ASSERT_TRUE(WaitForText(dir.File("server.err"), "round 2/8"));
+  SlottedRun run = StartSlottedRun(dir, sets, "round 2/8", &dog);
+  ASSERT_FALSE(HasFailure());
+  Server& s = run.s;
+  Child& w0 = run.w0;
+  Child& w1 = run.w1;
   // Stopped, worker 1 holds its slot but answers nothing: the round in progress closes at its
   // deadline with worker 0's updates. Killed while stopped, mid-round.
   kill(w1.pid, SIGSTOP);
@@ -218,13 +236,11 @@ TEST(FaultToleranceTest, TerminatedWorkerLeavesAndExitsZero) {
   Watchdog dog(absl::Seconds(120));
   const std::vector<std::string> sets = {"federation.round_timeout_s=2",
                                          "federation.min_updates=1", "rounds=6"};
-  Server s = StartServer(dir, "server.err", 2, sets, "127.0.0.1:0", {"--rejoin-grace", "60"},
-                         &dog);
-  ASSERT_FALSE(s.addr.empty());
-  Child w0 = StartWorker(dir, "worker0.err", s.addr, {"--slot", "0"}, &dog);
-  Child w1 = StartWorker(dir, "worker1.err", s.addr,
-                         {"--slot", "1", "--state-dir", dir.File("state1")}, &dog);
-  ASSERT_TRUE(WaitForText(dir.File("server.err"), "round 2/6"));
+  SlottedRun run = StartSlottedRun(dir, sets, "round 2/6", &dog);
+  ASSERT_FALSE(HasFailure());
+  Server& s = run.s;
+  Child& w0 = run.w0;
+  Child& w1 = run.w1;
   kill(w1.pid, SIGTERM);
   EXPECT_EQ(Wait(w1.pid), 0) << ReadFileBytes(w1.err_path);
   EXPECT_THAT(ReadFileBytes(w1.err_path), HasSubstr("signal 15: leaving the run"));
