@@ -1,5 +1,7 @@
 #include "aggregators/tracker_server.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 
@@ -34,36 +36,58 @@ absl::Status TrackerServer::Update(absl::Span<const ClientUpdate> updates, const
                                    ServerState* s) {
   const double inv_n = 1.0 / static_cast<double>(num_clients_);
   const double share = static_cast<double>(updates.size()) * inv_n;  // |S| / N
-  // v[i][p] = h^t + (|S|/N) c_i, built before the trackers move, in buffers kept from round
-  // to round (every value is written before it is read).
-  std::vector<std::vector<std::vector<float>>>& v = scratch_;
-  if (v.size() < updates.size()) v.resize(updates.size());
-  for (size_t i = 0; i < updates.size(); ++i) {
-    const ClientUpdate& u = updates[i];
+  for (const ClientUpdate& u : updates) {
     if (u.parts.size() != trackers_.size())
       return absl::InvalidArgumentError(absl::StrCat("client ", u.id, ": ", u.parts.size(),
                                                      " up parts; expected ", trackers_.size()));
-    v[i].resize(trackers_.size());
     for (size_t p = 0; p < trackers_.size(); ++p) {
-      absl::Span<const double> h = trackers_[p].h();
-      ConstVec c = u.parts[p];
-      if (c.size() != h.size())
+      if (u.parts[p].size() != trackers_[p].dim())
         return absl::InvalidArgumentError(absl::StrCat("client ", u.id, " part ", p, ": ",
-                                                       c.size(), " floats; model has ", h.size()));
-      std::vector<float>& out = v[i][p];
-      out.resize(h.size());
-      for (size_t j = 0; j < h.size(); ++j)
-        out[j] = static_cast<float>(h[j] + share * static_cast<double>(c[j]));
+                                                       u.parts[p].size(), " floats; model has ",
+                                                       trackers_[p].dim()));
+      FT_CHECK_OK(trackers_[p].Check(u.id, p < u.dense.size() && u.dense[p]));
     }
   }
-  // Fold the messages in, in client-id order (the Coordinator sorts `updates`).
-  for (const ClientUpdate& u : updates)
-    for (size_t p = 0; p < trackers_.size(); ++p)
-      trackers_[p].Add(u.id, u.parts[p], p < u.dense.size() && u.dense[p], inv_n);
+  // v[i][p] = h^t + (|S|/N) c_i for every received client, then h += (1/N) c_i in client-id
+  // order (the Coordinator sorts `updates`). Coordinates are independent, so the work is split
+  // into blocks of coordinates over the pool: within a block, each coordinate sees exactly the
+  // sequence of operations of a loop over clients, hence the same bits for any thread count.
+  // The v buffers are kept from round to round (every value is written before it is read).
+  std::vector<std::vector<std::vector<float>>>& v = scratch_;
+  if (v.size() < updates.size()) v.resize(updates.size());
+  for (size_t i = 0; i < updates.size(); ++i) {
+    v[i].resize(trackers_.size());
+    for (size_t p = 0; p < trackers_.size(); ++p) v[i][p].resize(trackers_[p].dim());
+  }
+  for (size_t p = 0; p < trackers_.size(); ++p) {
+    double* h = trackers_[p].mutable_h().data();
+    const size_t d = trackers_[p].dim();
+    constexpr size_t kBlock = size_t{1} << 14;
+    auto block = [&](size_t b) {
+      const size_t j0 = b * kBlock, j1 = std::min(d, j0 + kBlock);
+      for (size_t i = 0; i < updates.size(); ++i) {
+        const float* c = updates[i].parts[p].data();
+        float* out = v[i][p].data();
+        for (size_t j = j0; j < j1; ++j)
+          out[j] = static_cast<float>(h[j] + share * static_cast<double>(c[j]));
+      }
+      for (size_t i = 0; i < updates.size(); ++i) {
+        const float* c = updates[i].parts[p].data();
+        for (size_t j = j0; j < j1; ++j) h[j] += inv_n * static_cast<double>(c[j]);
+      }
+    };
+    const size_t blocks = (d + kBlock - 1) / kBlock;
+    if (info.pool != nullptr && blocks > 1) {
+      info.pool->ParallelFor(blocks, block);
+    } else {
+      for (size_t b = 0; b < blocks; ++b) block(b);
+    }
+    for (const ClientUpdate& u : updates) trackers_[p].mutable_initialised()[u.id] = true;
+  }
   std::vector<ClientUpdate> inner_updates(updates.begin(), updates.end());
   for (size_t i = 0; i < inner_updates.size(); ++i) {
     inner_updates[i].parts.clear();
-    for (const std::vector<float>& part : v[i]) inner_updates[i].parts.push_back(part);
+    for (size_t p = 0; p < trackers_.size(); ++p) inner_updates[i].parts.push_back(v[i][p]);
     inner_updates[i].dense.clear();
   }
   return inner_->Update(inner_updates, info, s);
