@@ -101,6 +101,7 @@ absl::Status RemoteWorker::Run() {
     if (o_.grpc.slot < 0) o_.grpc.slot = recorded.first;
   }
   absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> joined = JoinWithBackoff(o_.connect_timeout);
+  if (!joined.ok() && stop_) return absl::OkStatus();  // Stop() during the join
   if (!joined.ok()) {
     if (joined.status().code() == absl::StatusCode::kUnauthenticated)
       return absl::UnauthenticatedError(absl::StrCat(
@@ -169,6 +170,10 @@ absl::Status RemoteWorker::RunTasks(const RemoteWorkerSet& set, const std::strin
                        " for up to ", absl::ToInt64Seconds(o_.reconnect_timeout), " s"));
       absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> again =
           JoinWithBackoff(o_.reconnect_timeout);
+      if (!again.ok() && stop_) {
+        st = absl::OkStatus();  // Stop() during the rejoin
+        break;
+      }
       if (!again.ok()) {
         st = absl::UnavailableError(absl::StrCat("could not rejoin the server within ",
                                                  absl::ToInt64Seconds(o_.reconnect_timeout),
