@@ -78,7 +78,8 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> RemoteWorker::JoinWithBackoff(
   const absl::Time deadline = absl::Now() + timeout;
   absl::Duration backoff = absl::Milliseconds(100);
   while (true) {
-    absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> c = GrpcWorkerClient::Join(o_.grpc, deadline);
+    absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> c =
+        GrpcWorkerClient::Join(o_.grpc, deadline, &stop_);
     if (c.ok() || c.status().code() != absl::StatusCode::kAlreadyExists ||
         absl::Now() + backoff >= deadline || stop_)
       return c;
@@ -100,6 +101,7 @@ absl::Status RemoteWorker::Run() {
           " holds the client states of slot ", recorded.first));
     if (o_.grpc.slot < 0) o_.grpc.slot = recorded.first;
   }
+  Log(absl::StrCat("connecting to ", o_.grpc.server));
   absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> joined = JoinWithBackoff(o_.connect_timeout);
   if (!joined.ok() && stop_) return absl::OkStatus();  // Stop() during the join
   if (!joined.ok()) {

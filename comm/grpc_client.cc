@@ -65,7 +65,7 @@ GrpcWorkerClient::GrpcWorkerClient(std::unique_ptr<Impl> impl) : impl_(std::move
 GrpcWorkerClient::~GrpcWorkerClient() = default;
 
 absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
-    const GrpcWorkerOptions& opts, absl::Time deadline) {
+    const GrpcWorkerOptions& opts, absl::Time deadline, const std::atomic<bool>* cancel) {
   if (opts.tls_ca_pem.empty() &&
       !(opts.tls_cert_pem.empty() && opts.tls_key_pem.empty() && opts.tls_server_name.empty()))
     return absl::InvalidArgumentError("TLS options need the CA certificate of the server");
@@ -110,6 +110,8 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
     if (!absl::StrContains(s.error_message(), "refused") &&
         ++handshake_failures >= kMaxHandshakeFailures)
       break;
+    if (cancel != nullptr && cancel->load())
+      return absl::CancelledError(absl::StrCat("join ", opts.server, ": cancelled"));
     // Wait for the channel to try again (it backs off between connection attempts).
     const grpc_connectivity_state state = c->impl_->channel->GetState(/*try_to_connect=*/true);
     c->impl_->channel->WaitForStateChange(

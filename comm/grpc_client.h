@@ -8,6 +8,7 @@
 #define FEDTRAIN_COMM_GRPC_CLIENT_H_
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -40,8 +41,11 @@ class GrpcWorkerClient {
   // when the asked-for slot is still held by a live worker; Unavailable when
   // it cannot be reached by `deadline`, or sooner when connections keep failing after the
   // TCP connect (TLS handshake refused, plain TCP against a TLS server or the reverse).
-  static absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> Join(const GrpcWorkerOptions& opts,
-                                                                 absl::Time deadline);
+  // `cancel` (may be null), checked between connection attempts (at most ~0.5 s apart while
+  // the server cannot be reached): once true, Join gives up with Cancelled.
+  static absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> Join(
+      const GrpcWorkerOptions& opts, absl::Time deadline,
+      const std::atomic<bool>* cancel = nullptr);
   ~GrpcWorkerClient();
 
   const v1::JoinReply& joined() const { return joined_; }

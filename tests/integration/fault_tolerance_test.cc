@@ -252,6 +252,19 @@ TEST(FaultToleranceTest, TerminatedWorkerLeavesAndExitsZero) {
   EXPECT_EQ(Column(dir, "round").size(), 6u);
 }
 
+// SIGTERM while the worker is still trying to reach its server (nothing listens on the port)
+// ends the wait at once: exit 0 well before --connect-timeout (100 s; the watchdog would kill
+// it at 30 s).
+TEST(FaultToleranceTest, TerminatedWhileConnectingExitsZeroAtOnce) {
+  TempDir dir;
+  Watchdog dog(absl::Seconds(30));
+  Child w = StartWorker(dir, "worker.err", "127.0.0.1:1", {"--connect-timeout", "100"}, &dog);
+  ASSERT_TRUE(WaitForText(w.err_path, "connecting to 127.0.0.1:1"));
+  kill(w.pid, SIGTERM);
+  EXPECT_EQ(Wait(w.pid), 0) << ReadFileBytes(w.err_path);
+  EXPECT_THAT(ReadFileBytes(w.err_path), HasSubstr("signal 15: leaving the run"));
+}
+
 TEST(FaultToleranceTest, StoppedWorkerHangsNothingAndIsRefusedAsStaleOrCatchesUp) {
   TempDir dir;
   Watchdog dog(absl::Seconds(120));
