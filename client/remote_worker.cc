@@ -56,13 +56,6 @@ std::shared_ptr<GrpcWorkerClient> RemoteWorker::current() const {
   return client_;
 }
 
-uint64_t RemoteWorker::worker_id() const {
-  std::shared_ptr<GrpcWorkerClient> c = current();
-  return c ? c->joined().worker_id() : 0;
-}
-
-int64_t RemoteWorker::slot() const { return o_.grpc.slot; }
-
 void RemoteWorker::Stop(const std::string& why) {
   stop_ = true;
   if (std::shared_ptr<GrpcWorkerClient> c = current()) {

@@ -61,10 +61,6 @@ class RemoteWorker {
   // Leaves the run and makes Run() return OK soon: no rejoin, no new tasks.
   void Stop(const std::string& why);
 
-  // After Run(): the worker id and slot the server gave (0 before the first join).
-  uint64_t worker_id() const;
-  int64_t slot() const;
-
  private:
   absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> JoinWithBackoff(absl::Duration timeout);
   std::shared_ptr<GrpcWorkerClient> current() const;

@@ -58,10 +58,16 @@ absl::Status UplinkCodec::Encode(const Payload& up, RngStream& rng, ClientState*
   const Feedback method = o_.feedback.method;
   // The feedback memory is updated in place: the caller discards `state` after an error.
   std::map<std::string, std::vector<double>>& wide = state->wide;
-  // Scratch of d doubles per part, written before read (no zero fill): the scaled update and
-  // the decoded message.
+  // Scratch of d doubles, written before read (no zero fill): the scaled update (only when
+  // clipping scales it) and the decoded message.
   std::unique_ptr<double[]> v, sent;
-  size_t scratch = 0;
+  size_t v_size = 0, sent_size = 0;
+  auto fit = [](std::unique_ptr<double[]>* buf, size_t* size, size_t n) {
+    if (*size < n) {
+      buf->reset(new double[n]);
+      *size = n;
+    }
+  };
   for (size_t p = 0; p < up.parts.size(); ++p) {
     const std::vector<float>& part = up.parts[p];
     // With error feedback, FeedbackStep checks the (scaled) values itself; one pass suffices.
@@ -73,27 +79,25 @@ absl::Status UplinkCodec::Encode(const Payload& up, RngStream& rng, ClientState*
     if (method == Feedback::kNone && scale == 1.0) {
       FT_RETURN_IF_ERROR(compressor_->Encode(ConstVec(part), rng, &e, Vec()));
     } else {
-      if (scratch < part.size()) {
-        scratch = part.size();
-        v.reset(new double[scratch]);
-        sent.reset(new double[scratch]);
-      }
       // Unclipped, the values go to FeedbackStep as floats (read as double exactly, as
       // 1.0 * v would give): no double copy.
-      if (scale != 1.0)
+      if (scale != 1.0) {
+        fit(&v, &v_size, part.size());
         for (size_t j = 0; j < part.size(); ++j) v[j] = scale * static_cast<double>(part[j]);
+      }
       if (method == Feedback::kNone) {
         FT_RETURN_IF_ERROR(
             compressor_->Encode(absl::Span<const double>(v.get(), part.size()), rng, &e, {}));
       } else {
+        if (HasTracker(method) && dense_ == nullptr)
+          return absl::InternalError("tracker feedback without a dense codec");
         FeedbackState st;
         st.e = std::move(wide[FeedbackErrorKey(p)]);
         st.h = std::move(wide[FeedbackTrackerKey(p)]);
         st.initialised = !st.h.empty();
         bool dense = false;
-        if (HasTracker(method) && dense_ == nullptr)
-          return absl::InternalError("tracker feedback without a dense codec");
         const Compressor& dense_codec = dense_ != nullptr ? *dense_ : *compressor_;
+        fit(&sent, &sent_size, part.size());
         const absl::Span<double> sent_span(sent.get(), part.size());
         absl::Status s =
             scale == 1.0

@@ -53,7 +53,6 @@ class UplinkCodec {
 
   const UplinkOptions& options() const { return o_; }
   const Compressor& compressor() const { return *compressor_; }
-  const Compressor* dense() const { return dense_; }
 
   // Client side. Encodes `up` into `out`, updating the feedback memory in `state->wide`.
   // `state` is the caller's working copy, updated in place: after an error (a non-finite

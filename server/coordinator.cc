@@ -65,8 +65,7 @@ struct Coordinator::Round {
   uint64_t round = 0;
   size_t dim = 0;
   RoundSummary sum;
-  RoundInfo info;
-  std::vector<ClientId> sampled;
+  RoundInfo info;  // info.sampled: the round's clients, sorted
   absl::flat_hash_set<ClientId> pending;   // asked, not answered yet
   std::map<ClientId, ClientRecord> accepted;  // ordered by client id: the reduction order
 };
@@ -99,8 +98,8 @@ absl::Status Coordinator::Broadcast(Round* r) {
     const int64_t extra = (opts_.clients_per_round * ppm + 999999) / 1000000;
     to_sample = std::min<int64_t>(opts_.num_clients, opts_.clients_per_round + extra);
   }
-  r->sampled = SampleClients(opts_.sampling_seed, r->round, opts_.num_clients, to_sample);
-  r->sum.sampled = static_cast<int64_t>(r->sampled.size());
+  r->info.sampled = SampleClients(opts_.sampling_seed, r->round, opts_.num_clients, to_sample);
+  r->sum.sampled = static_cast<int64_t>(r->info.sampled.size());
   Payload down;
   FT_RETURN_IF_ERROR(algo_->DownPayload(state_, &down));
   auto common = std::make_shared<v1::TaskMsg>();
@@ -115,7 +114,7 @@ absl::Status Coordinator::Broadcast(Round* r) {
   // Each client's task is the common message plus two fields (client_id, accepted_through):
   // its size is the common size plus theirs.
   const std::shared_ptr<const v1::TaskMsg> shared = std::move(common);
-  for (ClientId id : r->sampled) {
+  for (ClientId id : r->info.sampled) {
     Task t;
     t.common = shared;
     t.client_id = id;
@@ -132,7 +131,6 @@ absl::Status Coordinator::Broadcast(Round* r) {
     }
     r->pending.insert(id);
   }
-  r->info.sampled = r->sampled;
   return absl::OkStatus();
 }
 
@@ -238,7 +236,7 @@ absl::Status Coordinator::Aggregate(Round* r) {
       absl::StrAppend(&why, i ? "; " : "", sum.rejections[i]);
     return absl::UnavailableError(absl::StrCat(
         "round ", r->round, " closed with ", updates.size(), " accepted updates of ",
-        r->sampled.size(), " sampled clients, below federation.min_updates (", opts_.min_updates,
+        r->info.sampled.size(), " sampled clients, below federation.min_updates (", opts_.min_updates,
         "); the model was not changed", why.empty() ? "" : ". Reasons: ", why,
         sum.rejections.size() > 5 ? "; ..." : ""));
   }
