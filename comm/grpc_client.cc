@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -53,7 +54,13 @@ struct GrpcWorkerClient::Impl {
   absl::Mutex mu;
   grpc::ClientContext* tasks_ctx ABSL_GUARDED_BY(mu) = nullptr;  // ReceiveTasks' call
   bool cancelled ABSL_GUARDED_BY(mu) = false;
+  uint32_t pushes_open ABSL_GUARDED_BY(mu) = 0;
 };
+
+void GrpcWorkerClient::AddSession(grpc::ClientContext* ctx) const {
+  ctx->AddMetadata(kSessionMetadataKey,
+                   absl::StrCat(joined_.worker_id(), ".", absl::BytesToHexString(joined_.session())));
+}
 
 void GrpcWorkerClient::Cancel() {
   absl::MutexLock lock(&impl_->mu);
@@ -90,8 +97,7 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
   std::unique_ptr<GrpcWorkerClient> c(new GrpcWorkerClient(std::move(impl)));
   c->opts_ = opts;
   v1::JoinRequest req;
-  req.set_token(opts.token);
-  req.set_worker_name(opts.name);
+  req.set_worker_name(opts.name.substr(0, kMaxWorkerNameBytes));
   if (opts.slot >= 0) req.set_slot(static_cast<uint32_t>(opts.slot));
   // The server may still be starting: retry while the connection is refused, until the
   // deadline. A failure after the TCP connect (a refused TLS handshake, a plain/TLS mismatch)
@@ -103,6 +109,7 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> GrpcWorkerClient::Join(
   while (true) {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(deadline));
+    ctx.AddMetadata(kTokenMetadataKey, opts.token);
     s = c->impl_->stub->Join(&ctx, req, &c->joined_);
     if (s.ok()) return c;
     if (s.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() >= deadline) break;
@@ -147,8 +154,7 @@ absl::Status GrpcWorkerClient::ReceiveTasks(const std::function<void(v1::TaskMsg
     }
   } unregister{impl_.get()};
   v1::TasksRequest req;
-  req.set_token(opts_.token);
-  req.set_worker_id(joined_.worker_id());
+  AddSession(&ctx);
   std::unique_ptr<grpc::ClientReader<v1::TaskChunk>> reader = impl_->stub->Tasks(&ctx, req);
   v1::TaskChunk chunk;
   std::string buf;
@@ -226,6 +232,25 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
   size_t piece = 0, off = 0;
   bool first = true;
   grpc::ClientContext ctx;
+  AddSession(&ctx);
+  // At most max_concurrent_pushes of this worker's pushes at once: the server refuses more.
+  {
+    absl::MutexLock lock(&impl_->mu);
+    const uint32_t most = std::max<uint32_t>(1, joined_.max_concurrent_pushes());
+    Impl* impl = impl_.get();
+    auto room = [impl, most]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu) {
+      return impl->pushes_open < most;
+    };
+    impl_->mu.Await(absl::Condition(&room));
+    ++impl_->pushes_open;
+  }
+  struct Done {
+    Impl* impl;
+    ~Done() {
+      absl::MutexLock lock(&impl->mu);
+      --impl->pushes_open;
+    }
+  } done{impl_.get()};
   const grpc::Status status = PushRawChunks(impl_->channel, &ctx, [&](grpc::ByteBuffer* chunk) {
     while (piece < pieces.size() && off == pieces[piece].second) {
       ++piece;
@@ -236,12 +261,7 @@ absl::Status GrpcWorkerClient::Push(const v1::UpdateMsg& update) {
     const bool any = piece < pieces.size();
     const size_t n = any ? std::min(kGrpcChunkBytes, pieces[piece].second - off) : 0;
     std::string head;
-    if (first) {  // UpdateChunk fields 1 token, 2 worker_id, 3 total_bytes, 5 part_bytes
-      head.push_back(0x0A);
-      varint(opts_.token.size(), &head);
-      head.append(opts_.token);
-      head.push_back(0x10);
-      varint(joined_.worker_id(), &head);
+    if (first) {  // UpdateChunk fields 3 total_bytes, 5 part_bytes
       head.push_back(0x18);
       varint(total, &head);
       if (pieces.size() > 1) {
@@ -305,8 +325,7 @@ absl::StatusOr<bool> GrpcWorkerClient::Heartbeat() {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
   v1::HeartbeatRequest req;
-  req.set_token(opts_.token);
-  req.set_worker_id(joined_.worker_id());
+  AddSession(&ctx);
   v1::HeartbeatReply reply;
   grpc::Status s = impl_->stub->Heartbeat(&ctx, req, &reply);
   if (!s.ok()) return FromGrpc(s, "heartbeat");
@@ -317,9 +336,8 @@ absl::Status GrpcWorkerClient::Leave(const std::string& reason) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   v1::LeaveRequest req;
-  req.set_token(opts_.token);
-  req.set_worker_id(joined_.worker_id());
-  req.set_reason(reason);
+  AddSession(&ctx);
+  req.set_reason(reason.substr(0, kMaxLeaveReasonBytes));
   v1::LeaveReply reply;
   return FromGrpc(impl_->stub->Leave(&ctx, req, &reply), "leave");
 }

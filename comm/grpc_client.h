@@ -62,6 +62,8 @@ class GrpcWorkerClient {
   // Returns whether the session is over.
   absl::StatusOr<bool> Heartbeat();
   absl::Status Leave(const std::string& reason);
+  // Adds this worker's session credential to a call's metadata (for raw calls, e.g. tests).
+  void AddSession(grpc::ClientContext* ctx) const;
 
  private:
   struct Impl;

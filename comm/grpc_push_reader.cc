@@ -12,45 +12,92 @@
 
 namespace fedtrain {
 
-GrpcServerTransport::UpdateReader::UpdateReader(GrpcServerTransport* t, std::string peer)
-    : t_(t), peer_(std::move(peer)) {
+GrpcServerTransport::UpdateReader::UpdateReader(GrpcServerTransport* t, std::string peer,
+                                                uint64_t worker_id)
+    : t_(t), peer_(std::move(peer)), worker_id_(worker_id) {
   StartRead(&raw_);
 }
 
 void GrpcServerTransport::UpdateReader::OnReadDone(bool ok) {
   if (!ok) return Complete();
+  const bool was_started = started_;
   std::vector<std::pair<uint64_t, uint64_t>> spans;  // the data fields: (offset, length)
   if (grpc::Status st = Parse(&spans); !st.ok()) return Refuse(st);
   // Parse's reader of raw_ is gone; the chunk moves out so the next read has a buffer of
   // its own (gRPC fills it, maybe on another thread, as soon as it is asked to).
   grpc::ByteBuffer chunk;
   chunk.Swap(&raw_);
+  if (!was_started) {  // the first chunk announced the size: room in the receive budget?
+    absl::MutexLock lock(&t_->mu_);
+    if (finished_) return;
+    if (t_->ReserveReceiveLocked(total_)) {
+      reserved_ = total_;
+    } else {  // wait unread: HTTP/2 flow control holds the sender back meanwhile
+      parked_ = true;
+      parked_chunk_.Swap(&chunk);
+      parked_spans_ = std::move(spans);
+      t_->waiting_for_budget_.push_back(this);
+      return;
+    }
+  }
   if (!Take(chunk, spans)) return Refuse(MalformedStatus("data"));
   StartRead(&raw_);
 }
 
-void GrpcServerTransport::UpdateReader::OnDone() { delete this; }
+void GrpcServerTransport::UpdateReader::Resume() {
+  grpc::ByteBuffer chunk;
+  chunk.Swap(&parked_chunk_);
+  const std::vector<std::pair<uint64_t, uint64_t>> spans = std::move(parked_spans_);
+  if (!Take(chunk, spans)) return Refuse(MalformedStatus("data"));
+  StartRead(&raw_);
+}
+
+void GrpcServerTransport::UpdateReader::OnCancel() {
+  // Only a push waiting for room has no read of its own to end it.
+  {
+    absl::MutexLock lock(&t_->mu_);
+    if (!parked_) return;
+    parked_ = false;
+    auto& w = t_->waiting_for_budget_;
+    w.erase(std::remove(w.begin(), w.end(), this), w.end());
+  }
+  FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "push cancelled"));
+}
+
+void GrpcServerTransport::UpdateReader::OnDone() {
+  std::vector<UpdateReader*> resume;
+  {
+    absl::MutexLock lock(&t_->mu_);
+    if (auto it = t_->open_pushes_.find(worker_id_); it != t_->open_pushes_.end())
+      if (--it->second == 0) t_->open_pushes_.erase(it);
+    resume = t_->ReleaseReceiveLocked(reserved_);
+  }
+  for (UpdateReader* r : resume) r->Resume();
+  delete this;
+}
+
+bool GrpcServerTransport::UpdateReader::FinishOnce(const grpc::Status& s) {
+  {
+    absl::MutexLock lock(&t_->mu_);
+    if (finished_) return false;
+    finished_ = true;
+  }
+  Finish(s);
+  return true;
+}
 
 grpc::Status GrpcServerTransport::UpdateReader::Parse(
     std::vector<std::pair<uint64_t, uint64_t>>* spans) {
-  // UpdateChunk (service.proto): 1 token, 2 worker_id, 3 total_bytes, 5 part_bytes (first
-  // chunk only), 4 data. Anything else is refused: only our own client writes this stream.
+  // UpdateChunk (service.proto): 3 total_bytes, 5 part_bytes (first chunk only), 4 data.
+  // Anything else is refused: only our own client writes this stream.
   grpc::ProtoBufferReader stream(&raw_);
   google::protobuf::io::CodedInputStream in(&stream);
-  std::string token;
-  uint64_t worker_id = 0, total = 0;
+  uint64_t total = 0;
   std::vector<uint64_t> part_bytes;
   bool has_header = false;
   for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
     uint32_t len = 0;
-    if (tag == 0x0A) {  // 1: token
-      if (!in.ReadVarint32(&len) || len > 4096 || !in.ReadString(&token, static_cast<int>(len)))
-        return MalformedStatus("token");
-      has_header = true;
-    } else if (tag == 0x10) {  // 2: worker_id
-      if (!in.ReadVarint64(&worker_id)) return MalformedStatus("worker_id");
-      has_header = true;
-    } else if (tag == 0x18) {  // 3: total_bytes
+    if (tag == 0x18) {  // 3: total_bytes
       if (!in.ReadVarint64(&total)) return MalformedStatus("total_bytes");
       has_header = true;
     } else if (tag == 0x2A) {  // 5: part_bytes, packed, before the first data
@@ -70,8 +117,7 @@ grpc::Status GrpcServerTransport::UpdateReader::Parse(
     } else if (tag == 0x22) {  // 4: data
       if (!in.ReadVarint32(&len)) return MalformedStatus("data");
       if (!started_) {
-        if (absl::Status st = Start(has_header, token, worker_id, total, part_bytes);
-            !st.ok())
+        if (absl::Status st = Start(has_header, total, part_bytes); !st.ok())
           return grpc::Status(static_cast<grpc::StatusCode>(st.code()),
                               std::string(st.message()));
       }
@@ -89,18 +135,16 @@ grpc::Status GrpcServerTransport::UpdateReader::Parse(
   }
   if (!in.ConsumedEntireMessage()) return MalformedStatus("a truncated field");
   if (!started_) {  // a header without data: an empty update
-    if (absl::Status st = Start(has_header, token, worker_id, total, part_bytes); !st.ok())
+    if (absl::Status st = Start(has_header, total, part_bytes); !st.ok())
       return grpc::Status(static_cast<grpc::StatusCode>(st.code()), std::string(st.message()));
   }
   return grpc::Status::OK;
 }
 
-absl::Status GrpcServerTransport::UpdateReader::Start(bool has_header, const std::string& token,
-                                                      uint64_t worker_id, uint64_t total,
+absl::Status GrpcServerTransport::UpdateReader::Start(bool has_header, uint64_t total,
                                                       const std::vector<uint64_t>& part_bytes) {
-  if (!has_header || !t_->TokenOk(token))
-    return absl::UnauthenticatedError("wrong token");
-  worker_id_ = worker_id;
+  if (!has_header)
+    return absl::InvalidArgumentError("the first chunk has no header (total_bytes)");
   total_ = total;
   uint64_t max;
   bool known;
@@ -213,30 +257,38 @@ void GrpcServerTransport::UpdateReader::Complete() {
             absl::StrCat("tensor ", i, " has bytes both in the envelope and after it")));
     u.part_data = std::move(parts_);
   }
-  absl::MutexLock lock(&t_->mu_);
-  if (!t_->members_.RoutedTo(m.client_id(), worker_id_)) {
-    grpc::Status s(grpc::StatusCode::PERMISSION_DENIED,
-                   absl::StrCat("client ", m.client_id(), " is not routed to worker ",
-                                worker_id_));
-    t_->RefuseLocked(absl::StrCat("push from ", peer_, ": ", s.error_message()));
-    return Finish(s);
+  {
+    absl::MutexLock lock(&t_->mu_);
+    if (!t_->members_.RoutedTo(m.client_id(), worker_id_)) {
+      grpc::Status s(grpc::StatusCode::PERMISSION_DENIED,
+                     absl::StrCat("client ", m.client_id(), " is not routed to worker ",
+                                  worker_id_));
+      t_->RefuseLocked(absl::StrCat("push from ", peer_, ": ", s.error_message()));
+      finished_ = true;
+      Finish(s);
+      return;
+    }
+    // The client's task is answered (an update of an earlier round answers nothing).
+    const uint32_t slot = static_cast<uint32_t>(m.client_id() % t_->members_.num_slots());
+    if (slot < t_->unanswered_.size()) {
+      auto& pending = t_->unanswered_[slot];
+      auto it = pending.find(m.client_id());
+      if (it != pending.end() && it->second.round() == m.round()) pending.erase(it);
+    }
+    t_->updates_.push_back(std::move(u));
+    finished_ = true;
   }
-  t_->updates_.push_back(std::move(u));
   Finish(grpc::Status::OK);
 }
 
 void GrpcServerTransport::UpdateReader::Refuse(const grpc::Status& s) {
   parts_.clear();  // lets go of gRPC's slices at once
-  if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-    absl::MutexLock lock(&t_->mu_);
-    t_->RefuseLocked(absl::StrCat("push from ", peer_, ": wrong token"));
-    Finish(BadToken());
-    return;
-  }
   {
     absl::MutexLock lock(&t_->mu_);
+    if (finished_) return;
     t_->RefuseLocked(absl::StrCat("push from ", peer_, " (worker ", worker_id_,
                                   "): ", s.error_message()));
+    finished_ = true;
   }
   Finish(s);
 }

@@ -35,17 +35,24 @@ namespace fedtrain {
 // parses, size-checks and enqueues, and gRPC reads on.
 class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  UpdateReader(GrpcServerTransport* t, std::string peer);
+  // A push from worker `worker_id` (authenticated by the caller, which counted it in the
+  // worker's open pushes).
+  UpdateReader(GrpcServerTransport* t, std::string peer, uint64_t worker_id);
   void OnReadDone(bool ok) override;
+  void OnCancel() override;
   void OnDone() override;
+  // Goes on after waiting for room in the receive budget (which it now holds): takes the
+  // chunk it stopped at and reads on. Called without the transport's mutex.
+  void Resume();
 
  private:
+  friend class GrpcServerTransport;  // its receive budget hands room to waiting pushes
+
   // Decodes the chunk in raw_: header fields (starting the update on the first chunk) and
   // where its data lie, checked to be all there; OK or the refusal.
   grpc::Status Parse(std::vector<std::pair<uint64_t, uint64_t>>* spans);
-  // The first chunk: token, sender, announced size and the tensors' sizes.
-  absl::Status Start(bool has_header, const std::string& token, uint64_t worker_id,
-                     uint64_t total, const std::vector<uint64_t>& part_bytes);
+  // The first chunk: announced size and the tensors' sizes.
+  absl::Status Start(bool has_header, uint64_t total, const std::vector<uint64_t>& part_bytes);
   // Bytes destination i has so far (0: the envelope, i > 0: tensor i - 1).
   uint64_t Have(size_t i) const;
   // Appends `piece`, which lies in `slice`, to the destinations, in order: the envelope is
@@ -59,12 +66,21 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   void Complete();
   // Ends the call with `s` and records the refusal for the round's metrics.
   void Refuse(const grpc::Status& s);
+  // Finish(s), once; false when the call was already finished.
+  bool FinishOnce(const grpc::Status& s);
 
   GrpcServerTransport* const t_;
   const std::string peer_;
+  const uint64_t worker_id_;
   grpc::ByteBuffer raw_;
   bool started_ = false;
-  uint64_t worker_id_ = 0, total_ = 0, filled_ = 0;
+  uint64_t total_ = 0, filled_ = 0;
+  // Receive budget: the bytes this push holds, and while it waits for room, the chunk it
+  // stopped at (guarded by the transport's mutex, as is finished_).
+  uint64_t reserved_ = 0;
+  bool parked_ = false, finished_ = false;
+  grpc::ByteBuffer parked_chunk_;
+  std::vector<std::pair<uint64_t, uint64_t>> parked_spans_;
   // The envelope, then the tensors: want_[i] bytes each, filled in order (cursor_ is the
   // first that is not full).
   std::vector<uint64_t> want_;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_client.h"
 #include "comm/grpc_server.h"
@@ -36,20 +38,10 @@ void Varint(uint64_t v, std::string* out) {
   out->push_back(static_cast<char>(v));
 }
 
-// UpdateChunk bytes: header fields (when `total` > 0 or a token is given), part_bytes (when
-// any), then data.
-std::string Chunk(const std::string& token, uint64_t worker, uint64_t total,
-                  const std::string& data, const std::vector<uint64_t>& part_bytes = {}) {
+// UpdateChunk bytes: the header field (when `total` > 0), part_bytes (when any), then data.
+std::string Chunk(uint64_t total, const std::string& data,
+                  const std::vector<uint64_t>& part_bytes = {}) {
   std::string c;
-  if (!token.empty()) {
-    c.push_back(0x0A);
-    Varint(token.size(), &c);
-    c += token;
-  }
-  if (worker != 0) {
-    c.push_back(0x10);
-    Varint(worker, &c);
-  }
   if (total != 0) {
     c.push_back(0x18);
     Varint(total, &c);
@@ -106,9 +98,27 @@ class PushDecoderTest : public ::testing::TestWithParam<bool> {
     if (server_) server_->Shutdown(absl::Now() + absl::Seconds(1));
   }
 
+  // Which credentials a push carries.
+  enum class As { kSelf, kNoSession, kWrongSecret, kOtherWorker };
   // Sends `messages` (each one raw UpdateChunk) on one Push call; the call's status.
-  grpc::Status Send(const std::vector<std::string>& messages) {
+  grpc::Status Send(const std::vector<std::string>& messages, As as = As::kSelf) {
     grpc::ClientContext ctx;
+    const std::string secret = absl::BytesToHexString(client_->joined().session());
+    const uint64_t id = client_->joined().worker_id();
+    switch (as) {
+      case As::kSelf:
+        client_->AddSession(&ctx);
+        break;
+      case As::kNoSession:
+        break;
+      case As::kWrongSecret:
+        ctx.AddMetadata(kSessionMetadataKey,
+                        absl::StrCat(id, ".", std::string(secret.size(), 'a')));
+        break;
+      case As::kOtherWorker:
+        ctx.AddMetadata(kSessionMetadataKey, absl::StrCat(id + 7, ".", secret));
+        break;
+    }
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
     size_t i = 0;
     return PushRawChunks(channel_, &ctx, [&](grpc::ByteBuffer* chunk) {
@@ -120,19 +130,17 @@ class PushDecoderTest : public ::testing::TestWithParam<bool> {
   }
   // The valid update as a stream of two chunks.
   std::vector<std::string> ValidStream() const {
-    const uint64_t id = client_->joined().worker_id();
     const size_t half = valid_bytes_.size() / 2;
-    return {Chunk(kToken, id, valid_bytes_.size(), valid_bytes_.substr(0, half)),
-            Chunk("", 0, 0, valid_bytes_.substr(half))};
+    return {Chunk(valid_bytes_.size(), valid_bytes_.substr(0, half)),
+            Chunk(0, valid_bytes_.substr(half))};
   }
   // The same update as the worker sends it: the envelope, then the tensor's 256 bytes, in
   // three chunks (the second one spans the end of the envelope and the start of the tensor).
   std::vector<std::string> BulkStream() const {
-    const uint64_t id = client_->joined().worker_id();
     const std::string all = envelope_bytes_ + valid_.up().parts(0).data();
     const size_t a = envelope_bytes_.size() / 2, b = envelope_bytes_.size() + 100;
-    return {Chunk(kToken, id, all.size(), all.substr(0, a), {256}),
-            Chunk("", 0, 0, all.substr(a, b - a)), Chunk("", 0, 0, all.substr(b))};
+    return {Chunk(all.size(), all.substr(0, a), {256}),
+            Chunk(0, all.substr(a, b - a)), Chunk(0, all.substr(b))};
   }
   // The next update the server delivers, as one message.
   absl::StatusOr<v1::UpdateMsg> Receive() {
@@ -211,34 +219,38 @@ TEST_P(PushDecoderTest, BitFlipsNeverBreakTheDecoder) {
 }
 
 TEST_P(PushDecoderTest, HostileMessagesAreRefusedWithReasons) {
-  const uint64_t id = client_->joined().worker_id();
-  EXPECT_EQ(Send({Chunk("wrong", id, 4, "abcd")}).error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(Send({Chunk("", 0, 0, "abcd")}).error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(Send({Chunk(kToken, id + 7, 4, "abcd")}).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(Send({Chunk(kToken, id, (1 << 20) + 1, "a")}).error_code(),
+  // Without valid credentials: refused before a byte is read, counted apart from the
+  // round's refusals.
+  const uint64_t security_before = server_->security_refusals();
+  for (As as : {As::kNoSession, As::kWrongSecret, As::kOtherWorker})
+    EXPECT_EQ(Send({Chunk(4, "abcd")}, as).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(server_->security_refusals(), security_before + 3);
+  EXPECT_TRUE(server_->TakeRefused().empty());
+  EXPECT_EQ(Send({Chunk(0, "abcd")}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // data before any header
+  EXPECT_EQ(Send({Chunk((1 << 20) + 1, "a")}).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_EQ(Send({Chunk(kToken, id, 2, "abcd")}).error_code(),
+  EXPECT_EQ(Send({Chunk(2, "abcd")}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // more data than announced
   EXPECT_EQ(Send({std::string("\x32\x01\x00", 3)}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // an unknown field
-  EXPECT_EQ(Send({Chunk(kToken, id, 4, "abcd")}).error_code(),
+  EXPECT_EQ(Send({Chunk(4, "abcd")}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // complete, but no UpdateMsg
-  EXPECT_EQ(Send({Chunk(kToken, id, 0, "")}).error_code(),
+  EXPECT_EQ(Send({Chunk(0, "")}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // announces nothing
   // The tensors outside the envelope: sizes that leave no envelope, a count that disagrees
   // with the envelope's, bytes both inline and after, part_bytes after the data began, and
   // a packed field cut short.
   const std::string all = envelope_bytes_ + valid_.up().parts(0).data();
-  EXPECT_EQ(Send({Chunk(kToken, id, all.size(), all, {all.size()})}).error_code(),
+  EXPECT_EQ(Send({Chunk(all.size(), all, {all.size()})}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Send({Chunk(kToken, id, all.size(), all, {200, 56})}).error_code(),
+  EXPECT_EQ(Send({Chunk(all.size(), all, {200, 56})}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   const std::string inline_too = valid_bytes_ + valid_.up().parts(0).data();
-  EXPECT_EQ(Send({Chunk(kToken, id, inline_too.size(), inline_too, {256})}).error_code(),
+  EXPECT_EQ(Send({Chunk(inline_too.size(), inline_too, {256})}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Send({Chunk(kToken, id, all.size(), all.substr(0, 10), {256}),
-                  Chunk("", 0, 0, all.substr(10), {256})})
+  EXPECT_EQ(Send({Chunk(all.size(), all.substr(0, 10), {256}),
+                  Chunk(0, all.substr(10), {256})})
                 .error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Send({std::string("\x2a\x05\x80\x02", 4)}).error_code(),
@@ -251,10 +263,10 @@ TEST_P(PushDecoderTest, HostileMessagesAreRefusedWithReasons) {
   }
   EXPECT_TRUE(NothingDelivered());
   const std::vector<std::string> why = server_->TakeRefused();
-  ASSERT_GE(why.size(), 12u);
+  ASSERT_GE(why.size(), 10u);
   std::string reasons;
   for (const std::string& w : why) reasons += w + "\n";
-  for (const char* reason : {"wrong token", "has not joined", "exceeds the limit", "no bytes",
+  for (const char* reason : {"no header", "exceeds the limit",
                              "exceed the announced", "malformed update chunk",
                              "does not parse", "leave no room", "1 tensors but its chunks carry 2",
                              "both in the envelope", "malformed update chunk: part_bytes"})

@@ -9,6 +9,11 @@
 #include <sstream>
 #include <utility>
 
+#include <sys/random.h>
+#include <sys/resource.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_push_reader.h"
@@ -46,6 +51,44 @@ std::vector<v1::TaskChunk> ChunkTask(const std::string& bytes) {
 // The same code and message (gRPC's codes are absl's).
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+// The value of metadata `key` of the call (the first, if several), or nullopt.
+std::optional<std::string> MetadataValue(const grpc::CallbackServerContext* ctx,
+                                         const char* key) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find(key);
+  if (it == md.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
+// 32 bytes from the kernel's cryptographically secure generator.
+std::string NewSessionSecret() {
+  std::string s(32, '\0');
+  size_t got = 0;
+  while (got < s.size()) {
+    const ssize_t n = getrandom(s.data() + got, s.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // getrandom cannot fail for 32 bytes once the pool is initialised
+      std::perror("fedtrain server: getrandom");
+      std::abort();
+    }
+    got += static_cast<size_t>(n);
+  }
+  return s;
+}
+
+// The peer, shortened for a log line (a hostile peer chooses nothing in it but its address).
+std::string PeerOf(const grpc::CallbackServerContext* ctx) { return ctx->peer(); }
+
+// Raises the soft limit of open files to the hard one: a server holds a descriptor per
+// connection, and gRPC 1.51's listener stops accepting for good once accept() fails with
+// EMFILE (see comm/grpc_server.h).
+void RaiseFileLimit() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  lim.rlim_cur = lim.rlim_max;
+  (void)setrlimit(RLIMIT_NOFILE, &lim);
 }
 
 }  // namespace
@@ -94,6 +137,14 @@ class GrpcServerTransport::TaskWriter final : public grpc::ServerWriteReactor<v1
   const uint64_t id_;
 };
 
+// Ends a Push call with `status` before reading any of it: gRPC drops whatever the sender
+// had in flight, so a refused caller costs the server nothing it keeps.
+class GrpcServerTransport::Refuser final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+ public:
+  explicit Refuser(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 class GrpcServerTransport::Service final
     : public v1::FedTrain::WithRawCallbackMethod_Push<v1::FedTrain::CallbackService> {
  public:
@@ -102,18 +153,27 @@ class GrpcServerTransport::Service final
   grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* ctx, const v1::JoinRequest* req,
                                  v1::JoinReply* reply) override {
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-    if (!t_->TokenOk(req->token())) {
+    const std::optional<std::string> token = MetadataValue(ctx, kTokenMetadataKey);
+    if (!token.has_value() || !t_->TokenOk(*token)) {
       absl::MutexLock lock(&t_->mu_);
-      t_->RefuseLocked(absl::StrCat("join from ", ctx->peer(), " (", req->worker_name(),
-                                    "): wrong token"));
+      t_->SecurityRefusalLocked(absl::StrCat("join from ", PeerOf(ctx), ": ",
+                                             token.has_value() ? "wrong token" : "no token"));
       r->Finish(BadToken());
       return r;
     }
+    if (req->worker_name().size() > kMaxWorkerNameBytes) {
+      r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             absl::StrCat("worker_name is ", req->worker_name().size(),
+                                          " bytes; the most is ", kMaxWorkerNameBytes)));
+      return r;
+    }
+    std::string session = NewSessionSecret();
     {
       absl::MutexLock lock(&t_->mu_);
       absl::StatusOr<Membership::Joined> joined = t_->members_.Join(
           req->worker_name(),
-          req->has_slot() ? std::optional<uint32_t>(req->slot()) : std::nullopt, absl::Now());
+          req->has_slot() ? std::optional<uint32_t>(req->slot()) : std::nullopt, absl::Now(),
+          session);
       if (!joined.ok()) {
         r->Finish(ToGrpc(joined.status()));
         return r;
@@ -121,15 +181,31 @@ class GrpcServerTransport::Service final
       if (joined->replaced != 0) {  // took the slot over from a holder that is gone
         if (auto it = t_->outboxes_.find(joined->replaced); it != t_->outboxes_.end())
           it->second.queue.clear();
-        std::fprintf(stderr, "fedtrain server: worker %s rejoined slot %u (was worker %llu)\n",
+        // The old holder's unanswered tasks go to the new one.
+        size_t resent = 0;
+        if (joined->slot < t_->unanswered_.size()) {
+          for (const auto& [client, task] : t_->unanswered_[joined->slot]) {
+            if (task.round() != t_->latest_round_) continue;  // its round is over
+            std::vector<v1::TaskChunk> chunks;
+            if (!ChunkTaskMessage(task, &chunks)) continue;
+            Outbox& out = t_->outboxes_[joined->worker_id];
+            for (v1::TaskChunk& c : chunks) out.queue.push_back(std::move(c));
+            ++resent;
+          }
+        }
+        std::fprintf(stderr,
+                     "fedtrain server: worker %s rejoined slot %u (was worker %llu); %zu "
+                     "unanswered task(s) re-sent\n",
                      req->worker_name().c_str(), joined->slot,
-                     static_cast<unsigned long long>(joined->replaced));
+                     static_cast<unsigned long long>(joined->replaced), resent);
       }
       reply->set_worker_id(joined->worker_id);
       reply->set_max_update_bytes(t_->max_update_bytes_);
       reply->set_slot(joined->slot);
       reply->set_num_slots(joined->num_slots);
     }
+    reply->set_session(std::move(session));
+    reply->set_max_concurrent_pushes(t_->opts_.max_concurrent_pushes);
     *reply->mutable_config() = t_->opts_.config;
     reply->set_heartbeat_interval_ms(
         static_cast<uint32_t>(absl::ToInt64Milliseconds(t_->opts_.heartbeat_interval)));
@@ -139,16 +215,17 @@ class GrpcServerTransport::Service final
 
   grpc::ServerWriteReactor<v1::TaskChunk>* Tasks(grpc::CallbackServerContext* ctx,
                                                  const v1::TasksRequest* req) override {
-    auto* w = new TaskWriter(t_, req->worker_id());
-    if (!t_->TokenOk(req->token())) {
-      w->FinishOnce(BadToken());
+    const absl::StatusOr<uint64_t> id = t_->Authenticate(ctx, "task stream");
+    auto* w = new TaskWriter(t_, id.ok() ? *id : 0);
+    if (!id.ok()) {
+      w->FinishOnce(ToGrpc(id.status()));
       return w;
     }
     absl::MutexLock lock(&t_->mu_);
-    if (absl::Status st = t_->members_.OpenStream(req->worker_id()); !st.ok()) {
+    if (absl::Status st = t_->members_.OpenStream(*id); !st.ok()) {
       w->FinishOnce(ToGrpc(st));
     } else {
-      Outbox& out = t_->outboxes_[req->worker_id()];
+      Outbox& out = t_->outboxes_[*id];
       out.writer = w;
       t_->PumpLocked(&out);
     }
@@ -160,23 +237,38 @@ class GrpcServerTransport::Service final
     // The reply is an empty PushReply, which serializes to no bytes.
     grpc::Slice none;
     *reply = grpc::ByteBuffer(&none, 1);
-    return new UpdateReader(t_, ctx->peer());
+    const absl::StatusOr<uint64_t> id = t_->Authenticate(ctx, "push");
+    if (!id.ok()) return new Refuser(ToGrpc(id.status()));
+    {
+      absl::MutexLock lock(&t_->mu_);
+      uint32_t& open = t_->open_pushes_[*id];
+      if (open >= t_->opts_.max_concurrent_pushes) {
+        const std::string why =
+            absl::StrCat("worker ", *id, " already has ", open,
+                         " pushes open (the most is ", t_->opts_.max_concurrent_pushes, ")");
+        t_->RefuseLocked(absl::StrCat("push from ", PeerOf(ctx), ": ", why));
+        return new Refuser(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why));
+      }
+      ++open;
+    }
+    return new UpdateReader(t_, PeerOf(ctx), *id);
   }
 
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
                                       const v1::HeartbeatRequest* req,
                                       v1::HeartbeatReply* reply) override {
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-    if (!t_->TokenOk(req->token())) {
-      r->Finish(BadToken());
+    const absl::StatusOr<uint64_t> id = t_->Authenticate(ctx, "heartbeat");
+    if (!id.ok()) {
+      r->Finish(ToGrpc(id.status()));
       return r;
     }
     grpc::Status s = grpc::Status::OK;
     {
       absl::MutexLock lock(&t_->mu_);
-      if (!t_->members_.Heartbeat(req->worker_id(), absl::Now())) {
+      if (!t_->members_.Heartbeat(*id, absl::Now())) {
         s = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                         absl::StrCat("worker ", req->worker_id(), " has not joined"));
+                         absl::StrCat("worker ", *id, " has left or was replaced"));
       } else {
         reply->set_run_over(t_->run_over_);
       }
@@ -188,13 +280,14 @@ class GrpcServerTransport::Service final
   grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* ctx, const v1::LeaveRequest* req,
                                   v1::LeaveReply* reply) override {
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-    if (!t_->TokenOk(req->token())) {
-      r->Finish(BadToken());
+    const absl::StatusOr<uint64_t> id = t_->Authenticate(ctx, "leave");
+    if (!id.ok()) {
+      r->Finish(ToGrpc(id.status()));
       return r;
     }
     {
       absl::MutexLock lock(&t_->mu_);
-      t_->members_.Leave(req->worker_id());
+      t_->members_.Leave(*id);  // only itself: the session names the worker
     }
     r->Finish(grpc::Status::OK);
     return r;
@@ -222,8 +315,71 @@ void GrpcServerTransport::DropWriterLocked(uint64_t worker_id, const TaskWriter*
   members_.CloseStream(worker_id);
 }
 
+absl::StatusOr<uint64_t> GrpcServerTransport::Authenticate(
+    const grpc::CallbackServerContext* ctx, const char* what) {
+  const std::optional<std::string> session = MetadataValue(ctx, kSessionMetadataKey);
+  // "<worker id>.<64 hex digits>"
+  uint64_t id = 0;
+  std::string secret;
+  bool parsed = false;
+  if (session.has_value() && session->size() <= 96) {
+    const size_t dot = session->find('.');
+    parsed = dot != std::string::npos && dot + 65 == session->size() &&
+             absl::SimpleAtoi(absl::string_view(*session).substr(0, dot), &id) && id != 0;
+    if (parsed) {
+      const absl::string_view hex = absl::string_view(*session).substr(dot + 1);
+      parsed = std::all_of(hex.begin(), hex.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      });
+      if (parsed) secret = absl::HexStringToBytes(hex);
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (parsed && members_.SessionMatches(id, secret)) return id;
+  SecurityRefusalLocked(absl::StrCat(what, " from ", PeerOf(ctx), ": ",
+                                     session.has_value() ? "wrong session" : "no session"));
+  return absl::UnauthenticatedError(
+      "no valid worker session: join the run first (with the run's token)");
+}
+
+void GrpcServerTransport::SecurityRefusalLocked(const std::string& why) {
+  ++security_refusals_;
+  // At most kLines lines a window; the rest are counted and summed up when the next window
+  // opens, so a flood costs neither memory nor a log that grows with it.
+  constexpr uint64_t kLines = 5;
+  constexpr absl::Duration kWindow = absl::Seconds(60);
+  const absl::Time now = absl::Now();
+  if (now - security_log_window_ >= kWindow) {
+    if (security_unlogged_ > 0)
+      std::fprintf(stderr, "fedtrain server: %llu more calls without valid credentials refused\n",
+                   static_cast<unsigned long long>(security_unlogged_));
+    security_log_window_ = now;
+    security_logged_in_window_ = 0;
+    security_unlogged_ = 0;
+  }
+  if (security_logged_in_window_ < kLines) {
+    ++security_logged_in_window_;
+    std::fprintf(stderr, "fedtrain server: refused %.300s%s\n", why.c_str(),
+                 security_logged_in_window_ == kLines ? " (further refusals this minute are "
+                                                        "counted, not logged)"
+                                                      : "");
+  } else {
+    ++security_unlogged_;
+  }
+}
+
+uint64_t GrpcServerTransport::security_refusals() const {
+  absl::MutexLock lock(&mu_);
+  return security_refusals_;
+}
+
+uint64_t GrpcServerTransport::receive_bytes_in_use() const {
+  absl::MutexLock lock(&mu_);
+  return receive_in_use_;
+}
+
 void GrpcServerTransport::RefuseLocked(std::string why) {
-  std::fprintf(stderr, "fedtrain server: refused %s\n", why.c_str());
+  std::fprintf(stderr, "fedtrain server: refused %.500s\n", why.c_str());
   constexpr size_t kMaxKept = 1000;  // a flood of bad pushes must not grow memory
   if (refused_.size() < kMaxKept) refused_.push_back(std::move(why));
 }
@@ -245,6 +401,9 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
     return absl::InvalidArgumentError("the server needs at least one worker");
   if (opts.min_referenced_piece < 1)
     return absl::InvalidArgumentError("min_referenced_piece must be at least 1");
+  if (opts.max_concurrent_pushes < 1)
+    return absl::InvalidArgumentError("max_concurrent_pushes must be at least 1");
+  RaiseFileLimit();
   if (opts.tls_cert_pem.empty() != opts.tls_key_pem.empty())
     return absl::InvalidArgumentError("TLS needs both a certificate and its key");
   if (opts.tls_cert_pem.empty() && !opts.tls_client_ca_pem.empty())
@@ -269,6 +428,13 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
   }
   grpc::ServerBuilder b;
   for (const auto& [name, value] : BulkTransferArgs()) b.AddChannelArgument(name, value);
+  // Per connection: a worker's task stream, its pushes, a heartbeat and a leave.
+  b.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                       static_cast<int>(t->opts_.max_concurrent_pushes) + 8);
+  // A connection that has not finished its HTTP/2 (and TLS) handshake within 10 s is
+  // closed, and one without calls for 5 minutes (workers always hold their task stream).
+  b.AddChannelArgument("grpc.server_handshake_timeout_ms", 10000);
+  b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
   int port = 0;
   b.AddListeningPort(listen, creds, &port);
   b.RegisterService(t->service_.get());
@@ -293,7 +459,7 @@ std::vector<std::pair<std::string, int>> BulkTransferArgs() {
       // bandwidth-delay probes: a sender never waits for window updates over a fast link.
       {GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20},
       {GRPC_ARG_HTTP2_BDP_PROBE, 0},
-      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20},
+      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, static_cast<int>(kMaxWireMessageBytes)},
       {GRPC_ARG_TCP_READ_CHUNK_SIZE, 4 << 20},
       {GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 1 << 20},
       {GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 16 << 20},
@@ -364,15 +530,20 @@ void GrpcServerTransport::PumpLocked(Outbox* out) {
   }
 }
 
-absl::Status GrpcServerTransport::SendTask(Task shared) {
-  v1::TaskMsg task = shared.Message();  // serialized per worker stream
+bool GrpcServerTransport::ChunkTaskMessage(const Task& task,
+                                           std::vector<v1::TaskChunk>* chunks) {
   std::string bytes;
-  if (!task.SerializeToString(&bytes))
+  if (!task.Message().SerializeToString(&bytes)) return false;  // serialized per stream
+  *chunks = ChunkTask(bytes);
+  return true;
+}
+
+absl::Status GrpcServerTransport::SendTask(Task task) {
+  std::vector<v1::TaskChunk> chunks;
+  if (!ChunkTaskMessage(task, &chunks))
     return absl::InvalidArgumentError("task does not serialize (over 2 GiB?)");
-  std::vector<v1::TaskChunk> chunks = ChunkTask(bytes);
-  bytes.clear();
   absl::MutexLock lock(&mu_);
-  const absl::StatusOr<uint32_t> slot = members_.SlotOfClient(task.client_id());
+  const absl::StatusOr<uint32_t> slot = members_.SlotOfClient(task.client_id);
   if (!slot.ok()) return slot.status();
   if (opts_.rejoin_grace > absl::ZeroDuration()) {
     // A slot whose worker is gone gets this long for a worker to rejoin it.
@@ -386,10 +557,40 @@ absl::Status GrpcServerTransport::SendTask(Task shared) {
   // not opened its stream yet.
   const absl::StatusOr<uint64_t> wid = members_.TaskRecipient(*slot);
   if (!wid.ok()) return wid.status();
+  if (unanswered_.size() < members_.num_slots()) unanswered_.resize(members_.num_slots());
+  // A task of a later round: the earlier rounds are over, and so are their tasks.
+  std::map<uint64_t, Task>& pending = unanswered_[*slot];
+  for (auto it = pending.begin(); it != pending.end();)
+    it = it->second.round() < task.round() ? pending.erase(it) : std::next(it);
+  latest_round_ = std::max(latest_round_, task.round());
+  pending.insert_or_assign(task.client_id, std::move(task));
   Outbox& out = outboxes_[*wid];
   for (v1::TaskChunk& c : chunks) out.queue.push_back(std::move(c));
   PumpLocked(&out);
   return absl::OkStatus();
+}
+
+bool GrpcServerTransport::ReserveReceiveLocked(uint64_t bytes) {
+  // One push always fits when nothing else is in progress (the budget is at least the
+  // largest update), so a waiting push is never starved for good.
+  if (receive_in_use_ > 0 && receive_in_use_ + bytes > opts_.receive_budget_bytes) return false;
+  receive_in_use_ += bytes;
+  return true;
+}
+
+std::vector<GrpcServerTransport::UpdateReader*> GrpcServerTransport::ReleaseReceiveLocked(
+    uint64_t bytes) {
+  receive_in_use_ -= bytes;
+  std::vector<UpdateReader*> resume;
+  while (!waiting_for_budget_.empty()) {
+    UpdateReader* r = waiting_for_budget_.front();
+    if (!ReserveReceiveLocked(r->total_)) break;
+    waiting_for_budget_.pop_front();
+    r->reserved_ = r->total_;
+    r->parked_ = false;
+    resume.push_back(r);
+  }
+  return resume;
 }
 
 absl::StatusOr<ReceivedUpdate> GrpcServerTransport::ReceiveUpdate(absl::Time deadline) {

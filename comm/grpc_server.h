@@ -1,18 +1,27 @@
 // The server end of the deployed transport (proto/fedtrain/v1/service.proto) over gRPC's
 // callback API, and its worker registry. Workers Join with the run's token and receive the
-// experiment config; every RPC checks the token (UNAUTHENTICATED, nothing changes). Once
-// `expected_workers` (W) have joined, membership is closed and client i is routed to the
-// worker holding slot (i mod W), so a client's state stays with one worker. A worker that
-// rejoins asks for its old slot and takes it over once the old holder is gone (left, its task
-// stream broke, or it joined and never opened one within three heartbeat intervals); tasks
-// still queued for the old holder are dropped (the round's deadline covers them), and its
-// in-flight updates are refused as not routed. A live holder keeps its slot. Tasks for a
-// worker that left or whose task stream broke are refused; tasks for one that has not opened
-// its stream yet wait in its queue until it does (or another worker takes the slot over).
+// experiment config and a session secret; every later call proves the worker's identity with
+// that session, so a worker can act only as itself (its own Leave, Heartbeat, task stream and
+// pushes). Credentials travel in the call's initial metadata and are checked before any
+// message of the call is read; a call without them is refused with UNAUTHENTICATED, changes
+// nothing, is counted in security_refusals() (not in the round's metrics) and logged at a
+// bounded rate. Once `expected_workers` (W) have joined, membership is closed and client i is
+// routed to the worker holding slot (i mod W), so a client's state stays with one worker. A
+// worker that rejoins asks for its old slot and takes it over once the old holder is gone
+// (left, its task stream broke, or it joined and never opened one within three heartbeat
+// intervals); the tasks the old holder had not answered are re-sent to the new holder, and
+// the old holder's in-flight updates are refused as not routed. A live holder keeps its slot.
+// Tasks for a worker that left or whose task stream broke are refused; tasks for one that has
+// not opened its stream yet wait in its queue until it does (or another worker takes the slot
+// over).
 // Tasks go down a server stream in ~1 MiB chunks of the serialized message; updates come back
 // up client streams in chunks, their tensors' bytes after the rest of the message
 // (UpdateChunk in service.proto), and are size-checked and reassembled here: the rest parsed,
 // the tensors' bytes left in gRPC's receive buffers (ReceivedUpdate::part_data).
+// Limits against a hostile network: every message is at most kMaxWireMessageBytes; a worker
+// has at most `max_concurrent_pushes` pushes open; the pushes in progress hold at most
+// `receive_budget_bytes` (announced sizes) together, and a push that would exceed the budget
+// waits, unread, until others finish (back-pressure through HTTP/2 flow control).
 // Reactors only parse, size-check and enqueue; nothing here knows rounds or models.
 // With a certificate and key the server speaks TLS; with a client CA as well it requires
 // and verifies client certificates (mutual TLS). The token is checked either way.
@@ -39,6 +48,7 @@
 #include "fedtrain/v1/service.pb.h"
 
 namespace grpc {
+class CallbackServerContext;
 class Server;
 class Status;
 }
@@ -47,6 +57,17 @@ namespace fedtrain {
 
 // The size of the pieces large messages travel in.
 inline constexpr size_t kGrpcChunkBytes = size_t{1} << 20;
+// The largest message either end accepts: a chunk and its few header fields. gRPC refuses
+// larger ones before handing them over, so no call makes the receiver hold more than this in
+// one message.
+inline constexpr size_t kMaxWireMessageBytes = kGrpcChunkBytes + (size_t{64} << 10);
+// The metadata keys of the credentials (service.proto): the run's token on Join, then
+// "<worker id>.<session secret in hex>" on every other call.
+inline constexpr char kTokenMetadataKey[] = "x-fedtrain-token";
+inline constexpr char kSessionMetadataKey[] = "x-fedtrain-session";
+// The most bytes of JoinRequest.worker_name and LeaveRequest.reason.
+inline constexpr size_t kMaxWorkerNameBytes = 256;
+inline constexpr size_t kMaxLeaveReasonBytes = 1024;
 // The most tensors one pushed update may carry outside its envelope (UpdateChunk.part_bytes).
 inline constexpr uint32_t kMaxPushParts = 1 << 16;
 // gRPC channel arguments for bulk model transfers, set on both ends (server and worker).
@@ -62,6 +83,11 @@ struct GrpcServerOptions {
   // before it is refused (0: refused at once; the round goes on without the slot's clients).
   absl::Duration rejoin_grace = absl::ZeroDuration();
   uint64_t max_update_bytes = uint64_t{1} << 30;  // serialized UpdateMsg limit
+  // Push calls one worker may have open at once (JoinReply.max_concurrent_pushes).
+  uint32_t max_concurrent_pushes = 16;
+  // The announced bytes of all pushes in progress together; a push that would exceed it
+  // waits unread until others finish. At least max_update_bytes (one push always fits).
+  uint64_t receive_budget_bytes = uint64_t{4} << 30;
   // Pieces of a pushed tensor at least this long are left in gRPC's receive buffers and
   // referenced (ReceivedUpdate::part_data); shorter ones are copied. A reference costs an
   // allocation of its own (~100 bytes), which a sender of many tiny chunks could otherwise
@@ -98,6 +124,12 @@ class GrpcServerTransport final : public ServerTransport {
   // worker, oversized, truncated, unparseable, not routed to the sender), each with its
   // reason and sender, since the last call.
   std::vector<std::string> TakeRefused() override;
+  // Calls refused for want of credentials (no or wrong token or session) since the start:
+  // a security counter, kept apart from the round's metrics.
+  uint64_t security_refusals() const;
+  // Bytes announced by the pushes in progress (receive_budget_bytes bounds it), and the
+  // pushes waiting for room in the budget.
+  uint64_t receive_bytes_in_use() const;
 
   absl::Status SendTask(Task task) override;
   absl::StatusOr<ReceivedUpdate> ReceiveUpdate(absl::Time deadline) override;
@@ -112,6 +144,7 @@ class GrpcServerTransport final : public ServerTransport {
   class Service;
   class TaskWriter;
   class UpdateReader;  // comm/grpc_push_reader.h
+  class Refuser;      // ends a Push call at once, unread
   // A worker's tasks on their way down its task stream.
   struct Outbox {
     std::deque<v1::TaskChunk> queue;  // chunks not yet handed to the stream
@@ -122,7 +155,24 @@ class GrpcServerTransport final : public ServerTransport {
   // The refusal of a call with the wrong token.
   static const grpc::Status& BadToken();
   bool TokenOk(const std::string& token) const;
+  // The worker a call comes from, proven by its session metadata; UNAUTHENTICATED (counted
+  // and logged as a security refusal, naming `what` and the peer) otherwise.
+  absl::StatusOr<uint64_t> Authenticate(const grpc::CallbackServerContext* ctx,
+                                        const char* what) ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts a call refused for want of credentials and logs it, at most a few lines a minute.
+  void SecurityRefusalLocked(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefuseLocked(std::string why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Serializes a task into chunks; false when it does not serialize.
+  static bool ChunkTaskMessage(const Task& task, std::vector<v1::TaskChunk>* chunks);
+  // Queues `task` for worker `wid` and remembers it as unanswered.
+  void EnqueueLocked(uint64_t wid, std::vector<v1::TaskChunk> chunks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A push may take `bytes` of the receive budget now (taken when true).
+  bool ReserveReceiveLocked(uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives `bytes` back; returns the waiting pushes that now have room (in the order they
+  // came, their room taken), for the caller to Resume() once it has let go of mu_.
+  std::vector<UpdateReader*> ReleaseReceiveLocked(uint64_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands the next chunk (or the end of the session) to `out`'s stream when it is idle.
   void PumpLocked(Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `w`, worker `worker_id`'s task stream, is over: forgotten unless another took its place.
@@ -144,6 +194,17 @@ class GrpcServerTransport final : public ServerTransport {
   std::deque<std::string> refused_ ABSL_GUARDED_BY(mu_);
   std::deque<ReceivedUpdate> updates_ ABSL_GUARDED_BY(mu_);
   uint64_t max_update_bytes_ ABSL_GUARDED_BY(mu_);
+  // The tasks sent to each slot and not answered yet, by client id: re-sent to a worker that
+  // takes the slot over. A task replaces the client's earlier one; an update answers it.
+  std::vector<std::map<uint64_t, Task>> unanswered_ ABSL_GUARDED_BY(mu_);
+  uint64_t latest_round_ ABSL_GUARDED_BY(mu_) = 0;  // of the tasks sent so far
+  std::map<uint64_t, uint32_t> open_pushes_ ABSL_GUARDED_BY(mu_);  // by worker id
+  uint64_t receive_in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<UpdateReader*> waiting_for_budget_ ABSL_GUARDED_BY(mu_);
+  uint64_t security_refusals_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time security_log_window_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t security_logged_in_window_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t security_unlogged_ ABSL_GUARDED_BY(mu_) = 0;
   bool run_over_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -23,7 +23,7 @@ bool Membership::LiveLocked(const Worker& w, absl::Time now) const {
 
 absl::StatusOr<Membership::Joined> Membership::Join(const std::string& name,
                                                     std::optional<uint32_t> want,
-                                                    absl::Time now) {
+                                                    absl::Time now, std::string session) {
   absl::MutexLock lock(&mu_);
   const uint32_t w = num_slots_;
   uint32_t slot = w;
@@ -51,12 +51,25 @@ absl::StatusOr<Membership::Joined> Membership::Join(const std::string& name,
   j.worker_id = next_id_++;
   Worker& rec = workers_[j.worker_id];
   rec.name = name;
+  rec.session = std::move(session);
   rec.last_seen = now;
   routing_[slot] = j.worker_id;
   full_ = full_ || std::find(routing_.begin(), routing_.end(), 0) == routing_.end();
   j.slot = slot;
   j.num_slots = w;
   return j;
+}
+
+bool Membership::SessionMatches(uint64_t worker_id, const std::string& session) const {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || session.empty()) return false;
+  const std::string& want = it->second.session;
+  if (want.size() != session.size()) return false;  // the length is not secret
+  unsigned char diff = 0;
+  for (size_t i = 0; i < want.size(); ++i)
+    diff |= static_cast<unsigned char>(want[i] ^ session[i]);
+  return diff == 0;
 }
 
 bool Membership::Heartbeat(uint64_t worker_id, absl::Time now) {

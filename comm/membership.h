@@ -47,11 +47,17 @@ class Membership {
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
-  // A worker named `name` joins, into `slot` when given. InvalidArgument: no such slot;
+  // A worker named `name` joins, into `slot` when given, proving itself later with `session`
+  // (the caller's random secret; see SessionMatches). InvalidArgument: no such slot;
   // AlreadyExists: that slot's holder is live; FailedPrecondition: no slot is vacant or held
   // by a worker that is gone.
   absl::StatusOr<Joined> Join(const std::string& name, std::optional<uint32_t> slot,
-                              absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+                              absl::Time now, std::string session = {}) ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether `session` is the secret worker `worker_id` joined with (compared in constant
+  // time; false for an unknown id or an empty secret). A worker that left or was replaced
+  // still matches: its calls are then answered as from a worker that is gone.
+  bool SessionMatches(uint64_t worker_id, const std::string& session) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Records a sign of life; false when `worker_id` is not a member.
   bool Heartbeat(uint64_t worker_id, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker leaves (no-op for an unknown id).
@@ -87,6 +93,7 @@ class Membership {
  private:
   struct Worker {
     std::string name;
+    std::string session;
     bool left = false;         // left, or replaced by a worker that took its slot over
     bool had_stream = false;   // opened its task stream at least once
     bool stream_open = false;  // its task stream is open now

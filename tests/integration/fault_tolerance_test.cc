@@ -17,12 +17,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_client.h"
+#include "comm/grpc_server.h"
 #include "fedtrain/v1/service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -331,10 +333,15 @@ class BadWorker {
   void PushRaw(uint64_t total, const std::string& data, uint64_t worker_id = 0) {
     grpc::ClientContext ctx;
     v1::PushReply reply;
+    if (worker_id == 0) {
+      client_->AddSession(&ctx);
+    } else {  // another worker's id with this worker's secret
+      ctx.AddMetadata(kSessionMetadataKey,
+                      absl::StrCat(worker_id, ".",
+                                   absl::BytesToHexString(client_->joined().session())));
+    }
     std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> w = stub_->Push(&ctx, &reply);
     v1::UpdateChunk c;
-    c.set_token(kToken);
-    c.set_worker_id(worker_id != 0 ? worker_id : client_->joined().worker_id());
     c.set_total_bytes(total);
     c.set_data(data);
     w->Write(c);
@@ -368,7 +375,9 @@ class BadWorker {
       case 3:  // bytes that are no UpdateMsg, then the oversized announcement
         PushRaw(8, std::string(8, '\xff'));
         PushRaw(client_->joined().max_update_bytes() + 1, "x");
-        PushRaw(8, std::string(8, '\xff'), client_->joined().worker_id() + 1000);  // no such worker
+        // As another worker: refused for want of credentials (a security refusal, not
+        // counted in the round's columns).
+        PushRaw(8, std::string(8, '\xff'), client_->joined().worker_id() + 1000);
         m.set_error("gave up");  // resolves the task
         Push(m);
         break;
@@ -403,12 +412,12 @@ TEST(FaultToleranceTest, MalformedOversizedNanWrongDimensionAndStaleUpdatesAreRe
   const std::string serr = ReadFileBytes(dir.File("server.err"));
   for (const char* why : {"non-finite", "current round is", "bogus/1", "does not parse",
                           "exceeds the limit", "reported 0 training samples", "gave up",
-                          "has not joined or was replaced"})
+                          "wrong session"})
     EXPECT_THAT(serr, HasSubstr(why));
   int64_t refused = 0, rejected = 0;
   for (int64_t v : Column(dir, "refused")) refused += v;
   for (int64_t v : Column(dir, "rejected")) rejected += v;
-  EXPECT_GE(refused, 3);  // at least one task of kind 3: three transport-level refusals
+  EXPECT_GE(refused, 2);  // at least one task of kind 3: two refusals of the worker's own pushes
   EXPECT_GT(rejected, 0);
   EXPECT_FALSE(bad.push_errors.empty());
 }
