@@ -211,6 +211,18 @@ ClientDataFn ClientDataOf(const ExperimentData& data) {
 }
 
 
+std::function<uint64_t(ClientId)> ClientSamplesOf(const ExperimentData& data) {
+  if (data.population) {
+    const SyntheticPopulation* pop = data.population.get();
+    return [pop](ClientId id) -> uint64_t {
+      return id < pop->num_devices() ? SyntheticPopulation::TrainSize(pop->DeviceSize(id)) : 0;
+    };
+  }
+  return [&data](ClientId id) -> uint64_t {
+    return id < data.partition.clients.size() ? data.partition.clients[id].size() : 0;
+  };
+}
+
 absl::StatusOr<std::unique_ptr<ClientStateStore>> MakeClientStateStore(
     const v1::ExperimentConfig& cfg, size_t dim, const AlgorithmRegistry& registry) {
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));

@@ -5,6 +5,7 @@
 #define FEDTRAIN_RUNTIME_EXPERIMENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -68,6 +69,10 @@ absl::StatusOr<std::unique_ptr<ClientStateStore>> MakeClientStateStore(
 // the function owns the buffer a client's data is generated into, so the view stays valid
 // until the same function's next call (a Worker runs one task at a time). Borrows `data`.
 ClientDataFn ClientDataOf(const ExperimentData& data);
+
+// Client id -> the number of its training rows (what its worker reports as num_samples), from
+// the partition or the population; 0 for an id beyond them. Borrows `data`.
+std::function<uint64_t(ClientId)> ClientSamplesOf(const ExperimentData& data);
 
 // The resolved config less what may change when a run is resumed (threads, output,
 // checkpoint), as text: what a checkpoint is tied to.

@@ -205,6 +205,14 @@ absl::StatusOr<Coordinator::ClientRecord> Coordinator::Accept(const ReceivedUpda
   FT_RETURN_IF_ERROR(uplink_->Decode(m.up(), got.part_data, algo_->num_up_parts(), dim,
                                      &rec.payload, &rec.dense));
   FT_RETURN_IF_ERROR(algo_->CheckUpdate(View(m.client_id(), rec)));
+  // Last, so that a malformed update is refused for what is wrong with it.
+  if (opts_.client_samples) {
+    const uint64_t want = opts_.client_samples(m.client_id());
+    if (m.num_samples() != want)
+      return absl::InvalidArgumentError(absl::StrCat("reported ", m.num_samples(),
+                                                     " training samples; the client holds ",
+                                                     want));
+  }
   return rec;
 }
 

@@ -46,6 +46,10 @@ struct CoordinatorOptions {
   // client state the server never took (client/worker.h WorkerOptions::versioned_state).
   // Costs 16 bytes per client that ever took part; the simulation leaves it off.
   bool track_accepted = false;
+  // The number of training samples each client holds, as the server knows it from the
+  // partition (when set): an update that reports another number is rejected, so a worker
+  // cannot weight its update beyond its client's share. Unset: any positive count.
+  std::function<uint64_t(ClientId)> client_samples;
 };
 
 // Everything a Coordinator needs to continue a run (server/checkpoint.h writes it to disk).

@@ -355,7 +355,7 @@ class BadWorker {
     Push(stale);
     v1::UpdateMsg m = Base(t);
     v1::Tensor* part = m.mutable_up()->mutable_parts(0);
-    switch (n_++ % 5) {
+    switch (n_++ % 6) {
       case 0: {  // NaN in the last value
         const float nan = std::nanf("");
         std::string* d = part->mutable_data();
@@ -381,8 +381,12 @@ class BadWorker {
         m.set_error("gave up");  // resolves the task
         Push(m);
         break;
-      default:
+      case 4:
         m.set_num_samples(0);
+        Push(m);
+        break;
+      default:  // a weight beyond its client's share (the data has no client this large)
+        m.set_num_samples(uint64_t{1} << 63);
         Push(m);
         break;
     }
@@ -412,6 +416,7 @@ TEST(FaultToleranceTest, MalformedOversizedNanWrongDimensionAndStaleUpdatesAreRe
   const std::string serr = ReadFileBytes(dir.File("server.err"));
   for (const char* why : {"non-finite", "current round is", "bogus/1", "does not parse",
                           "exceeds the limit", "reported 0 training samples", "gave up",
+                          "reported 9223372036854775808 training samples; the client holds",
                           "wrong session"})
     EXPECT_THAT(serr, HasSubstr(why));
   int64_t refused = 0, rejected = 0;
