@@ -69,6 +69,7 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   copts.round_timeout = absl::Seconds(cfg.federation().round_timeout_s());
   copts.over_selection = cfg.federation().over_selection();
   copts.min_updates = cfg.federation().min_updates();
+  copts.require_all = cfg.federation().require_all();
   copts.track_accepted = server_opts.track_accepted;
   copts.client_samples = ClientSamplesOf(data);
   ServerLoopOptions lo;

@@ -1,5 +1,6 @@
 #include "runtime/run_folder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 #include "proto/config_io.h"
 #include "runtime/experiment.h"
@@ -37,6 +39,25 @@ std::string FreeRunDir(const std::string& dir, const std::string& name) {
   for (int i = 2; fs::exists(cand) || fs::exists(cand + ".partial"); ++i)
     cand = absl::StrCat(base, "-", i);
   return cand;
+}
+
+// Rounds of metrics.csv at `path` whose `missing` column is positive: the rounds that went on
+// without some sampled client's update, those before a resume included.
+int64_t CountIncompleteRounds(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) return 0;
+  const std::vector<std::string> head = absl::StrSplit(line, ',');
+  const auto col = std::find(head.begin(), head.end(), "missing");
+  if (col == head.end()) return 0;
+  const size_t c = static_cast<size_t>(col - head.begin());
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    const std::vector<std::string> f = absl::StrSplit(line, ',');
+    int64_t v = 0;
+    if (c < f.size() && absl::SimpleAtoi(f[c], &v) && v > 0) ++n;
+  }
+  return n;
 }
 
 }  // namespace
@@ -122,6 +143,7 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
     summary.Set("name", cfg.name())
         .Set("model", r.model_description)
         .Set("rounds", r.rounds)
+        .Set("incomplete_rounds", CountIncompleteRounds(partial + "/metrics.csv"))
         .Set("test_accuracy", r.final_test ? r.final_test->accuracy : std::nan(""))
         .Set("test_loss", r.final_test ? r.final_test->loss : std::nan(""))
         .Set("wall_s", r.wall_s)

@@ -68,6 +68,7 @@ struct Coordinator::Round {
   RoundInfo info;  // info.sampled: the round's clients, sorted
   absl::flat_hash_set<ClientId> pending;   // asked, not answered yet
   std::map<ClientId, ClientRecord> accepted;  // ordered by client id: the reduction order
+  size_t over_selected = 0;  // dropped because the round had its updates first
 };
 
 absl::StatusOr<RoundSummary> Coordinator::RunRound() {
@@ -174,6 +175,7 @@ absl::Status Coordinator::Collect(Round* r) {
     r->accepted.emplace(id, *std::move(rec));
   }
   if (!r->pending.empty() && r->accepted.size() >= enough) {
+    r->over_selected = r->pending.size();
     for (ClientId id : r->pending) {
       r->info.dropped.push_back(id);
       r->sum.rejections.push_back(absl::StrCat("client ", id, ": over-selected, the round closed "
@@ -238,6 +240,16 @@ absl::Status Coordinator::Aggregate(Round* r) {
     updates.push_back(View(id, rec));
   }
   RoundSummary& sum = r->sum;
+  sum.missing = static_cast<int64_t>(r->info.sampled.size() - r->over_selected - updates.size());
+  if (opts_.require_all && sum.missing > 0) {
+    std::string why;
+    for (size_t i = 0; i < sum.rejections.size() && i < 5; ++i)
+      absl::StrAppend(&why, i ? "; " : "", sum.rejections[i]);
+    return absl::UnavailableError(absl::StrCat(
+        "round ", r->round, " closed without ", sum.missing, " of its ", r->info.sampled.size(),
+        " sampled clients' updates and federation.require_all is set; the model was not "
+        "changed", why.empty() ? "" : ". Reasons: ", why, sum.rejections.size() > 5 ? "; ..." : ""));
+  }
   if (static_cast<int64_t>(updates.size()) < opts_.min_updates) {
     std::string why;
     for (size_t i = 0; i < sum.rejections.size() && i < 5; ++i)
@@ -285,6 +297,7 @@ absl::Status Coordinator::Record(Round* r) {
       .Set("received", sum.received)
       .Set("rejected", sum.rejected)
       .Set("refused", sum.refused)
+      .Set("missing", sum.missing)
       .Set("train_loss", sum.train_loss)
       .Set("test_loss", sum.test ? sum.test->loss : std::nan(""))
       .Set("test_accuracy", sum.test ? sum.test->accuracy : std::nan(""))

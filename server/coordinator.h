@@ -41,6 +41,8 @@ struct CoordinatorOptions {
   // run before the model is touched.
   double over_selection = 0.0;
   int64_t min_updates = 0;
+  // Fail the run when a round ends with a sampled client's update missing (federation.require_all).
+  bool require_all = false;
   // Deployed runs: remember, for every client, 1 + the last round whose update was accepted,
   // and send it in each task (TaskMsg.accepted_through), so that a worker can roll back a
   // client state the server never took (client/worker.h WorkerOptions::versioned_state).
@@ -68,6 +70,9 @@ struct RoundSummary {
   uint64_t round = 0;
   int64_t sampled = 0, received = 0, rejected = 0;
   int64_t refused = 0;  // messages the transport refused before they reached the round loop
+  // Sampled clients whose update the round went on without (not delivered, no reply by the
+  // deadline, or rejected); over-selected clients, dropped on purpose, do not count.
+  int64_t missing = 0;
   double train_loss = 0.0;  // sample-weighted mean of the clients' reported losses
   std::optional<EvalMetrics> test;
   uint64_t bytes_up = 0, bytes_down = 0;  // serialized message sizes this round
