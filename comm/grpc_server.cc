@@ -1,10 +1,14 @@
 #include "comm/grpc_server.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <utility>
@@ -27,6 +31,7 @@
 #if defined(__clang__)
 #pragma clang diagnostic pop
 #endif
+#include "grpc/support/log.h"
 #include "grpcpp/grpcpp.h"
 
 namespace fedtrain {
@@ -80,6 +85,17 @@ std::string NewSessionSecret() {
 
 // The peer, shortened for a log line (a hostile peer chooses nothing in it but its address).
 std::string PeerOf(const grpc::CallbackServerContext* ctx) { return ctx->peer(); }
+
+std::atomic<bool> accept_failed{false};
+
+// gRPC's log, as gRPC prints it (severity, place, message), watched for the listener's
+// "Failed accept4" (see GrpcServerTransport::GuardListener).
+void WatchGrpcLog(gpr_log_func_args* a) {
+  if (a->message != nullptr && std::strstr(a->message, "Failed accept4") != nullptr)
+    accept_failed = true;
+  std::fprintf(stderr, "%s %s:%d] %s\n", gpr_log_severity_string(a->severity), a->file, a->line,
+               a->message);
+}
 
 // Raises the soft limit of open files to the hard one: a server holds a descriptor per
 // connection, and gRPC 1.51's listener stops accepting for good once accept() fails with
@@ -305,6 +321,7 @@ const grpc::Status& GrpcServerTransport::BadToken() {
 
 GrpcServerTransport::GrpcServerTransport(GrpcServerOptions opts)
     : opts_(std::move(opts)),
+      quota_(std::make_unique<grpc::ResourceQuota>("fedtrain-server")),
       members_(static_cast<uint32_t>(opts_.expected_workers), opts_.heartbeat_interval),
       max_update_bytes_(opts_.max_update_bytes) {}
 
@@ -404,6 +421,8 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
   if (opts.max_concurrent_pushes < 1)
     return absl::InvalidArgumentError("max_concurrent_pushes must be at least 1");
   RaiseFileLimit();
+  static std::once_flag log_hook;
+  std::call_once(log_hook, [] { gpr_set_log_function(WatchGrpcLog); });
   if (opts.tls_cert_pem.empty() != opts.tls_key_pem.empty())
     return absl::InvalidArgumentError("TLS needs both a certificate and its key");
   if (opts.tls_cert_pem.empty() && !opts.tls_client_ca_pem.empty())
@@ -413,16 +432,41 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
   if (colon == std::string::npos)
     return absl::InvalidArgumentError(absl::StrCat("listen address ", listen, " is not HOST:PORT"));
   std::unique_ptr<GrpcServerTransport> t(new GrpcServerTransport(std::move(opts)));
-  t->service_ = std::make_unique<Service>(t.get());
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  {
+    absl::MutexLock lock(&t->mu_);
+    t->SizeBudgetsLocked();
+  }
   const bool tls = !t->opts_.tls_cert_pem.empty();
-  if (tls) {
-    const bool mutual = !t->opts_.tls_client_ca_pem.empty();
+  int port = 0;
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server = t->BuildServer(listen, &port);
+  if (!server.ok() || port == 0) {
+    absl::MutexLock lock(&t->mu_);
+    t->shut_down_ = true;
+    if (!server.ok()) return server.status();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", listen,
+        tls ? " (with TLS: check that the certificate and key are valid PEM and match)" : ""));
+  }
+  t->address_ = absl::StrCat(listen.substr(0, colon), ":", port);
+  {
+    absl::MutexLock lock(&t->server_mu_);
+    t->server_ = std::move(server).value();
+  }
+  GrpcServerTransport* raw = t.get();
+  t->guard_ = std::thread([raw] { raw->GuardListener(); });
+  return t;
+}
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> GrpcServerTransport::BuildServer(
+    const std::string& listen, int* port) {
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!opts_.tls_cert_pem.empty()) {
+    const bool mutual = !opts_.tls_client_ca_pem.empty();
     grpc::SslServerCredentialsOptions so(
         mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-    so.pem_root_certs = t->opts_.tls_client_ca_pem;
-    so.pem_key_cert_pairs.push_back({t->opts_.tls_key_pem, t->opts_.tls_cert_pem});
+    so.pem_root_certs = opts_.tls_client_ca_pem;
+    so.pem_key_cert_pairs.push_back({opts_.tls_key_pem, opts_.tls_cert_pem});
     creds = grpc::SslServerCredentials(so);
     if (!creds) return absl::InvalidArgumentError("the TLS certificate or key is not usable");
   }
@@ -430,24 +474,58 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
   for (const auto& [name, value] : BulkTransferArgs()) b.AddChannelArgument(name, value);
   // Per connection: a worker's task stream, its pushes, a heartbeat and a leave.
   b.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                       static_cast<int>(t->opts_.max_concurrent_pushes) + 8);
+                       static_cast<int>(opts_.max_concurrent_pushes) + 8);
   // A connection that has not finished its HTTP/2 (and TLS) handshake within 10 s is
   // closed, and one without calls for 5 minutes (workers always hold their task stream).
   b.AddChannelArgument("grpc.server_handshake_timeout_ms", 10000);
   b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
-  int port = 0;
-  b.AddListeningPort(listen, creds, &port);
-  b.RegisterService(t->service_.get());
-  t->server_ = b.BuildAndStart();
-  if (!t->server_ || port == 0) {
-    absl::MutexLock lock(&t->mu_);
-    t->shut_down_ = true;
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", listen,
-        tls ? " (with TLS: check that the certificate and key are valid PEM and match)" : ""));
+  // Everything gRPC buffers for this server (messages on their way in, whoever sent them)
+  // counts against one quota; past it gRPC shrinks flow-control windows and, under
+  // pressure, closes connections: the bound on what unauthenticated peers can make it hold.
+  b.SetResourceQuota(*quota_);
+  b.AddListeningPort(listen, creds, port);
+  // A service serves one server; one that served a server that was restarted stays alive
+  // (its reactors may still be finishing) until the transport goes.
+  services_.push_back(std::make_unique<Service>(this));
+  b.RegisterService(services_.back().get());
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  if (!server) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  return server;
+}
+
+void GrpcServerTransport::GuardListener() {
+  // gRPC 1.51's listener gives up for good when accept() fails (it logs "Failed accept4",
+  // e.g. EMFILE: out of file descriptors, and never accepts again). The log hook raises
+  // AcceptFailed(); once descriptors are free again, the server is rebuilt on the same port.
+  // Its calls are cancelled: the workers rejoin, and their unanswered tasks are re-sent.
+  while (!guard_stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
+    if (!AcceptFailed()) continue;
+    while (!guard_stop_.HasBeenNotified() && !FileDescriptorsToSpare())
+      guard_stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200));
+    if (guard_stop_.HasBeenNotified()) return;
+    std::unique_ptr<grpc::Server> old;
+    {
+      absl::MutexLock lock(&server_mu_);
+      old = std::move(server_);
+    }
+    if (old) {
+      old->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+      old.reset();
+    }
+    int port = 0;
+    absl::StatusOr<std::unique_ptr<grpc::Server>> fresh;
+    {
+      absl::MutexLock lock(&server_mu_);
+      fresh = BuildServer(address_, &port);
+      if (fresh.ok()) server_ = std::move(fresh).value();
+    }
+    (void)AcceptFailed();  // the old listener's last complaints
+    std::fprintf(stderr,
+                 "fedtrain server: the listener stopped accepting connections (out of file "
+                 "descriptors); %s\n",
+                 fresh.ok() ? "restarted it on the same port: workers rejoin"
+                            : "could not restart it");
   }
-  t->address_ = absl::StrCat(listen.substr(0, colon), ":", port);
-  return t;
 }
 
 std::vector<std::pair<std::string, int>> BulkTransferArgs() {
@@ -484,6 +562,20 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& option, const std::st
   return pem;
 }
 
+bool GrpcServerTransport::AcceptFailed() { return accept_failed.exchange(false); }
+
+bool GrpcServerTransport::FileDescriptorsToSpare() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return true;
+  std::error_code ec;
+  size_t open = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++open;
+  if (ec) return false;  // could not even open the folder: none to spare
+  return open + 64 < lim.rlim_cur;
+}
+
 bool GrpcServerTransport::TokenOk(const std::string& token) const {
   // Constant time in the token's content.
   const std::string& want = opts_.token;
@@ -506,6 +598,24 @@ absl::Status GrpcServerTransport::WaitForWorkers(absl::Time deadline) {
 void GrpcServerTransport::SetMaxUpdateBytes(uint64_t bytes) {
   absl::MutexLock lock(&mu_);
   max_update_bytes_ = bytes;
+  SizeBudgetsLocked();
+}
+
+void GrpcServerTransport::SizeBudgetsLocked() {
+  receive_budget_ = opts_.receive_budget_bytes;
+  if (receive_budget_ == 0)  // two updates from every worker at once, at least 32 MiB
+    receive_budget_ = std::max<uint64_t>(
+        uint64_t{32} << 20, 2 * static_cast<uint64_t>(opts_.expected_workers) * max_update_bytes_);
+  receive_budget_ = std::max(receive_budget_, max_update_bytes_);  // one push always fits
+  uint64_t quota = opts_.memory_quota_bytes;
+  if (quota == 0) quota = receive_budget_ + (uint64_t{64} << 20);
+  quota_->Resize(static_cast<size_t>(quota));
+  memory_quota_ = quota;
+}
+
+uint64_t GrpcServerTransport::memory_quota() const {
+  absl::MutexLock lock(&mu_);
+  return memory_quota_;
 }
 
 std::vector<uint64_t> GrpcServerTransport::routing() const {
@@ -573,7 +683,7 @@ absl::Status GrpcServerTransport::SendTask(Task task) {
 bool GrpcServerTransport::ReserveReceiveLocked(uint64_t bytes) {
   // One push always fits when nothing else is in progress (the budget is at least the
   // largest update), so a waiting push is never starved for good.
-  if (receive_in_use_ > 0 && receive_in_use_ + bytes > opts_.receive_budget_bytes) return false;
+  if (receive_in_use_ > 0 && receive_in_use_ + bytes > receive_budget_) return false;
   receive_in_use_ += bytes;
   return true;
 }
@@ -621,6 +731,9 @@ void GrpcServerTransport::Shutdown(absl::Time deadline) {
     if (shut_down_) return;
     shut_down_ = true;
   }
+  guard_stop_.Notify();
+  if (guard_.joinable()) guard_.join();
+  absl::MutexLock lock(&server_mu_);
   if (server_) server_->Shutdown(absl::ToChronoTime(deadline));
 }
 

@@ -36,11 +36,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "comm/membership.h"
 #include "comm/transport.h"
@@ -49,6 +51,7 @@
 
 namespace grpc {
 class CallbackServerContext;
+class ResourceQuota;
 class Server;
 class Status;
 }
@@ -86,8 +89,13 @@ struct GrpcServerOptions {
   // Push calls one worker may have open at once (JoinReply.max_concurrent_pushes).
   uint32_t max_concurrent_pushes = 16;
   // The announced bytes of all pushes in progress together; a push that would exceed it
-  // waits unread until others finish. At least max_update_bytes (one push always fits).
-  uint64_t receive_budget_bytes = uint64_t{4} << 30;
+  // waits unread until others finish. 0: twice an update from every worker, at least 32 MiB.
+  // Never below max_update_bytes (one push always fits).
+  uint64_t receive_budget_bytes = 0;
+  // gRPC's memory quota for everything it buffers for this server, whoever sent it: the
+  // bound on what callers without credentials can make the server hold. 0: the receive
+  // budget plus 64 MiB.
+  uint64_t memory_quota_bytes = 0;
   // Pieces of a pushed tensor at least this long are left in gRPC's receive buffers and
   // referenced (ReceivedUpdate::part_data); shorter ones are copied. A reference costs an
   // allocation of its own (~100 bytes), which a sender of many tiny chunks could otherwise
@@ -116,8 +124,11 @@ class GrpcServerTransport final : public ServerTransport {
   const std::string& address() const { return address_; }
   // Until `expected_workers` have joined; DeadlineExceeded otherwise.
   absl::Status WaitForWorkers(absl::Time deadline);
-  // Larger pushes are refused (RESOURCE_EXHAUSTED) and never buffered.
+  // Larger pushes are refused (RESOURCE_EXHAUSTED) and never buffered. Resizes the automatic
+  // receive budget and memory quota.
   void SetMaxUpdateBytes(uint64_t bytes);
+  // The memory quota in force (GrpcServerOptions::memory_quota_bytes).
+  uint64_t memory_quota() const;
   // The worker id holding each slot (empty until membership closed).
   std::vector<uint64_t> routing() const;
   // Updates refused before they reached the round loop (bad token, unknown or replaced
@@ -152,6 +163,15 @@ class GrpcServerTransport final : public ServerTransport {
   };
 
   explicit GrpcServerTransport(GrpcServerOptions opts);
+  // A gRPC server of this transport (a new Service) listening on `listen`; `port` the port
+  // bound.
+  absl::StatusOr<std::unique_ptr<grpc::Server>> BuildServer(const std::string& listen, int* port);
+  // Restarts the server when its listener stopped accepting (see grpc_server.cc).
+  void GuardListener();
+  // Whether gRPC logged a failed accept() since the last call.
+  static bool AcceptFailed();
+  // Whether the process has some file descriptors to spare.
+  static bool FileDescriptorsToSpare();
   // The refusal of a call with the wrong token.
   static const grpc::Status& BadToken();
   bool TokenOk(const std::string& token) const;
@@ -167,6 +187,8 @@ class GrpcServerTransport final : public ServerTransport {
   // Queues `task` for worker `wid` and remembers it as unanswered.
   void EnqueueLocked(uint64_t wid, std::vector<v1::TaskChunk> chunks)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sizes the receive budget and the memory quota from the options and max_update_bytes_.
+  void SizeBudgetsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A push may take `bytes` of the receive budget now (taken when true).
   bool ReserveReceiveLocked(uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives `bytes` back; returns the waiting pushes that now have room (in the order they
@@ -181,8 +203,13 @@ class GrpcServerTransport final : public ServerTransport {
 
   GrpcServerOptions opts_;
   std::string address_;
-  std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::ResourceQuota> quota_;
+  std::vector<std::unique_ptr<Service>> services_;  // the last one serves server_
+  // server_ is replaced when the listener is restarted (GuardListener).
+  absl::Mutex server_mu_;
+  std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(server_mu_);
+  std::thread guard_;
+  absl::Notification guard_stop_;
 
   // Guards everything below. Membership has a mutex of its own; it is changed and read only
   // under mu_ as well, so that a membership change and the queues it affects (a take-over
@@ -200,6 +227,8 @@ class GrpcServerTransport final : public ServerTransport {
   uint64_t latest_round_ ABSL_GUARDED_BY(mu_) = 0;  // of the tasks sent so far
   std::map<uint64_t, uint32_t> open_pushes_ ABSL_GUARDED_BY(mu_);  // by worker id
   uint64_t receive_in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t receive_budget_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t memory_quota_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<UpdateReader*> waiting_for_budget_ ABSL_GUARDED_BY(mu_);
   uint64_t security_refusals_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time security_log_window_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
