@@ -2,12 +2,15 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "aggregators/registry.h"
 #include "cli/flags.h"
@@ -20,6 +23,31 @@
 #include "server/deployed_server.h"
 
 namespace fedtrain {
+namespace {
+
+// --worker-tokens FILE: "NAME TOKEN" per line; blank lines and lines starting with # are
+// skipped. Errors name the file and the line.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadWorkerTokens(
+    const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("--worker-tokens: cannot read ", path));
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::vector<std::string> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (f.empty() || f[0][0] == '#') continue;
+    if (f.size() != 2)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--worker-tokens: ", path, " line ", n, ": expected \"NAME TOKEN\", got ", f.size(),
+          " fields"));
+    out.emplace_back(f[0], f[1]);
+  }
+  if (out.empty())
+    return absl::InvalidArgumentError(absl::StrCat("--worker-tokens: ", path, " has no tokens"));
+  return out;
+}
+
+}  // namespace
 
 const char kServerHelp[] = R"(usage: fedtrain server --config FILE --workers N --token T [options]
 
@@ -38,6 +66,8 @@ options:
   --listen HOST:PORT   address to serve on (default 0.0.0.0:50051; port 0 picks a free one)
   --workers N          workers to wait for before round 0 (required)
   --token T            shared secret of the run (or the environment variable FEDTRAIN_TOKEN)
+  --worker-tokens FILE per-worker tokens, a "NAME TOKEN" line each (# comments): a worker that
+                       joins with one is NAME, keeps one slot, and only it can retake that slot
   --join-timeout S     give up when N workers have not joined after S seconds (default 600)
   --tls-cert FILE      serve over TLS with this PEM certificate (chain); needs --tls-key
   --tls-key FILE       the PEM private key of --tls-cert
@@ -65,7 +95,7 @@ int ServerCommand(const std::vector<std::string>& args,
   if (const char* env = std::getenv("FEDTRAIN_TOKEN")) token = env;
   std::vector<std::string> sets, plugins;
   int64_t join_timeout_s = 600;
-  std::string tls_cert, tls_key, tls_client_ca, resume_from;
+  std::string tls_cert, tls_key, tls_client_ca, resume_from, worker_tokens;
   bool resume = false, resume_if_any = false;
   GrpcServerOptions o;
   o.listen = "0.0.0.0:50051";
@@ -109,7 +139,8 @@ int ServerCommand(const std::vector<std::string>& args,
       .String("--tls-cert", &tls_cert, "--tls-cert needs a PEM certificate file", true)
       .String("--tls-key", &tls_key, "--tls-key needs a PEM private key file", true)
       .String("--tls-client-ca", &tls_client_ca, "--tls-client-ca needs a PEM CA certificate file",
-              true);
+              true)
+      .String("--worker-tokens", &worker_tokens, "--worker-tokens needs a file", true);
   if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (config_path.empty()) return flags.Usage("server needs --config FILE");
   if (o.expected_workers < 1) return flags.Usage("server needs --workers N");
@@ -132,6 +163,12 @@ int ServerCommand(const std::vector<std::string>& args,
   if (!resolved.ok()) return fail(resolved.status());
 
   o.token = token;
+  if (!worker_tokens.empty()) {
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> wt =
+        ReadWorkerTokens(worker_tokens);
+    if (!wt.ok()) return fail(wt.status());
+    o.worker_tokens = *std::move(wt);
+  }
   o.config = *resolved;
   if (absl::Status s = ReadPemFiles({{"--tls-cert", &tls_cert, &o.tls_cert_pem},
                                      {"--tls-key", &tls_key, &o.tls_key_pem},

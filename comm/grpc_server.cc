@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -65,6 +66,14 @@ std::optional<std::string> MetadataValue(const grpc::CallbackServerContext* ctx,
   auto it = md.find(key);
   if (it == md.end()) return std::nullopt;
   return std::string(it->second.data(), it->second.size());
+}
+
+// Whether `a` equals `b`, in time that depends on their lengths only.
+bool SameSecret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size() || b.empty()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
 }
 
 // 32 bytes from the kernel's cryptographically secure generator.
@@ -170,7 +179,24 @@ class GrpcServerTransport::Service final
                                  v1::JoinReply* reply) override {
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
     const std::optional<std::string> token = MetadataValue(ctx, kTokenMetadataKey);
-    if (!token.has_value() || !t_->TokenOk(*token)) {
+    // Who the credentials say the worker is: a per-worker token's name, else the client
+    // certificate's identity under mutual TLS, else nobody in particular (shared token).
+    std::string identity;
+    bool known = token.has_value() && t_->TokenOk(*token);
+    if (token.has_value())
+      for (const auto& [name, tok] : t_->opts_.worker_tokens)
+        if (SameSecret(*token, tok)) {  // every entry compared: constant time in which
+          known = true;
+          identity = absl::StrCat("worker token ", name);
+        }
+    if (known && identity.empty() && !t_->opts_.tls_client_ca_pem.empty()) {
+      const std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
+      const std::vector<grpc::string_ref> ids =
+          auth ? auth->GetPeerIdentity() : std::vector<grpc::string_ref>();
+      if (!ids.empty())
+        identity = absl::StrCat("certificate ", std::string(ids[0].data(), ids[0].size()));
+    }
+    if (!known) {
       absl::MutexLock lock(&t_->mu_);
       t_->SecurityRefusalLocked(absl::StrCat("join from ", PeerOf(ctx), ": ",
                                              token.has_value() ? "wrong token" : "no token"));
@@ -189,7 +215,7 @@ class GrpcServerTransport::Service final
       absl::StatusOr<Membership::Joined> joined = t_->members_.Join(
           req->worker_name(),
           req->has_slot() ? std::optional<uint32_t>(req->slot()) : std::nullopt, absl::Now(),
-          session);
+          session, identity);
       if (!joined.ok()) {
         r->Finish(ToGrpc(joined.status()));
         return r;
@@ -420,6 +446,18 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
     return absl::InvalidArgumentError("min_referenced_piece must be at least 1");
   if (opts.max_concurrent_pushes < 1)
     return absl::InvalidArgumentError("max_concurrent_pushes must be at least 1");
+  {
+    std::set<std::string> names, tokens = {opts.token};
+    for (const auto& [name, tok] : opts.worker_tokens) {
+      if (name.empty() || tok.empty())
+        return absl::InvalidArgumentError("a worker token needs a name and a token");
+      if (!names.insert(name).second)
+        return absl::InvalidArgumentError(absl::StrCat("worker name ", name, " appears twice"));
+      if (!tokens.insert(tok).second)
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the token of worker ", name, " is the run's token or another worker's"));
+    }
+  }
   RaiseFileLimit();
   static std::once_flag log_hook;
   std::call_once(log_hook, [] { gpr_set_log_function(WatchGrpcLog); });

@@ -78,7 +78,11 @@ std::vector<std::pair<std::string, int>> BulkTransferArgs();
 
 struct GrpcServerOptions {
   std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one
-  std::string token;                   // required on every RPC; must not be empty
+  std::string token;                   // the run's shared token (Join); must not be empty
+  // Per-worker tokens (name, token): a worker that joins with one is that name, holds one
+  // slot and only it can take that slot over (Membership::Join). Names and tokens must be
+  // unique and differ from `token`.
+  std::vector<std::pair<std::string, std::string>> worker_tokens;
   v1::ExperimentConfig config;         // handed to each worker on Join
   int expected_workers = 1;            // membership closes when this many have joined
   absl::Duration heartbeat_interval = absl::Seconds(2);

@@ -21,12 +21,29 @@ bool Membership::LiveLocked(const Worker& w, absl::Time now) const {
   return now - w.last_seen < 3 * heartbeat_interval_;
 }
 
+bool Membership::MayTakeOverLocked(uint32_t slot, const std::string& identity) const {
+  const uint64_t holder = routing_[slot];
+  return holder == 0 || workers_.at(holder).identity == identity;
+}
+
 absl::StatusOr<Membership::Joined> Membership::Join(const std::string& name,
                                                     std::optional<uint32_t> want,
-                                                    absl::Time now, std::string session) {
+                                                    absl::Time now, std::string session,
+                                                    const std::string& identity) {
   absl::MutexLock lock(&mu_);
   const uint32_t w = num_slots_;
   uint32_t slot = w;
+  // An identified worker's slot is the one it holds already, if any.
+  std::optional<uint32_t> own;
+  if (!identity.empty())
+    for (uint32_t i = 0; i < w && !own.has_value(); ++i)
+      if (routing_[i] != 0 && workers_.at(routing_[i]).identity == identity) own = i;
+  if (own.has_value()) {
+    if (want.has_value() && *want != *own)
+      return absl::InvalidArgumentError(absl::StrCat(identity, " holds slot ", *own,
+                                                     ", not slot ", *want));
+    want = own;
+  }
   if (want.has_value()) {
     if (*want >= w)
       return absl::InvalidArgumentError(absl::StrCat("slot ", *want,
@@ -36,12 +53,17 @@ absl::StatusOr<Membership::Joined> Membership::Join(const std::string& name,
     if (holder != 0 && LiveLocked(workers_.at(holder), now))
       return absl::AlreadyExistsError(absl::StrCat("slot ", *want, " is held by live worker ",
                                                    holder, " (", workers_.at(holder).name, ")"));
+    if (!MayTakeOverLocked(*want, identity))
+      return absl::PermissionDeniedError(absl::StrCat(
+          "slot ", *want, " belongs to ",
+          workers_.at(holder).identity.empty() ? std::string("workers of the shared token")
+                                                : workers_.at(holder).identity));
     slot = *want;
   } else {
     for (uint32_t i = 0; i < w && slot == w; ++i)
       if (routing_[i] == 0) slot = i;
     for (uint32_t i = 0; i < w && slot == w; ++i)
-      if (!LiveLocked(workers_.at(routing_[i]), now)) slot = i;
+      if (!LiveLocked(workers_.at(routing_[i]), now) && MayTakeOverLocked(i, identity)) slot = i;
   }
   if (slot == w)
     return absl::FailedPreconditionError(absl::StrCat("the run already has its ", w, " workers"));
@@ -52,6 +74,7 @@ absl::StatusOr<Membership::Joined> Membership::Join(const std::string& name,
   Worker& rec = workers_[j.worker_id];
   rec.name = name;
   rec.session = std::move(session);
+  rec.identity = identity;
   rec.last_seen = now;
   routing_[slot] = j.worker_id;
   full_ = full_ || std::find(routing_.begin(), routing_.end(), 0) == routing_.end();

@@ -48,11 +48,16 @@ class Membership {
   Membership& operator=(const Membership&) = delete;
 
   // A worker named `name` joins, into `slot` when given, proving itself later with `session`
-  // (the caller's random secret; see SessionMatches). InvalidArgument: no such slot;
+  // (the caller's random secret; see SessionMatches). `identity` is who the credentials say
+  // it is (a per-worker token's name, a client certificate's identity) or empty (the run's
+  // shared token): an identified worker holds one slot, the one it first joined, and only
+  // it can take that slot over; an anonymous worker takes over only anonymous workers'
+  // slots. InvalidArgument: no such slot, or another slot than the identity's;
   // AlreadyExists: that slot's holder is live; FailedPrecondition: no slot is vacant or held
-  // by a worker that is gone.
+  // by a worker that is gone (and may be taken over by this one).
   absl::StatusOr<Joined> Join(const std::string& name, std::optional<uint32_t> slot,
-                              absl::Time now, std::string session = {}) ABSL_LOCKS_EXCLUDED(mu_);
+                              absl::Time now, std::string session = {},
+                              const std::string& identity = {}) ABSL_LOCKS_EXCLUDED(mu_);
   // Whether `session` is the secret worker `worker_id` joined with (compared in constant
   // time; false for an unknown id or an empty secret). A worker that left or was replaced
   // still matches: its calls are then answered as from a worker that is gone.
@@ -94,6 +99,7 @@ class Membership {
   struct Worker {
     std::string name;
     std::string session;
+    std::string identity;  // empty: joined with the run's shared token
     bool left = false;         // left, or replaced by a worker that took its slot over
     bool had_stream = false;   // opened its task stream at least once
     bool stream_open = false;  // its task stream is open now
@@ -101,6 +107,9 @@ class Membership {
   };
 
   bool LiveLocked(const Worker& w, absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a worker of `identity` may take over `slot` from its holder (who is gone).
+  bool MayTakeOverLocked(uint32_t slot, const std::string& identity) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const uint32_t num_slots_;
   const absl::Duration heartbeat_interval_;

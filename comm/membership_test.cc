@@ -262,5 +262,52 @@ TEST(MembershipTest, ConcurrentJoinsTakeDistinctSlots) {
   EXPECT_EQ(m.routing().size(), kSlots);
 }
 
+// Sessions: a worker proves itself with the exact secret it joined with, and nothing else.
+TEST(MembershipTest, SessionsMatchOnlyTheirOwnSecret) {
+  Membership m(2, kBeat);
+  const uint64_t a = m.Join("a", std::nullopt, kT0, std::string(32, 'A'))->worker_id;
+  const uint64_t b = m.Join("b", std::nullopt, kT0, std::string(32, 'B'))->worker_id;
+  EXPECT_TRUE(m.SessionMatches(a, std::string(32, 'A')));
+  EXPECT_FALSE(m.SessionMatches(a, std::string(32, 'B')));  // another worker's secret
+  EXPECT_FALSE(m.SessionMatches(b, std::string(32, 'A')));
+  EXPECT_FALSE(m.SessionMatches(a, std::string(31, 'A')));  // a prefix
+  EXPECT_FALSE(m.SessionMatches(a, ""));
+  EXPECT_FALSE(m.SessionMatches(b + 7, std::string(32, 'B')));  // no such worker
+  // A worker that joined without a session can never be acted for.
+  Membership n(1, kBeat);
+  const uint64_t x = n.Join("x", std::nullopt, kT0)->worker_id;
+  EXPECT_FALSE(n.SessionMatches(x, ""));
+}
+
+// Identified workers (per-worker token, client certificate) keep one slot each, and only
+// they can take it over; anonymous (shared-token) workers take over only anonymous slots.
+TEST(MembershipTest, IdentifiedWorkersOwnTheirSlot) {
+  Membership m(3, kBeat);
+  const Membership::Joined alice = *m.Join("a1", std::nullopt, kT0, "s", "alice");
+  const Membership::Joined anon = *m.Join("x1", std::nullopt, kT0, "s", "");
+  const Membership::Joined bob = *m.Join("b1", std::nullopt, kT0, "s", "bob");
+  ASSERT_EQ(alice.slot, 0u);
+  ASSERT_EQ(anon.slot, 1u);
+  ASSERT_EQ(bob.slot, 2u);
+  // Alice joining again while her worker is live: refused; asking for another slot: refused.
+  EXPECT_THAT(m.Join("a2", std::nullopt, kT0, "s", "alice"),
+              StatusIs(absl::StatusCode::kAlreadyExists, ::testing::_));
+  EXPECT_THAT(m.Join("a2", 1u, kT0, "s", "alice"), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  // Every holder gone: nobody else may take alice's or bob's slot.
+  const absl::Time later = kT0 + 10 * kBeat;
+  EXPECT_THAT(m.Join("b2", 0u, later, "s", "bob"), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(m.Join("x2", 0u, later, "s", ""), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(m.Join("c1", 2u, later, "s", "carol"),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  // Without a slot, an anonymous worker gets the anonymous slot, carol gets nothing.
+  const Membership::Joined anon2 = *m.Join("x2", std::nullopt, later, "s", "");
+  EXPECT_EQ(anon2.slot, 1u);
+  EXPECT_THAT(m.Join("c1", std::nullopt, later, "s", "carol"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+  // Alice and bob retake their own slots, asked for or not.
+  EXPECT_EQ(m.Join("a2", std::nullopt, later, "s", "alice")->slot, 0u);
+  EXPECT_EQ(m.Join("b2", 2u, later, "s", "bob")->slot, 2u);
+}
+
 }  // namespace
 }  // namespace fedtrain
