@@ -73,6 +73,9 @@ options:
   --tls-key FILE       the PEM private key of --tls-cert
   --tls-client-ca FILE require client certificates signed by this PEM CA (mutual TLS);
                        needs --tls-cert (deploy/make_certs.sh makes test certificates)
+  --certificate-identity  with --tls-client-ca: each worker is the identity of its client
+                       certificate, bound to one slot like a per-worker token (per-worker
+                       certificates only: workers sharing a certificate would share a slot)
   --rejoin-grace S     a task for a worker slot whose worker is gone waits up to S seconds
                        for a worker to rejoin the slot (default 0: the round goes on without it)
   --checkpoint-every N write a checkpoint of all server state every N rounds (and after the
@@ -140,13 +143,16 @@ int ServerCommand(const std::vector<std::string>& args,
       .String("--tls-key", &tls_key, "--tls-key needs a PEM private key file", true)
       .String("--tls-client-ca", &tls_client_ca, "--tls-client-ca needs a PEM CA certificate file",
               true)
-      .String("--worker-tokens", &worker_tokens, "--worker-tokens needs a file", true);
+      .String("--worker-tokens", &worker_tokens, "--worker-tokens needs a file", true)
+      .Switch("--certificate-identity", &o.identity_from_certificate);
   if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (config_path.empty()) return flags.Usage("server needs --config FILE");
   if (o.expected_workers < 1) return flags.Usage("server needs --workers N");
   if (token.empty()) return flags.Usage("server needs --token T (or FEDTRAIN_TOKEN)");
   if (!tls_cert.empty() && tls_key.empty()) return flags.Usage("--tls-cert needs --tls-key FILE");
   if (!tls_key.empty() && tls_cert.empty()) return flags.Usage("--tls-key needs --tls-cert FILE");
+  if (o.identity_from_certificate && tls_client_ca.empty())
+    return flags.Usage("--certificate-identity needs --tls-client-ca FILE (mutual TLS)");
   if (!tls_client_ca.empty() && tls_cert.empty())
     return flags.Usage("--tls-client-ca (mutual TLS) needs --tls-cert FILE and --tls-key FILE");
   auto fail = [](const absl::Status& s) { return Fail("server", std::string(s.message())); };

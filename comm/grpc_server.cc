@@ -189,7 +189,8 @@ class GrpcServerTransport::Service final
           known = true;
           identity = absl::StrCat("worker token ", name);
         }
-    if (known && identity.empty() && !t_->opts_.tls_client_ca_pem.empty()) {
+    if (known && identity.empty() && t_->opts_.identity_from_certificate &&
+        !t_->opts_.tls_client_ca_pem.empty()) {
       const std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
       const std::vector<grpc::string_ref> ids =
           auth ? auth->GetPeerIdentity() : std::vector<grpc::string_ref>();
@@ -465,6 +466,9 @@ absl::StatusOr<std::unique_ptr<GrpcServerTransport>> GrpcServerTransport::Start(
     return absl::InvalidArgumentError("TLS needs both a certificate and its key");
   if (opts.tls_cert_pem.empty() && !opts.tls_client_ca_pem.empty())
     return absl::InvalidArgumentError("client certificates (mutual TLS) need TLS");
+  if (opts.identity_from_certificate && opts.tls_client_ca_pem.empty())
+    return absl::InvalidArgumentError(
+        "identities from client certificates need mutual TLS (a client CA)");
   const std::string listen = opts.listen;
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos)

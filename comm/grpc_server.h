@@ -110,6 +110,11 @@ struct GrpcServerOptions {
   std::string tls_cert_pem;
   std::string tls_key_pem;
   std::string tls_client_ca_pem;
+  // Under mutual TLS: a worker that joins with the shared token is the identity of its
+  // client certificate (its first subject alternative name, else its common name), with the
+  // same slot binding as a per-worker token. Only for per-worker certificates: workers that
+  // share one certificate would share one slot.
+  bool identity_from_certificate = false;
 };
 
 // Reads a PEM file named by a command-line option (for the TLS options of `fedtrain server`
