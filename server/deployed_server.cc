@@ -37,6 +37,9 @@ void DeployedServer::Finish() {
   finished_ = true;
   transport_->FinishRun(absl::Now() + absl::Seconds(10));
   transport_->Shutdown(absl::Now() + absl::Seconds(2));
+  if (const uint64_t n = transport_->security_refusals(); n > 0)
+    std::fprintf(stderr, "fedtrain server: %llu calls without valid credentials were refused\n",
+                 static_cast<unsigned long long>(n));
 }
 
 }  // namespace fedtrain
