@@ -8,11 +8,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_client.h"
 #include "comm/grpc_server.h"
@@ -382,6 +385,80 @@ TEST(TaskDeliveryTest, ASlowStartingWorkerGetsItsQueuedTask) {
   EXPECT_TRUE(received.ok()) << received;
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].lr(), 0.5);
+  client->reset();
+  (*server)->Shutdown(absl::Now() + absl::Seconds(1));
+}
+
+// Back-pressure: a push that would take the pushes in progress past the receive budget waits,
+// unread, until another finishes; then it goes on and both arrive whole.
+TEST(ReceiveBudgetTest, APushBeyondTheBudgetWaitsForRoom) {
+  GrpcServerOptions so;
+  so.token = kToken;
+  so.expected_workers = 1;
+  so.max_update_bytes = 600 << 10;
+  so.receive_budget_bytes = 800 << 10;  // room for one 500 KB push, not two
+  absl::StatusOr<std::unique_ptr<GrpcServerTransport>> server = GrpcServerTransport::Start(so);
+  ASSERT_TRUE(server.ok()) << server.status();
+  GrpcWorkerOptions wo;
+  wo.server = (*server)->address();
+  wo.token = kToken;
+  absl::StatusOr<std::unique_ptr<GrpcWorkerClient>> client =
+      GrpcWorkerClient::Join(wo, absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*server)->WaitForWorkers(absl::Now() + absl::Seconds(10)).ok());
+  // Two updates of client 0 with 500 KiB tensors, each sent as a stream of raw chunks whose
+  // first chunk carries half of it; the first stream then waits for `go_on`.
+  auto update = [](uint64_t round) {
+    v1::UpdateMsg m;
+    m.set_round(round);
+    m.set_client_id(0);
+    m.set_num_samples(1);
+    v1::Tensor* t = m.mutable_up()->add_parts();
+    t->set_codec("identity/1");
+    t->set_dim(128000);
+    t->set_data(std::string(512000, static_cast<char>('a' + round)));
+    return m.SerializeAsString();
+  };
+  absl::Notification go_on;
+  auto push = [&](const std::string& bytes, bool wait) {
+    grpc::ClientContext ctx;
+    (*client)->AddSession(&ctx);
+    const auto ch = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
+    const size_t half = bytes.size() / 2;
+    int sent = 0;
+    return PushRawChunks(ch, &ctx, [&](grpc::ByteBuffer* chunk) {
+      if (sent == 2) return false;
+      if (sent == 1 && wait) go_on.WaitForNotification();
+      grpc::Slice sl(sent == 0 ? Chunk(bytes.size(), bytes.substr(0, half))
+                               : Chunk(0, bytes.substr(half)));
+      *chunk = grpc::ByteBuffer(&sl, 1);
+      ++sent;
+      return true;
+    });
+  };
+  grpc::Status first, second;
+  std::thread a([&] { first = push(update(1), true); });
+  const uint64_t one = update(1).size();
+  while ((*server)->receive_bytes_in_use() != one) absl::SleepFor(absl::Milliseconds(5));
+  std::thread b([&] { second = push(update(2), false); });
+  // The second waits: nothing arrives while the first holds the budget.
+  EXPECT_FALSE((*server)->ReceiveUpdate(absl::Now() + absl::Milliseconds(300)).ok());
+  EXPECT_EQ((*server)->receive_bytes_in_use(), one);
+  go_on.Notify();
+  a.join();
+  b.join();
+  EXPECT_TRUE(first.ok()) << first.error_message();
+  EXPECT_TRUE(second.ok()) << second.error_message();
+  std::set<uint64_t> rounds;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<ReceivedUpdate> got = (*server)->ReceiveUpdate(absl::Now() + absl::Seconds(5));
+    ASSERT_TRUE(got.ok()) << got.status();
+    const uint64_t round = got->msg.round();
+    EXPECT_EQ(Assemble(*std::move(got)).SerializeAsString(), update(round));
+    rounds.insert(round);
+  }
+  EXPECT_EQ(rounds, (std::set<uint64_t>{1, 2}));
+  EXPECT_EQ((*server)->receive_bytes_in_use(), 0u);
   client->reset();
   (*server)->Shutdown(absl::Now() + absl::Seconds(1));
 }

@@ -36,12 +36,14 @@ struct Harness {
   RealClock clock;
   CoordinatorOptions opts;
   std::unique_ptr<Coordinator> coord;
-  explicit Harness(int64_t n = 10, int64_t m = 4, int64_t rounds = 3) {
+  explicit Harness(int64_t n = 10, int64_t m = 4, int64_t rounds = 3,
+                   const std::function<void(CoordinatorOptions*)>& tweak = nullptr) {
     opts.num_clients = n;
     opts.clients_per_round = m;
     opts.rounds = rounds;
     opts.seed = 5;
     opts.sampling_seed = 6;
+    if (tweak) tweak(&opts);
     coord = std::make_unique<Coordinator>(opts, &algo, &net, &uplink, nullptr, &sink, &clock,
                                           nullptr);
   }
@@ -75,6 +77,56 @@ TEST(CoordinatorTest, U2ArrivalOrderDoesNotChangeTheModel) {
   }
   EXPECT_EQ(finals[0], finals[1]);  // bitwise
   EXPECT_NE(finals[0], x0);
+}
+
+// The server knows each client's sample count: a reply that claims another is rejected (a
+// worker could otherwise weight its update by 2^63), and the round counts it as missing.
+TEST(CoordinatorTest, SampleCountsOtherThanTheClientsAreRejected) {
+  Harness h(6, 6, 1, [](CoordinatorOptions* o) {
+    o->client_samples = [](ClientId id) { return static_cast<uint64_t>(id) + 1; };
+  });
+  h.net.reply = [](const v1::TaskMsg& t) {
+    v1::UpdateMsg m = GoodReply(t, 4);  // reports id + 1 samples
+    if (t.client_id() == 3) m.set_num_samples(uint64_t{1} << 63);
+    if (t.client_id() == 4) m.set_num_samples(4);  // one short
+    return std::vector<v1::UpdateMsg>{m};
+  };
+  std::vector<float> x0(4, 0.0f);
+  FT_ASSERT_OK(h.coord->Init(x0));
+  FT_ASSERT_OK_AND_ASSIGN(RoundSummary s, h.coord->RunRound());
+  EXPECT_EQ(s.received, 4);
+  EXPECT_EQ(s.missing, 2);
+  const std::string all = ::testing::PrintToString(s.rejections);
+  EXPECT_THAT(all, HasSubstr("client 3: reported 9223372036854775808 training samples; the "
+                             "client holds 4"));
+  EXPECT_THAT(all, HasSubstr("client 4: reported 4 training samples; the client holds 5"));
+}
+
+// federation.require_all: a round that would go on without a sampled client's update fails
+// the run, and the model is not changed; without it the round is counted as missing one.
+TEST(CoordinatorTest, RequireAllFailsARoundWithAMissingUpdate) {
+  for (bool require_all : {false, true}) {
+    Harness h(5, 5, 1, [require_all](CoordinatorOptions* o) { o->require_all = require_all; });
+    h.net.reply = [](const v1::TaskMsg& t) {
+      v1::UpdateMsg m = GoodReply(t, 4);
+      if (t.client_id() == 2) m.set_error("out of memory");
+      return std::vector<v1::UpdateMsg>{m};
+    };
+    std::vector<float> x0(4, 0.25f);
+    FT_ASSERT_OK(h.coord->Init(x0));
+    absl::StatusOr<RoundSummary> s = h.coord->RunRound();
+    if (require_all) {
+      ASSERT_FALSE(s.ok());
+      EXPECT_THAT(std::string(s.status().message()),
+                  HasSubstr("round 0 closed without 1 of its 5 sampled clients' updates and "
+                            "federation.require_all is set"));
+      EXPECT_EQ(std::vector<float>(h.coord->model().begin(), h.coord->model().end()), x0);
+    } else {
+      ASSERT_TRUE(s.ok()) << s.status();
+      EXPECT_EQ(s->missing, 1);
+      EXPECT_EQ(s->received, 4);
+    }
+  }
 }
 
 TEST(CoordinatorTest, BadRepliesAreRejectedWithReasonsAndTheRoundGoesOn) {
