@@ -458,6 +458,10 @@ TEST(ReceiveBudgetTest, APushBeyondTheBudgetWaitsForRoom) {
     rounds.insert(round);
   }
   EXPECT_EQ(rounds, (std::set<uint64_t>{1, 2}));
+  // The budget is given back when gRPC is done with each call (just after its reply).
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while ((*server)->receive_bytes_in_use() != 0 && absl::Now() < until)
+    absl::SleepFor(absl::Milliseconds(5));
   EXPECT_EQ((*server)->receive_bytes_in_use(), 0u);
   client->reset();
   (*server)->Shutdown(absl::Now() + absl::Seconds(1));
