@@ -550,14 +550,14 @@ void GrpcServerTransport::GuardListener() {
       absl::MutexLock lock(&server_mu_);
       old = std::move(server_);
     }
-    if (old) {
-      old->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
-      old.reset();
-    }
+    // Shut down, but not destroyed until the transport goes: gRPC may still be finishing
+    // work of that server (handshakes of connections it had accepted) on its own threads.
+    if (old) old->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
     int port = 0;
     absl::StatusOr<std::unique_ptr<grpc::Server>> fresh;
     {
       absl::MutexLock lock(&server_mu_);
+      if (old) retired_servers_.push_back(std::move(old));
       fresh = BuildServer(address_, &port);
       if (fresh.ok()) server_ = std::move(fresh).value();
     }

@@ -217,6 +217,7 @@ class GrpcServerTransport final : public ServerTransport {
   // server_ is replaced when the listener is restarted (GuardListener).
   absl::Mutex server_mu_;
   std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(server_mu_);
+  std::vector<std::unique_ptr<grpc::Server>> retired_servers_ ABSL_GUARDED_BY(server_mu_);
   std::thread guard_;
   absl::Notification guard_stop_;
 

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -45,6 +47,20 @@ using ::fedtrain::testing::Watchdog;
 using ::testing::HasSubstr;
 
 constexpr char kToken[] = "s3cret";
+
+// AddressSanitizer keeps freed memory in quarantine and runs the code many times slower: the
+// memory bounds below are checked in builds without it, and the timed workloads shrink.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
 constexpr const char* kRunName = ::fedtrain::testing::kSyntheticRunName;
 
 struct Server {
@@ -213,7 +229,7 @@ TEST(AttackTest, CallsWithoutCredentialsCostTheServerNothingItKeeps) {
               "%.1f MB after %d flooded calls; refusals: %d unauthenticated, %d other\n",
               rss0 / 1e6, rss_push / 1e6, rss_join / 1e6, rss1 / 1e6, flood,
               unauthenticated.load(), other.load());
-  EXPECT_LE(rss1, rss0 + kBound);
+  if (!kSanitized) EXPECT_LE(rss1, rss0 + kBound);
   EXPECT_EQ(unauthenticated.load() + other.load(), 120);
   const size_t log_bytes = ReadFileBytes(dir.File("server.err")).size();
   EXPECT_LE(log_bytes, size_t{16} << 10) << "the log grew with the flood";
@@ -312,7 +328,8 @@ TEST(AttackTest, AWorkerCanActOnlyAsItselfAndWithinItsStreams) {
               exhausted.load(), cap, rss0 / 1e6, rss1 / 1e6);
   EXPECT_EQ(exhausted.load(), 300 - static_cast<int>(cap));
   // cap updates of at most `max` bytes, plus gRPC's buffers (a chunk per stream).
-  EXPECT_LE(rss1, rss0 + cap * (max + 2 * kGrpcChunkBytes) + (uint64_t{32} << 20));
+  if (!kSanitized)
+    EXPECT_LE(rss1, rss0 + cap * (max + 2 * kGrpcChunkBytes) + (uint64_t{32} << 20));
   // The attacker leaves; the honest worker is still a member and takes the slot's work? No:
   // the run needs both slots, so a second honest worker takes the attacker's slot over.
   EXPECT_TRUE((*bad)->Leave("done").ok());
@@ -328,6 +345,12 @@ TEST(AttackTest, AWorkerCanActOnlyAsItselfAndWithinItsStreams) {
 // EMFILE; once they close, a worker must still be able to join and run.
 TEST(AttackTest, ListenerServesAgainAfterFileDescriptorExhaustion) {
   TempDir dir;
+  // The server inherits this: see the file for the one report of gRPC's it suppresses.
+  setenv("UBSAN_OPTIONS",
+         absl::StrCat("suppressions=", ::fedtrain::testing::SourceDir(),
+                      "/tests/integration/ubsan_grpc_emfile.supp:print_stacktrace=1")
+             .c_str(),
+         1);
   Watchdog dog(absl::Seconds(240));
   Server s = StartServer(dir, 1, {"rounds=2", "output.progress=none"}, &dog, /*ulimit_n=*/256);
   ASSERT_FALSE(s.addr.empty());
@@ -343,7 +366,9 @@ TEST(AttackTest, ListenerServesAgainAfterFileDescriptorExhaustion) {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0)
+        << "connection " << i << ": " << std::strerror(errno) << "\n"
+        << ReadFileBytes(dir.File("server.err"));
     fds.push_back(fd);
   }
   absl::SleepFor(absl::Seconds(3));  // the server meets its limit meanwhile
@@ -368,7 +393,8 @@ TEST(AttackTest, TasksLostWithAWorkerAreResentWhenItRejoins) {
   // Each round takes ~0.3 s of the worker's time (local.epochs), so the kill lands mid-task.
   Server s = StartServer(dir, 1,
                          {"rounds=20", "eval_every=1", "output.progress=lines",
-                          "federation.round_timeout_s=120", "local.epochs=500"},
+                          "federation.round_timeout_s=120",
+                          kSanitized ? "local.epochs=10" : "local.epochs=500"},
                          &dog, 0, {"--rejoin-grace", "60"});
   ASSERT_FALSE(s.addr.empty());
   const absl::Time start = absl::Now();
