@@ -254,17 +254,17 @@ absl::Status Coordinator::CheckProgress(const Round& r) {
     return absl::OkStatus();
   }
   if (r.info.rejected.empty()) return absl::OkStatus();
-  ++rejected_streak_;
+  if (rejected_streak_++ == 0) rejected_streak_first_ = r.round;
   if (opts_.max_rejected_rounds <= 0 || rejected_streak_ < opts_.max_rejected_rounds)
     return absl::OkStatus();
   std::string why;
   for (size_t i = 0; i < r.sum.rejections.size() && i < 3; ++i)
     absl::StrAppend(&why, i ? "; " : "", r.sum.rejections[i]);
   return absl::FailedPreconditionError(absl::StrCat(
-      "rounds ", r.round + 1 - static_cast<uint64_t>(rejected_streak_), " to ", r.round,
-      ": every update that arrived was rejected, ", rejected_streak_,
-      " rounds in a row (federation.max_rejected_rounds = ", opts_.max_rejected_rounds,
-      "; 0 turns this off). Last reasons: ", why, r.sum.rejections.size() > 3 ? "; ..." : ""));
+      "rounds ", rejected_streak_first_, " to ", r.round, " accepted no update: every reply "
+      "was rejected in ", rejected_streak_, " of them (federation.max_rejected_rounds = ",
+      opts_.max_rejected_rounds, "; 0 turns this off). Last reasons: ", why,
+      r.sum.rejections.size() > 3 ? "; ..." : ""));
 }
 
 // 4. Hand the accepted updates to the server half in client-id order (the loss too, so the

@@ -140,7 +140,10 @@ class Coordinator {
   absl::Time start_;
   uint64_t cum_up_ = 0, cum_down_ = 0;
   std::map<ClientId, uint64_t> accepted_through_;  // with opts_.track_accepted
-  int64_t rejected_streak_ = 0;  // consecutive rounds whose replies were all rejected
+  // Rounds since the last accepted update whose replies were all rejected, from round
+  // rejected_streak_first_ on (rounds without replies are skipped).
+  int64_t rejected_streak_ = 0;
+  uint64_t rejected_streak_first_ = 0;
   bool initialised_ = false;
 };
 

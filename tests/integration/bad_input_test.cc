@@ -95,12 +95,12 @@ TEST(BadInputTest, AllUpdatesRejectedForKRoundsFailsTheRunWithTheReason) {
   TempDir dir;
   const Outcome o = Simulate(dir, {"local.lr=3e38", "rounds=50", "federation.max_rejected_rounds=3"});
   EXPECT_EQ(o.rc, 1) << o.err;
-  EXPECT_THAT(o.err, HasSubstr("rounds 0 to 2: every update that arrived was rejected"));
+  EXPECT_THAT(o.err, HasSubstr("rounds 0 to 2 accepted no update: every reply was rejected in 3"));
   EXPECT_THAT(o.err, HasSubstr("federation.max_rejected_rounds = 3"));
   EXPECT_THAT(o.err, HasSubstr("non-finite"));  // the reason itself
   const std::string error_txt =
       ReadFileBytes(dir.File(absl::StrCat("out/", kRunName, ".partial/error.txt")));
-  EXPECT_THAT(error_txt, HasSubstr("every update that arrived was rejected"));
+  EXPECT_THAT(error_txt, HasSubstr("every reply was rejected"));
   // Three rounds ran, each with its metrics row; the failing third is not written.
   const std::string csv =
       ReadFileBytes(dir.File(absl::StrCat("out/", kRunName, ".partial/metrics.csv")));
