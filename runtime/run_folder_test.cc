@@ -10,7 +10,6 @@
 #include <new>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -56,15 +55,16 @@ TEST(RunFolderLockTest, ASecondLockFailsNamingTheFolderAndThePidUntilTheFirstIsR
   FT_EXPECT_OK(RunFolderLock::Acquire(dir.path()).status());
 }
 
-// What throws in place of a transport factory that runs out of memory.
-template <typename E>
-TransportFactory Throwing(const char* what) {
+// Transport factories that throw, as code running out of memory or failing in a library
+// does.
+TransportFactory ThrowingBadAlloc() {
+  return [](const TransportContext&) -> absl::StatusOr<std::shared_ptr<ServerTransport>> {
+    throw std::bad_alloc();
+  };
+}
+TransportFactory ThrowingRuntimeError(std::string what) {
   return [what](const TransportContext&) -> absl::StatusOr<std::shared_ptr<ServerTransport>> {
-    if constexpr (std::is_same_v<E, std::bad_alloc>) {
-      throw std::bad_alloc();
-    } else {
-      throw E(what);
-    }
+    throw std::runtime_error(what);
   };
 }
 
@@ -76,14 +76,14 @@ TEST(RunExperimentTest, AnExceptionDuringTheRunLeavesErrorTxtAndAStatus) {
   {
     TempDir dir;
     absl::StatusOr<ExperimentOutcome> out = RunExperiment(
-        TinyConfig(dir.path()), registry, nullptr, Throwing<std::bad_alloc>(""));
+        TinyConfig(dir.path()), registry, nullptr, ThrowingBadAlloc());
     EXPECT_THAT(out, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("out of memory")));
     EXPECT_THAT(ReadFileBytes(dir.File("tiny.partial/error.txt")), HasSubstr("out of memory"));
   }
   {
     TempDir dir;
     absl::StatusOr<ExperimentOutcome> out = RunExperiment(
-        TinyConfig(dir.path()), registry, nullptr, Throwing<std::runtime_error>("boom"));
+        TinyConfig(dir.path()), registry, nullptr, ThrowingRuntimeError("boom"));
     EXPECT_THAT(out, StatusIs(absl::StatusCode::kInternal, HasSubstr("exception: boom")));
     EXPECT_THAT(ReadFileBytes(dir.File("tiny.partial/error.txt")), HasSubstr("boom"));
   }
