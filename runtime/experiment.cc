@@ -163,10 +163,20 @@ double ConfigModelParams(const v1::ExperimentConfig& cfg, const ExperimentData& 
 
 namespace {
 
-// Bytes this process may still allocate: MemAvailable and the soft RLIMIT_AS less what is
-// mapped already, whichever is smaller; 0 when neither can be read.
+// The first number in the file at `path`; 0 when it cannot be read or holds none ("max").
+double ReadNumber(const char* path) {
+  std::ifstream in(path);
+  double v = 0;
+  return (in >> v) ? v : 0;
+}
+
+// Bytes this process may still allocate: MemAvailable, the cgroup's memory.max less its
+// memory.current (a container's limit, cgroup v2), and the soft RLIMIT_AS less what is mapped
+// already, whichever is smallest; 0 when none can be read.
 double AvailableBytes() {
   double avail = 0;
+  if (const double max = ReadNumber("/sys/fs/cgroup/memory.max"); max > 0)
+    avail = std::max(0.0, max - ReadNumber("/sys/fs/cgroup/memory.current"));
   std::ifstream meminfo("/proc/meminfo");
   std::string key;
   double kib = 0;
@@ -174,7 +184,7 @@ double AvailableBytes() {
   while (meminfo >> key >> kib) {
     std::getline(meminfo, unit);
     if (key == "MemAvailable:") {
-      avail = kib * 1024;
+      avail = avail > 0 ? std::min(avail, kib * 1024) : kib * 1024;
       break;
     }
   }
@@ -211,7 +221,7 @@ absl::Status CheckModelFitsMemory(const v1::ExperimentConfig& cfg, const Experim
       "the model has %.4g parameters (model.hidden [%s]); the run needs at least %.3g GiB (the "
       "global model, the server state and federation.clients_per_round = %d decoded updates, 4 "
       "bytes per parameter each) but this process can allocate only %.3g GiB (MemAvailable, "
-      "RLIMIT_AS): lower model.hidden or federation.clients_per_round",
+      "cgroup memory.max, RLIMIT_AS): lower model.hidden or federation.clients_per_round",
       params, absl::StrJoin(cfg.model().hidden(), ","), need / kGiB,
       static_cast<int>(cfg.federation().clients_per_round()), avail / kGiB));
 }

@@ -62,9 +62,10 @@ double ConfigModelParams(const v1::ExperimentConfig& cfg, const ExperimentData& 
 
 // ResourceExhausted, naming model.hidden and the sizes, when the run cannot fit in memory: a
 // lower bound of what it needs (the global model, the server state and the
-// federation.clients_per_round decoded updates of a round, 4 bytes per parameter each; with
-// "memory" client states not counted) against MemAvailable (/proc/meminfo) and the address
-// space limit (RLIMIT_AS). Checked before the model is built, so that model.hidden=1000000000
+// federation.clients_per_round decoded updates of a round, 4 bytes per parameter each; the
+// threads' model clones and "memory" client states are not counted) against MemAvailable
+// (/proc/meminfo), the cgroup v2 memory.max (containers) and the address space limit
+// (RLIMIT_AS). Checked before the model is built, so that model.hidden=1000000000
 // is an error message rather than std::bad_alloc. `available_bytes` (0: ask the system)
 // is for tests.
 absl::Status CheckModelFitsMemory(const v1::ExperimentConfig& cfg, const ExperimentData& data,
