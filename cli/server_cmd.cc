@@ -90,14 +90,14 @@ options:
                        output.dir/<run name>[-K] (no .partial) holding summary.json and a
                        config.json of the same experiment (threads, output and checkpoint
                        settings may differ)
-
-A run folder is locked (the file "lock" in <name>.partial, with flock) by the process that
-runs or resumes it: a second server on the same folder fails at once, naming the holder's pid.
   --help               this help
 
 Every refused or rejected update is logged on stderr with its reason and sender, and counted
 in the metrics (rejected, refused). federation.round_timeout_s, over_selection and min_updates
 set how a round closes when workers are slow or gone.
+
+A run folder is locked (the file "lock" in <name>.partial, with flock) by the process that
+runs or resumes it: a second server on the same folder fails at once, naming the holder's pid.
 )";
 
 int ServerCommand(const std::vector<std::string>& args,
