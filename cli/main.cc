@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -236,7 +237,15 @@ int Main(int argc, char** argv) {
 }  // namespace fedtrain
 
 int main(int argc, char** argv) {
-  const int rc = fedtrain::Main(argc, argv);
+  // fedtrain reports errors as Status; an exception from a library that escapes (std::bad_alloc,
+  // std::system_error from thread creation) still ends with a message and exit code 1 rather
+  // than an abort. Run folders write their error.txt themselves (runtime/run_folder.h).
+  int rc = 1;
+  try {
+    rc = fedtrain::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fedtrain: failed with an exception: %s\n", e.what());
+  }
   std::fflush(stdout);
   std::fflush(stderr);
   std::_Exit(rc);

@@ -83,13 +83,21 @@ options:
   --resume             continue the unfinished run of this config (output.dir/<run name>.partial)
                        from its last checkpoint, with the same config; workers rejoin
   --resume-from DIR    the same, naming the unfinished run folder (needed when there are several)
-  --resume-if-any      --resume when there is an unfinished run with a checkpoint, else start a
-                       new run (for a server that a scheduler restarts, e.g. on Kubernetes)
+  --resume-if-any      --resume when there is an unfinished run with a checkpoint; else, when
+                       this experiment has finished already, print so and exit 0 at once
+                       (without listening); else start a new run. For a server that a scheduler
+                       restarts, e.g. a Kubernetes Job. "Finished" means a folder
+                       output.dir/<run name>[-K] (no .partial) holding summary.json and a
+                       config.json of the same experiment (threads, output and checkpoint
+                       settings may differ)
   --help               this help
 
 Every refused or rejected update is logged on stderr with its reason and sender, and counted
 in the metrics (rejected, refused). federation.round_timeout_s, over_selection and min_updates
 set how a round closes when workers are slow or gone.
+
+A run folder is locked (the file "lock" in <name>.partial, with flock) by the process that
+runs or resumes it: a second server on the same folder fails at once, naming the holder's pid.
 )";
 
 int ServerCommand(const std::vector<std::string>& args,
@@ -189,7 +197,18 @@ int ServerCommand(const std::vector<std::string>& args,
     absl::StatusOr<std::string> dir = FindUnfinishedRun(*resolved);
     if (dir.ok()) {
       run_opts.resume_dir = *dir;
-    } else if (!resume_if_any || dir.status().code() != absl::StatusCode::kNotFound) {
+    } else if (dir.status().code() != absl::StatusCode::kNotFound) {
+      return fail(dir.status());
+    } else if (absl::StatusOr<std::string> done = FindFinishedRun(*resolved); done.ok()) {
+      // A restarted Job must not train the experiment again (as a new run "-2", "-3", ...).
+      if (!resume_if_any)
+        return fail(absl::NotFoundError(absl::StrCat(dir.status().message(), "; the run has "
+                                                     "finished already in ", *done)));
+      std::printf("finished already: %s (nothing to resume)\n", done->c_str());
+      std::fprintf(stderr, "fedtrain server: the run has finished already in %s; nothing to do\n",
+                   done->c_str());
+      return 0;
+    } else if (!resume_if_any) {
       return fail(dir.status());
     }
   }

@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -148,6 +150,12 @@ absl::StatusOr<v1::ExperimentConfig> ParseConfig(const std::string& text, const 
 }
 
 absl::StatusOr<v1::ExperimentConfig> LoadConfigFile(const std::string& path) {
+  // An ifstream opens a folder and reads nothing, which the parser reports as a truncated
+  // config ("Unexpected end of string").
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return absl::InvalidArgumentError(
+        absl::StrCat("config file ", path, ": is a directory, not a config file"));
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot open (",
                                                    std::strerror(errno), ")"));
@@ -337,12 +345,31 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
   const auto& l = c.local();
   FT_RETURN_IF_ERROR(Positive("local.lr", l.lr()));
   FT_RETURN_IF_ERROR(Positive("local.lr_decay", l.lr_decay()));
+  // The local steps run in float32 (models/local_sgd.cc): a rate above the largest float
+  // becomes infinite there and every update non-finite.
+  constexpr double kMaxRate = std::numeric_limits<float>::max();
+  if (l.lr() > kMaxRate)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "local.lr must be at most ", kMaxRate, " (the local steps run in float32), got ", l.lr()));
+  if (l.lr_decay() > 1 && c.rounds() > 1) {
+    // The largest rate of the run is lr * lr_decay^(rounds-1); compared in logs, which
+    // cannot overflow.
+    const double log_max = std::log(l.lr()) + std::log(l.lr_decay()) * static_cast<double>(c.rounds() - 1);
+    if (!(log_max <= std::log(kMaxRate)))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "local.lr_decay ", l.lr_decay(), " makes the rate of round ", c.rounds() - 1,
+          " (local.lr * local.lr_decay^", c.rounds() - 1, ") exceed ", kMaxRate,
+          ", the largest float32 the local steps can use; lower local.lr_decay or rounds"));
+  }
   FT_RETURN_IF_ERROR(Positive("local.batch_size", l.batch_size()));
   FT_RETURN_IF_ERROR(NonNegative("local.steps", l.steps()));
   FT_RETURN_IF_ERROR(NonNegative("local.epochs", l.epochs()));
   if (l.steps() == 0 && l.epochs() == 0)
     return absl::InvalidArgumentError("one of local.steps or local.epochs must be > 0");
-  FT_RETURN_IF_ERROR(NonNegative("local.momentum", l.momentum()));
+  if (!(l.momentum() >= 0 && l.momentum() < 1))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "local.momentum (heavy ball) must be in [0, 1), got ", l.momentum(),
+        " (at 1 or more the velocity grows without bound)"));
   FT_RETURN_IF_ERROR(NonNegative("local.weight_decay", l.weight_decay()));
   FT_RETURN_IF_ERROR(NonNegative("local.clip_norm", l.clip_norm()));
   FT_RETURN_IF_ERROR(Positive("algorithm.server_lr", c.algorithm().server_lr()));
@@ -353,6 +380,13 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
   FT_RETURN_IF_ERROR(Positive("rounds", c.rounds()));
   FT_RETURN_IF_ERROR(Positive("eval_every", c.eval_every()));
   FT_RETURN_IF_ERROR(NonNegative("threads", c.threads()));
+  if (c.threads() > kMaxThreads)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "threads must be at most ", kMaxThreads, " (0 = one per core), got ", c.threads(),
+        ": every thread holds a model clone and its buffers, and more threads than cores only "
+        "add memory"));
+  FT_RETURN_IF_ERROR(NonNegative("federation.max_rejected_rounds",
+                                 static_cast<double>(fed.max_rejected_rounds())));
   FT_RETURN_IF_ERROR(OneOf("output.progress", c.output().progress(), {"auto", "bar", "lines", "none"}));
   if (c.data().dataset() == "synthetic") {
     const auto& s = c.data().synthetic();

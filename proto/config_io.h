@@ -17,7 +17,7 @@ namespace fedtrain {
 absl::StatusOr<v1::ExperimentConfig> ParseConfig(const std::string& text, const std::string& format,
                                                  const std::string& source);
 // Reads a file; the format follows the extension (.json; .textproto/.pbtxt/.txtpb/.txt).
-// NotFound for a missing file.
+// NotFound for a missing file, InvalidArgument "is a directory" for a folder.
 absl::StatusOr<v1::ExperimentConfig> LoadConfigFile(const std::string& path);
 
 // Applies one "a.b.c=value" override. Repeated fields take comma-separated lists (replacing
@@ -29,8 +29,15 @@ absl::Status ApplyOverride(const std::string& assignment, v1::ExperimentConfig* 
 // value the run used.
 void FillDefaults(google::protobuf::Message* msg);
 
+// The most threads a run may ask for. Each is an OS thread with its own model clone and
+// buffers, and a machine with more cores than this is rare; a larger number is almost surely
+// a typo (threads=100000 used to exhaust the process's threads and abort).
+inline constexpr int64_t kMaxThreads = 1024;
+
 // Range and consistency checks that need no registry: counts > 0, sampled <= clients, known
-// data set / model / partition / sampling / weighting names, positive rates.
+// data set / model / partition / sampling / weighting names, positive rates, local.lr *
+// local.lr_decay^r within float32 over the run, local.momentum in [0, 1), threads <=
+// kMaxThreads.
 // InvalidArgument naming the field, e.g. "federation.num_clients must be > 0, got -5".
 absl::Status ValidateConfig(const v1::ExperimentConfig& cfg);
 

@@ -5,7 +5,10 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
+#include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace fedtrain {
 namespace {
@@ -120,6 +123,42 @@ TEST(ConfigTest, ValidationNamesTheField) {
   FT_EXPECT_OK(ValidateConfig(e));
 }
 
+// Values that used to pass validation and then abort the process or make every update
+// non-finite (the run exited 0 at chance accuracy) are refused at load, naming the field.
+TEST(ConfigTest, BoundsThatUsedToAbortOrDivergeAreRefusedAtLoad) {
+  v1::ExperimentConfig c;
+  FillDefaults(&c);
+  auto with = [&](const std::vector<std::string>& sets) {
+    v1::ExperimentConfig d = c;
+    for (const std::string& o : sets) EXPECT_THAT(ApplyOverride(o, &d), IsOk());
+    return ValidateConfig(d);
+  };
+  EXPECT_THAT(with({"threads=100000"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("threads must be at most 1024")));
+  FT_EXPECT_OK(with({"threads=1024"}));
+  EXPECT_THAT(with({"local.momentum=5"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.momentum")));
+  EXPECT_THAT(with({"local.momentum=1"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("[0, 1)")));
+  FT_EXPECT_OK(with({"local.momentum=0.99"}));
+  EXPECT_THAT(with({"local.lr=1e308"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.lr must be at most")));
+  EXPECT_THAT(with({"local.lr=nan"}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.lr")));
+  EXPECT_THAT(with({"local.lr=inf"}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.lr")));
+  EXPECT_THAT(with({"local.lr_decay=1e300"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.lr_decay")));
+  EXPECT_THAT(with({"local.lr_decay=0"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("local.lr_decay")));
+  // A decay above 1 is fine while the last round's rate stays within float32: 0.05 * 2^99 is
+  // about 3e28; 0.05 * 2^200 (rounds=201) is about 8e58.
+  FT_EXPECT_OK(with({"local.lr_decay=2"}));
+  EXPECT_THAT(with({"local.lr_decay=2", "rounds=201"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("round 200")));
+  EXPECT_THAT(with({"federation.max_rejected_rounds=-1"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("federation.max_rejected_rounds")));
+  EXPECT_EQ(c.federation().max_rejected_rounds(), 5);
+}
+
 TEST(ConfigTest, LoadFileErrors) {
   testing::TempDir dir;
   EXPECT_THAT(LoadConfigFile(dir.File("missing.json")),
@@ -130,6 +169,13 @@ TEST(ConfigTest, LoadFileErrors) {
   std::ofstream(dir.File("c.json")) << "{\"rounds\": ";
   EXPECT_THAT(LoadConfigFile(dir.File("c.json")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("c.json")));
+  // A folder named like a config opens as an empty stream; it must not be reported as a
+  // truncated config ("Unexpected end of string").
+  std::filesystem::create_directories(dir.File("d.json"));
+  EXPECT_THAT(LoadConfigFile(dir.File("d.json")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is a directory")));
+  EXPECT_THAT(LoadConfigFile(dir.path()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is a directory")));
 }
 
 }  // namespace

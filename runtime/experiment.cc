@@ -1,11 +1,17 @@
 #include "runtime/experiment.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <fstream>
 #include <limits>
+#include <string>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "aggregators/tracker_server.h"
 #include "client/file_client_state_store.h"
 #include "core/status_macros.h"
@@ -142,6 +148,82 @@ absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cf
         absl::StrCat("partition.method ", p.method(), " is not available for ", cfg.data().dataset()));
   }
   return d;
+}
+
+double ConfigModelParams(const v1::ExperimentConfig& cfg, const ExperimentData& data) {
+  double in = static_cast<double>(data.train.num_features), params = 0;
+  if (cfg.model().type() == "mlp") {
+    for (int64_t h : cfg.model().hidden()) {
+      params += (in + 1) * static_cast<double>(h);
+      in = static_cast<double>(h);
+    }
+  }
+  return params + (in + 1) * static_cast<double>(data.train.num_classes);
+}
+
+namespace {
+
+// The first number in the file at `path`; 0 when it cannot be read or holds none ("max").
+double ReadNumber(const char* path) {
+  std::ifstream in(path);
+  double v = 0;
+  return (in >> v) ? v : 0;
+}
+
+// Bytes this process may still allocate: MemAvailable, the cgroup's memory.max less its
+// memory.current (a container's limit, cgroup v2), and the soft RLIMIT_AS less what is mapped
+// already, whichever is smallest; 0 when none can be read.
+double AvailableBytes() {
+  double avail = 0;
+  if (const double max = ReadNumber("/sys/fs/cgroup/memory.max"); max > 0)
+    avail = std::max(0.0, max - ReadNumber("/sys/fs/cgroup/memory.current"));
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib) {
+    std::getline(meminfo, unit);
+    if (key == "MemAvailable:") {
+      avail = avail > 0 ? std::min(avail, kib * 1024) : kib * 1024;
+      break;
+    }
+  }
+  struct rlimit lim;
+  if (::getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    double mapped = 0;  // VmSize of this process
+    std::ifstream status("/proc/self/status");
+    while (status >> key >> kib) {
+      std::getline(status, unit);
+      if (key == "VmSize:") {
+        mapped = kib * 1024;
+        break;
+      }
+    }
+    const double left = std::max(0.0, static_cast<double>(lim.rlim_cur) - mapped);
+    avail = avail > 0 ? std::min(avail, left) : left;
+  }
+  return avail;
+}
+
+}  // namespace
+
+absl::Status CheckModelFitsMemory(const v1::ExperimentConfig& cfg, const ExperimentData& data,
+                                  double available_bytes) {
+  const double params = ConfigModelParams(cfg, data);
+  // The global model and at least one vector of server state (the algorithm's own, or the
+  // evaluation's copy), and each of the round's decoded updates.
+  const double vectors = 2 + static_cast<double>(cfg.federation().clients_per_round());
+  const double need = params * vectors * sizeof(float);
+  const double avail = available_bytes > 0 ? available_bytes : AvailableBytes();
+  if (avail <= 0 || need <= avail) return absl::OkStatus();
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "the model has %.4g parameters (model.hidden [%s]); the run needs at least %.3g GiB (the "
+      "global model, the server state and federation.clients_per_round = %d decoded updates, 4 "
+      "bytes per parameter each) but this process can allocate only %.3g GiB (MemAvailable, "
+      "cgroup memory.max, RLIMIT_AS): lower model.hidden or federation.clients_per_round",
+      params, absl::StrJoin(cfg.model().hidden(), ","), need / kGiB,
+      static_cast<int>(cfg.federation().clients_per_round()), avail / kGiB));
 }
 
 absl::StatusOr<std::unique_ptr<Trainer>> MakeConfigModel(const v1::ExperimentConfig& cfg,

@@ -56,6 +56,21 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
 absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cfg,
                                                   ClientDataMode mode = ClientDataMode::kAuto);
 
+// The number of parameters of the config's model for the data set's shape, computed without
+// building it (as a double: an absurd model.hidden must not overflow).
+double ConfigModelParams(const v1::ExperimentConfig& cfg, const ExperimentData& data);
+
+// ResourceExhausted, naming model.hidden and the sizes, when the run cannot fit in memory: a
+// lower bound of what it needs (the global model, the server state and the
+// federation.clients_per_round decoded updates of a round, 4 bytes per parameter each; the
+// threads' model clones and "memory" client states are not counted) against MemAvailable
+// (/proc/meminfo), the cgroup v2 memory.max (containers) and the address space limit
+// (RLIMIT_AS). Checked before the model is built, so that model.hidden=1000000000
+// is an error message rather than std::bad_alloc. `available_bytes` (0: ask the system)
+// is for tests.
+absl::Status CheckModelFitsMemory(const v1::ExperimentConfig& cfg, const ExperimentData& data,
+                                  double available_bytes = 0);
+
 // The config's model (MLP or softmax regression) for the data set's shape.
 absl::StatusOr<std::unique_ptr<Trainer>> MakeConfigModel(const v1::ExperimentConfig& cfg,
                                                          const ExperimentData& data);

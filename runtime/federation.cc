@@ -70,6 +70,7 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   copts.over_selection = cfg.federation().over_selection();
   copts.min_updates = cfg.federation().min_updates();
   copts.require_all = cfg.federation().require_all();
+  copts.max_rejected_rounds = cfg.federation().max_rejected_rounds();
   copts.track_accepted = server_opts.track_accepted;
   copts.client_samples = ClientSamplesOf(data);
   ServerLoopOptions lo;

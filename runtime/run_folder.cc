@@ -1,10 +1,19 @@
 #include "runtime/run_folder.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -13,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "core/status_macros.h"
 #include "proto/config_io.h"
 #include "runtime/experiment.h"
@@ -31,14 +41,59 @@ absl::Status WriteText(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
-// "<dir>/<name>", or "<dir>/<name>-2", "-3", ... when taken (finished or partial).
-std::string FreeRunDir(const std::string& dir, const std::string& name) {
+// Written whole or not at all (a temporary file renamed over `path`).
+absl::Status WriteTextAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  FT_RETURN_IF_ERROR(WriteText(tmp, text));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", std::strerror(errno)));
+  return absl::OkStatus();
+}
+
+// Creates a fresh "<dir>/<name>.partial" (or "<dir>/<name>-2.partial", "-3", ... when the
+// name is taken, finished or partial) and returns its name less ".partial". The folder is
+// made with a single mkdir, so two runs starting at once never get the same one.
+absl::StatusOr<std::string> MakeFreeRunDir(const std::string& dir, const std::string& name) {
   namespace fs = std::filesystem;
-  std::string base = absl::StrCat(dir, "/", name);
+  const std::string base = absl::StrCat(dir, "/", name);
   std::string cand = base;
-  for (int i = 2; fs::exists(cand) || fs::exists(cand + ".partial"); ++i)
+  for (int i = 2;; ++i) {
+    std::error_code ec;
+    if (!fs::exists(cand, ec) && fs::create_directory(cand + ".partial", ec)) return cand;
+    if (ec)
+      return absl::InternalError(absl::StrCat("cannot create ", cand, ".partial: ", ec.message()));
     cand = absl::StrCat(base, "-", i);
-  return cand;
+  }
+}
+
+// Removes what an interrupted atomic write leaves in a run folder: "<file>.tmp" (model,
+// metrics, config) and "<file>.tmp.<pid>" (checkpoint).
+void RemoveTemporaryFiles(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string base = it->path().filename().string();
+    if (it->is_regular_file(ec) &&
+        (absl::EndsWith(base, ".tmp") || absl::StrContains(base, ".tmp.")))
+      stale.push_back(it->path());
+  }
+  for (const fs::path& p : stale) fs::remove(p, ec);
+}
+
+// "std::bad_alloc" and the like, escaping the run, as a Status (docs/maintainers.md §4: no
+// exception crosses our interfaces; this is the boundary where a library's ones are caught).
+template <typename F>
+absl::StatusOr<RunResult> RunCatching(F&& run) {
+  try {
+    return run();
+  } catch (const std::bad_alloc& e) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "out of memory (", e.what(), "): the model, the client states or the threads do not "
+        "fit in this machine's memory; lower model.hidden, threads or federation.clients_per_round"));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("the run failed with an exception: ", e.what()));
+  }
 }
 
 // Rounds of metrics.csv at `path` whose `missing` column is positive: the rounds that went on
@@ -70,6 +125,7 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   // Everything that can be checked before training is checked before any folder exists.
   FT_ASSIGN_OR_RETURN(v1::ExperimentConfig cfg, ResolveConfig(raw, registry));
   FT_ASSIGN_OR_RETURN(ExperimentData data, LoadExperimentData(cfg));
+  FT_RETURN_IF_ERROR(CheckModelFitsMemory(cfg, data));
   {
     // Settings that need the model size (compression.k against d) are checked here too.
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> model, MakeConfigModel(cfg, data));
@@ -83,6 +139,7 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   const bool resuming = !server_opts.resume_dir.empty();
   std::string final_dir, partial;
   ServerRunOptions run_opts = server_opts;
+  std::unique_ptr<RunFolderLock> lock;  // held until the folder is renamed (or the run failed)
   if (resuming) {
     partial = server_opts.resume_dir;
     while (partial.size() > 1 && partial.back() == '/') partial.pop_back();
@@ -90,19 +147,21 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
       return absl::InvalidArgumentError(absl::StrCat(
           "cannot resume ", partial, ": not an unfinished run folder (<name>.partial)"));
     final_dir = partial.substr(0, partial.size() - std::string(".partial").size());
+    // Locked before anything is read: a concurrent run of this folder may be writing it.
+    FT_ASSIGN_OR_RETURN(lock, RunFolderLock::Acquire(partial));
     if (fs::exists(final_dir))
       return absl::FailedPreconditionError(
           absl::StrCat("cannot resume ", partial, ": ", final_dir, " exists already"));
+    RemoveTemporaryFiles(partial);
     run_opts.checkpoint_path = partial + "/checkpoint.ftc";
     FT_ASSIGN_OR_RETURN(CoordinatorSnapshot snap,
                         LoadCheckpoint(run_opts.checkpoint_path,
                                        {cfg.algorithm().name(), ConfigFingerprint(cfg)}));
     run_opts.resume = std::make_shared<const CoordinatorSnapshot>(std::move(snap));
   } else {
-    final_dir = FreeRunDir(cfg.output().dir(), cfg.output().run_name());
+    FT_ASSIGN_OR_RETURN(final_dir, MakeFreeRunDir(cfg.output().dir(), cfg.output().run_name()));
     partial = final_dir + ".partial";
-    fs::create_directories(partial, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot create ", partial, ": ", ec.message()));
+    FT_ASSIGN_OR_RETURN(lock, RunFolderLock::Acquire(partial));
     if (cfg.checkpoint().every() > 0) run_opts.checkpoint_path = partial + "/checkpoint.ftc";
   }
 
@@ -115,8 +174,9 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
     run_cfg.mutable_federation()->set_state_dir(scratch_state);
   }
   auto run = [&]() -> absl::StatusOr<RunResult> {
-    if (!resuming)
-      FT_RETURN_IF_ERROR(WriteText(partial + "/config.json", ConfigToJson(cfg) + "\n"));
+    // On resume too: the checkpoint was verified against this config (ConfigFingerprint), and
+    // the file may have been deleted or damaged since the run began.
+    FT_RETURN_IF_ERROR(WriteTextAtomically(partial + "/config.json", ConfigToJson(cfg) + "\n"));
     // The per-client class histogram of the split (docs/federated.md §7.2: always log the split).
     // Not for on-demand client data: it would generate every client of the population.
     if (!data.population && !resuming) {
@@ -156,16 +216,78 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
     FT_RETURN_IF_ERROR(WriteText(partial + "/summary.json", summary.ToJson() + "\n"));
     return r;
   };
-  absl::StatusOr<RunResult> r = run();
+  absl::StatusOr<RunResult> r = RunCatching(run);
   if (!scratch_state.empty()) fs::remove_all(scratch_state, ec);
   if (!r.ok()) {
     (void)WriteText(partial + "/error.txt", r.status().ToString() + "\n");
     return absl::Status(r.status().code(),
                         absl::StrCat(r.status().message(), " (incomplete run left in ", partial, ")"));
   }
+  RemoveTemporaryFiles(partial);
+  // Renamed while still locked (the lock file moves with the folder, and a process that
+  // opened the lock file before the rename still finds it held), then the lock file goes.
   fs::rename(partial, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", partial, ": ", ec.message()));
+  fs::remove(absl::StrCat(final_dir, "/", RunFolderLock::kFileName), ec);
+  lock.reset();
   return ExperimentOutcome{final_dir, std::move(r).value()};
+}
+
+absl::StatusOr<std::unique_ptr<RunFolderLock>> RunFolderLock::Acquire(const std::string& dir) {
+  const std::string path = absl::StrCat(dir, "/", kFileName);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("cannot open the lock file ", path, ": ",
+                                            std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK)
+      return absl::InternalError(absl::StrCat("cannot lock ", path, ": ", std::strerror(err)));
+    int64_t pid = 0;
+    const bool named = n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                                                     absl::string_view(buf, static_cast<size_t>(n))),
+                                                 &pid);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run folder ", dir, " is in use by another fedtrain process",
+        named ? absl::StrCat(" (pid ", pid, ")") : std::string(),
+        ": only one process may run or resume a run folder at a time"));
+  }
+  // The pid is only for the next one's message: written after the lock is ours.
+  const std::string pid = absl::StrCat(::getpid(), "\n");
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The lock holds without the pid; the message of the next one just lacks it.
+  }
+  return std::unique_ptr<RunFolderLock>(new RunFolderLock(fd));
+}
+
+RunFolderLock::~RunFolderLock() { ::close(fd_); }
+
+absl::StatusOr<std::string> FindFinishedRun(const v1::ExperimentConfig& cfg) {
+  namespace fs = std::filesystem;
+  const std::string dir = cfg.output().dir(), name = cfg.output().run_name();
+  const std::string want = ConfigFingerprint(cfg);
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string base = it->path().filename().string();
+    if (!absl::StartsWith(base, name)) continue;
+    const std::string mid = base.substr(name.size());
+    int k = 0;
+    if (!mid.empty() && !(mid[0] == '-' && absl::SimpleAtoi(mid.substr(1), &k))) continue;
+    std::error_code e2;
+    if (!fs::is_directory(it->path(), e2) || !fs::exists(it->path() / "summary.json", e2))
+      continue;
+    absl::StatusOr<v1::ExperimentConfig> done =
+        LoadConfigFile((it->path() / "config.json").string());
+    if (done.ok() && ConfigFingerprint(*done) == want) found.push_back(it->path().string());
+  }
+  if (found.empty())
+    return absl::NotFoundError(absl::StrCat("no finished run of ", name, " with this config in ", dir));
+  std::sort(found.begin(), found.end());
+  return found[0];
 }
 
 absl::StatusOr<std::string> FindUnfinishedRun(const v1::ExperimentConfig& cfg) {

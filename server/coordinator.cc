@@ -5,12 +5,19 @@
 #include <map>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "compression/payload_codec.h"
 #include "core/rng.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
+namespace {
+
+// How absl::Status::ToString() starts for a FailedPrecondition status.
+constexpr char kFailedPreconditionPrefix[] = "FAILED_PRECONDITION: ";
+
+}  // namespace
 
 std::vector<ClientId> SampleClients(uint64_t seed, uint64_t round, int64_t n, int64_t m) {
   FT_CHECK(n > 0 && m > 0 && m <= n);
@@ -83,6 +90,7 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
   r.info.pool = pool_;
   FT_RETURN_IF_ERROR(Broadcast(&r));
   FT_RETURN_IF_ERROR(Collect(&r));
+  FT_RETURN_IF_ERROR(CheckProgress(r));
   FT_RETURN_IF_ERROR(Aggregate(&r));
   FT_RETURN_IF_ERROR(Record(&r));
   return std::move(r.sum);
@@ -166,6 +174,14 @@ absl::Status Coordinator::Collect(Round* r) {
       continue;
     }
     r->pending.erase(id);
+    // A worker that cannot train a client for a reason that will not go away (its state was
+    // lost, or its state folder belongs to another run: FailedPrecondition, client/worker.cc)
+    // would fail that client every round while the run silently went on without it.
+    // comm/transport.h ReplyOrError carries the worker's status as Status::ToString().
+    if (absl::StartsWith(m.error(), kFailedPreconditionPrefix))
+      return absl::FailedPreconditionError(absl::StrCat(
+          "round ", r->round, ": the worker of client ", id, " cannot train it: ",
+          m.error().substr(sizeof(kFailedPreconditionPrefix) - 1)));
     absl::StatusOr<ClientRecord> rec = Accept(*got, r->dim);
     if (!rec.ok()) {
       r->info.rejected.push_back(id);
@@ -226,6 +242,29 @@ ClientUpdate Coordinator::View(ClientId id, const ClientRecord& rec) {
   for (const std::vector<float>& part : rec.payload.parts) u.parts.push_back(part);
   u.dense = rec.dense;
   return u;
+}
+
+// 3b. A run whose replies are all rejected round after round (non-finite updates from a
+// diverging learning rate, say) cannot learn: fail it after opts_.max_rejected_rounds such
+// rounds instead of running on at chance accuracy. Rounds in which nothing arrived (workers
+// gone) are min_updates' business and neither count nor reset the streak.
+absl::Status Coordinator::CheckProgress(const Round& r) {
+  if (!r.accepted.empty()) {
+    rejected_streak_ = 0;
+    return absl::OkStatus();
+  }
+  if (r.info.rejected.empty()) return absl::OkStatus();
+  if (rejected_streak_++ == 0) rejected_streak_first_ = r.round;
+  if (opts_.max_rejected_rounds <= 0 || rejected_streak_ < opts_.max_rejected_rounds)
+    return absl::OkStatus();
+  std::string why;
+  for (size_t i = 0; i < r.sum.rejections.size() && i < 3; ++i)
+    absl::StrAppend(&why, i ? "; " : "", r.sum.rejections[i]);
+  return absl::FailedPreconditionError(absl::StrCat(
+      "rounds ", rejected_streak_first_, " to ", r.round, " accepted no update: every reply "
+      "was rejected in ", rejected_streak_, " of them (federation.max_rejected_rounds = ",
+      opts_.max_rejected_rounds, "; 0 turns this off). Last reasons: ", why,
+      r.sum.rejections.size() > 3 ? "; ..." : ""));
 }
 
 // 4. Hand the accepted updates to the server half in client-id order (the loss too, so the

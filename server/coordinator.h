@@ -43,6 +43,10 @@ struct CoordinatorOptions {
   int64_t min_updates = 0;
   // Fail the run when a round ends with a sampled client's update missing (federation.require_all).
   bool require_all = false;
+  // federation.max_rejected_rounds: the run fails (FailedPrecondition with the last round's
+  // rejection reasons) once this many consecutive rounds accepted no update although at least
+  // one reply arrived and was rejected. 0: never. The count starts afresh after Restore.
+  int64_t max_rejected_rounds = 0;
   // Deployed runs: remember, for every client, 1 + the last round whose update was accepted,
   // and send it in each task (TaskMsg.accepted_through), so that a worker can roll back a
   // client state the server never took (client/worker.h WorkerOptions::versioned_state).
@@ -120,6 +124,7 @@ class Coordinator {
   absl::Status Collect(Round* r);
   absl::StatusOr<ClientRecord> Accept(const ReceivedUpdate& got, size_t dim) const;
   static ClientUpdate View(ClientId id, const ClientRecord& rec);
+  absl::Status CheckProgress(const Round& r);
   absl::Status Aggregate(Round* r);
   absl::Status Record(Round* r);
 
@@ -135,6 +140,10 @@ class Coordinator {
   absl::Time start_;
   uint64_t cum_up_ = 0, cum_down_ = 0;
   std::map<ClientId, uint64_t> accepted_through_;  // with opts_.track_accepted
+  // Rounds since the last accepted update whose replies were all rejected, from round
+  // rejected_streak_first_ on (rounds without replies are skipped).
+  int64_t rejected_streak_ = 0;
+  uint64_t rejected_streak_first_ = 0;
   bool initialised_ = false;
 };
 
