@@ -49,6 +49,9 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   // Everything that can be checked before training is checked before any folder exists.
   FT_ASSIGN_OR_RETURN(v1::ExperimentConfig cfg, ResolveConfig(raw, registry));
   FT_ASSIGN_OR_RETURN(ExperimentData data, LoadExperimentData(cfg));
+  // config.json (and the checkpoint's fingerprint) hold the statistics the data were
+  // standardised with, so that the saved config repeats the run.
+  RecordDataStatistics(data, &cfg);
   {
     // Settings that need the model size (compression.k against d) are checked here too.
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> model, MakeConfigModel(cfg, data));
