@@ -14,7 +14,7 @@
 # Extra path=value settings apply to every run (a seed, fewer rounds, ...).
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  sed -n '2,10p' "$0" >&2
+  sed -n '2,14p' "$0" >&2
   exit 2
 fi
 here=$(cd "$(dirname "$0")/../.." && pwd)
