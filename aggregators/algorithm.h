@@ -34,6 +34,9 @@ struct RoundInfo {
   uint64_t round = 0;
   std::vector<ClientId> sampled, dropped, rejected;
   uint64_t num_clients = 0;  // N
+  // The local learning rate eta^r the round's clients were sent (local.lr * lr_decay^round):
+  // the rate that produced this round's updates. 0 when the caller does not know it.
+  double lr = 0.0;
   ThreadPool* pool = nullptr;  // may be null; kernels split by index (thread-count invariant)
 };
 

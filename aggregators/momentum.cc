@@ -68,6 +68,12 @@ absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, cons
     prev_scale[0] = 0.0f;  // x did not move: x^{r} = x^{r-1}
     return absl::OkStatus();
   }
+  // The default mode divides the deltas by the rate that produced them.
+  const double lr = info.lr;
+  if (!o_.explicit_gamma() && !(lr > 0))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "momentum: RoundInfo.lr (the round's local learning rate) must be > 0 without "
+        "algorithm.params.gamma; got ", lr));
   const size_t parts = num_up_parts();
   for (const ClientUpdate& u : updates) {
     if (u.parts.size() != parts)
@@ -102,16 +108,19 @@ absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, cons
     }
     prev_scale[0] = static_cast<float>(o_.gamma);
   } else if (equal_k) {
-    // x += eta_g mean(Delta) (FedAvg's step, bit for bit); G = -mean(Delta) / K.
+    // x += eta_g mean(Delta) (FedAvg's step, bit for bit); g = -mean(Delta) / (eta^r K),
+    // formed as (-mean(Delta) / K) / eta^r, rounding to float after each division.
     const double k = static_cast<double>(updates[0].steps);
     const float eta = static_cast<float>(o_.server_lr);
     for (size_t j = 0; j < d; ++j) {
       s->x[j] += eta * mean_[j];
-      g[j] = static_cast<float>(-static_cast<double>(mean_[j]) / k);
+      const float lr_units = static_cast<float>(-static_cast<double>(mean_[j]) / k);
+      g[j] = static_cast<float>(static_cast<double>(lr_units) / lr);
     }
-    prev_scale[0] = static_cast<float>(o_.server_lr * k);
+    prev_scale[0] = static_cast<float>(o_.server_lr * k * lr);
   } else {
-    // Different K_i: G = -mean(Delta_i / K_i), x -= eta_g Kbar G with Kbar = sum w_i K_i.
+    // Different K_i: g = -mean(Delta_i / K_i) / eta^r, x += eta_g Kbar mean(Delta_i / K_i)
+    // with Kbar = sum w_i K_i.
     std::vector<std::vector<float>> scaled(updates.size(), std::vector<float>(d));
     double kbar = 0.0;
     for (size_t i = 0; i < updates.size(); ++i) {
@@ -128,9 +137,9 @@ absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, cons
     const double step = o_.server_lr * kbar;
     for (size_t j = 0; j < d; ++j) {
       s->x[j] = static_cast<float>(s->x[j] + step * mean_[j]);
-      g[j] = -mean_[j];
+      g[j] = static_cast<float>(-static_cast<double>(mean_[j]) / lr);
     }
-    prev_scale[0] = static_cast<float>(step);
+    prev_scale[0] = static_cast<float>(step * lr);
   }
   if (o_.control_variates) s->vectors[kControlVariateKey] = std::move(c_new);
   return absl::OkStatus();
@@ -148,16 +157,9 @@ absl::Status MomentumClient::LocalUpdate(const Payload& down, LocalContext& ctx,
         "momentum: down payload must be ", o_.control_variates ? "(x, g, c)" : "(x, g)", " of ", d,
         " floats each"));
   const std::vector<float>& x = down.parts[0];
-  const std::vector<float>& g_sent = down.parts[1];
+  const std::vector<float>& g = down.parts[1];  // gradient units in both modes (momentum.h)
   const double eta = ctx.sgd.lr;
-  // g in gradient units: the default mode sends eta^{r-1} g (see momentum.h).
-  std::vector<float> g(d);
-  if (o_.explicit_gamma()) {
-    g = g_sent;
-  } else {
-    if (!(eta > 0)) return absl::InvalidArgumentError(absl::StrCat("local.lr must be > 0, got ", eta));
-    for (size_t j = 0; j < d; ++j) g[j] = static_cast<float>(g_sent[j] / eta);
-  }
+  if (!(eta > 0)) return absl::InvalidArgumentError(absl::StrCat("local.lr must be > 0, got ", eta));
   const float beta = static_cast<float>(o_.beta);
   const float one_minus_beta = static_cast<float>(1.0 - o_.beta);
 

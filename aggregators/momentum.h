@@ -26,20 +26,21 @@
 //   (= x^r + gamma g^r, §3.3; prev_scale = 0 in round 0, so x^{-1} = x^0, and after a round
 //   without updates, in which x does not move).
 //
-// The global step gamma, and why the up vector s_i is not always Delta_i. The server never sees
-// the clients' learning rate eta^r (RoundInfo carries none), so the two modes split the work:
+// The global step gamma, and why the up vector s_i is not always Delta_i. g is held (state and
+// down payload) in gradient units in both modes; the modes differ in who scales the step:
 //  * default (no params.gamma): gamma = eta_g * eta^r * Kbar with eta_g = algorithm.server_lr
 //    (default 1: "gamma = eta K", the eta_g-equivalent of 1, FL-Simulator's FedCM) and Kbar =
-//    sum_S w_i K_i (= K in step mode). The client sends s_i = Delta_i; the server steps
+//    sum_S w_i K_i (= K in step mode), eta^r being the local rate that produced the round's
+//    Delta_i (RoundInfo::lr). The client sends s_i = Delta_i; the server steps
 //    x += eta_g * mean_S(Delta_i) when all K_i are equal (exactly FedAvg with eta_g), else
-//    x += eta_g Kbar mean_S(Delta_i / K_i), and keeps g in *lr units*: the state and the down
-//    payload hold G^{r+1} = eta^r g^{r+1} = -mean_S(Delta_i / K_i); the client divides by its
-//    own eta^{r+1}. Exact for a constant local lr (local.lr_decay = 1, the default and every
-//    setup of §8); with decay the client's g is g^{r+1} / lr_decay (0.2% for 0.998): a
-//    documented deviation that disappears once RoundInfo carries eta^r.
+//    x += eta_g Kbar mean_S(Delta_i / K_i), and sets g^{r+1} = -mean_S(Delta_i / K_i) / eta^r.
+//    Exact for any local.lr_decay: g is divided by the rate that produced the Delta_i, as in
+//    the spec and FL-Simulator's FedCM (g^r = -mean(Delta) / (K eta_{r-1})).
 //  * explicit params.gamma > 0: the client sends s_i = gamma Delta_i / (eta^r K_i) (its share of
 //    the server step, in model units and Delta's sign); the server sets x += mean_S(s_i),
-//    g^{r+1} = -mean_S(s_i) / gamma, and g is held in gradient units. Exact for any lr schedule.
+//    g^{r+1} = -mean_S(s_i) / gamma. Exact for any lr schedule.
+// prev_scale is the step just taken per unit of g: x^{r+1} = x^r - prev_scale * g^{r+1}
+// (gamma, eta_g K eta^r or eta_g Kbar eta^r).
 // A round without updates leaves x, g and c unchanged.
 //
 // Thread-safety: MomentumServer is not thread-safe (the round loop owns it); MomentumClient is
@@ -58,8 +59,10 @@
 namespace fedtrain {
 
 // State keys of the momentum family (ServerState::vectors): the momentum g and the previous
-// round's step scale (one float, also sent as a down scalar).
-inline constexpr char kMomentumGradientKey[] = "g";
+// round's step scale (one float, also sent as a down scalar). The key of g names its units
+// (gradient units); builds before RoundInfo::lr held lr units under "g" in the default mode,
+// so such a checkpoint is refused on resume instead of being misread.
+inline constexpr char kMomentumGradientKey[] = "g_grad";
 inline constexpr char kPrevScaleKey[] = "prev_scale";
 
 struct MomentumOptions {

@@ -2,8 +2,9 @@
 // "fedavg_m_vr", "scaffold_m_vr". The only place that reads their proto config.
 //   params.beta in (0, 1], default 0.1 (weight of the fresh gradient; 1 = none).
 //   params.gamma > 0: explicit global step x^{r+1} = x^r - gamma g^{r+1}.
-//   Absent: gamma = server_lr * eta^r * K (algorithm.server_lr is then the eta_g-equivalent,
-//   default 1, i.e. gamma = eta K as in §6). Setting both params.gamma and
+//   Absent: gamma = server_lr * eta^r * K, eta^r the local rate that produced the round's
+//   updates (algorithm.server_lr is then the eta_g-equivalent, default 1, i.e. gamma = eta K
+//   as in §6; exact under local.lr_decay). Setting both params.gamma and
 //   algorithm.server_lr != 1 is refused.
 //   g^0 = 0 (no warm-up round is implemented).
 //   algorithm.weighting, when set, weights the x and g averages ("samples" or "uniform"); when

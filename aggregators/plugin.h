@@ -22,9 +22,10 @@
 // Bump whenever a type a plug-in sees (AlgorithmFactory, ServerAlgorithm, ClientAlgorithm,
 // Payload, ServerState, ClientState, ClientUpdate, RoundInfo, LocalContext, Trainer, the
 // config messages) changes layout or virtual functions.
-#define FEDTRAIN_PLUGIN_ABI 4  // 2: CheckUpdate, CommitSent, ClientState::wide, ClientUpdate::dense
+#define FEDTRAIN_PLUGIN_ABI 5  // 2: CheckUpdate, CommitSent, ClientState::wide, ClientUpdate::dense
                                // 3: SaveExtraState, LoadExtraState (checkpoints)
                                // 4: AlgorithmFactory::traits
+                               // 5: RoundInfo::lr
 
 #define FEDTRAIN_PLUGIN(registry)                                                          \
   static ::absl::Status FedtrainPluginRegister(::fedtrain::AlgorithmRegistry* registry);   \

@@ -121,6 +121,7 @@ std::vector<Sent> Round(ServerAlgorithm& server, const ClientAlgorithm& client, 
   info.round = round;
   info.sampled = sampled;
   info.num_clients = w.n;
+  info.lr = w.sgd.lr;  // as the Coordinator does
   EXPECT_THAT(server.Update(updates, info, st), IsOk());
   st->round = round + 1;
   return out;

@@ -146,7 +146,7 @@ absl::StatusOr<std::vector<int32_t>> ReadLabels(const std::string& path, int num
 }  // namespace
 
 absl::StatusOr<Dataset> LoadIdx(const std::string& images_path, const std::string& labels_path,
-                                int num_classes) {
+                                int num_classes, bool scale) {
   if (num_classes <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("LoadIdx: num_classes must be > 0, got ", num_classes));
@@ -186,16 +186,20 @@ absl::StatusOr<Dataset> LoadIdx(const std::string& images_path, const std::strin
     const size_t take = std::min(kChunkBytes, total - done);
     FT_RETURN_IF_ERROR(
         ReadBlock(f.get(), images_path, "pixels", chunk.data(), take, done, total));
-    for (size_t i = 0; i < take; ++i) d.features.push_back(static_cast<float>(chunk[i]) / 255.0f);
+    if (scale) {
+      for (size_t i = 0; i < take; ++i) d.features.push_back(static_cast<float>(chunk[i]) / 255.0f);
+    } else {
+      for (size_t i = 0; i < take; ++i) d.features.push_back(static_cast<float>(chunk[i]));
+    }
     done += take;
   }
   d.labels = std::move(labels);
   return d;
 }
 
-absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, bool train) {
+absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, bool train, bool scale) {
   const std::string prefix = absl::StrCat(dir, "/", train ? "train" : "t10k");
-  return LoadIdx(prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz", 10);
+  return LoadIdx(prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz", 10, scale);
 }
 
 }  // namespace fedtrain

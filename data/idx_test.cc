@@ -96,6 +96,18 @@ TEST(IdxTest, ReadsGzipFilesExactly) {
   ExpectTinyDataset(d);
 }
 
+TEST(IdxTest, UnscaledKeepsThePixelValues) {
+  TempDir dir;
+  WriteGzip(dir.File("img.gz"), ImagesFile(3, 2, 3, kPixels));
+  WriteGzip(dir.File("lbl.gz"), LabelsFile(kLabels));
+  FT_ASSERT_OK_AND_ASSIGN(Dataset d,
+                          LoadIdx(dir.File("img.gz"), dir.File("lbl.gz"), 4, /*scale=*/false));
+  ASSERT_EQ(d.features.size(), kPixels.size());
+  for (size_t i = 0; i < kPixels.size(); ++i)
+    EXPECT_EQ(d.features[i], static_cast<float>(kPixels[i])) << "pixel " << i;
+  EXPECT_EQ(d.labels, std::vector<int32_t>({3, 0, 2}));
+}
+
 TEST(IdxTest, ReadsMixedPlainAndGzipAndEmptySet) {
   TempDir dir;
   WriteGzip(dir.File("img.gz"), ImagesFile(0, 28, 28, {}));

@@ -289,6 +289,31 @@ absl::Status ValidateCompression(const v1::ExperimentConfig& cfg) {
   // (aggregators/tracker_server.h CheckFeedback, called by ResolveConfig).
   return absl::OkStatus();
 }
+
+// data.normalize and its statistics.
+absl::Status ValidateNormalize(const v1::ExperimentConfig& cfg) {
+  const auto& d = cfg.data();
+  FT_RETURN_IF_ERROR(OneOf("data.normalize", d.normalize(), {"none", "scale", "standardize"}));
+  if (!std::isfinite(d.mean()))
+    return absl::InvalidArgumentError(absl::StrCat("data.mean must be finite, got ", d.mean()));
+  FT_RETURN_IF_ERROR(NonNegative("data.std", d.std()));
+  if (d.normalize() != "standardize") {
+    if (d.mean() != 0 || d.std() != 0)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data.mean and data.std apply to data.normalize standardize only; data.normalize is ",
+          d.normalize()));
+    return absl::OkStatus();
+  }
+  if (d.std() == 0 && d.mean() != 0)
+    return absl::InvalidArgumentError(
+        "data.mean is given without data.std: give both, or neither to compute them from the "
+        "training split");
+  if (cfg.partition().method() == "natural")
+    return absl::InvalidArgumentError(
+        "data.normalize standardize is not available with partition.method natural (the "
+        "clients' data are generated per device); use scale");
+  return absl::OkStatus();
+}
 }  // namespace
 
 absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
@@ -303,6 +328,7 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
   if (c.partition().method() == "natural" && c.data().dataset() != "synthetic")
     return absl::InvalidArgumentError(
         "partition.method natural needs a data set with its own split (data.dataset synthetic)");
+  FT_RETURN_IF_ERROR(ValidateNormalize(c));
   if (c.partition().method() == "dirichlet") FT_RETURN_IF_ERROR(Positive("partition.alpha", c.partition().alpha()));
   if (c.partition().method() == "shards")
     FT_RETURN_IF_ERROR(Positive("partition.classes_per_client", c.partition().classes_per_client()));

@@ -106,7 +106,31 @@ absl::Status LoadNaturalSynthetic(const v1::ExperimentConfig& cfg, const Synthet
   return absl::OkStatus();
 }
 
+// data.normalize standardize: one affine map, its statistics given or fitted on the training
+// split alone, applied to both splits (the test split never contributes to them).
+absl::Status Standardize(const v1::DataConfig& c, ExperimentData* d) {
+  if (c.normalize() != "standardize") return absl::OkStatus();
+  FeatureStats s{c.mean(), c.std()};
+  if (c.std() == 0) {
+    absl::StatusOr<FeatureStats> fitted = GlobalFeatureStats(d->train);
+    if (!fitted.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.normalize: ", fitted.status().message()));
+    s = *fitted;
+  }
+  FT_RETURN_IF_ERROR(StandardizeFeatures(s, &d->train));
+  FT_RETURN_IF_ERROR(StandardizeFeatures(s, &d->test));
+  d->standardization = s;
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+void RecordDataStatistics(const ExperimentData& data, v1::ExperimentConfig* cfg) {
+  if (cfg->data().normalize() != "standardize" || !data.standardization) return;
+  cfg->mutable_data()->set_mean(data.standardization->mean);
+  cfg->mutable_data()->set_std(data.standardization->std);
+}
 
 absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cfg,
                                                   ClientDataMode mode) {
@@ -114,8 +138,9 @@ absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cf
   const uint64_t seed = cfg.data().seed();
   const int n_clients = static_cast<int>(cfg.federation().num_clients());
   if (cfg.data().dataset() == "fashion_mnist") {
-    FT_ASSIGN_OR_RETURN(d.train, LoadFashionMnist(cfg.data().path(), /*train=*/true));
-    FT_ASSIGN_OR_RETURN(d.test, LoadFashionMnist(cfg.data().path(), /*train=*/false));
+    const bool scale = cfg.data().normalize() != "none";
+    FT_ASSIGN_OR_RETURN(d.train, LoadFashionMnist(cfg.data().path(), /*train=*/true, scale));
+    FT_ASSIGN_OR_RETURN(d.test, LoadFashionMnist(cfg.data().path(), /*train=*/false, scale));
   } else {
     const auto& s = cfg.data().synthetic();
     SyntheticOptions o;
@@ -134,6 +159,7 @@ absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cf
     d.train = std::move(fd.train);
     d.test = std::move(fd.test);
   }
+  FT_RETURN_IF_ERROR(Standardize(cfg.data(), &d));
   const auto& p = cfg.partition();
   if (p.method() == "iid") {
     FT_ASSIGN_OR_RETURN(d.partition, PartitionIid(d.train, n_clients, seed));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -14,6 +15,7 @@
 #include "client/client_state_store.h"
 #include "client/worker.h"
 #include "data/dataset.h"
+#include "data/normalize.h"
 #include "data/partition.h"
 #include "data/synthetic.h"
 #include "fedtrain/v1/config.pb.h"
@@ -31,6 +33,9 @@ struct ExperimentData {
   // holds only the shape (num_features, num_classes) and `partition` is empty; `test` is
   // materialized as usual (federation.eval_clients bounds it).
   std::shared_ptr<const SyntheticPopulation> population;
+  // With data.normalize standardize: the statistics both splits were transformed with (the
+  // given ones, or those fitted on the training split).
+  std::optional<FeatureStats> standardization;
 
   uint64_t num_clients() const {
     return population ? population->num_devices() : partition.clients.size();
@@ -50,9 +55,10 @@ inline constexpr uint64_t kMaxPooledBytes = uint64_t{1} << 30;
 absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
                                                    const AlgorithmRegistry& registry);
 
-// Loads or generates the data set and partitions it. NotFound / DataLoss name the file;
-// ResourceExhausted when an on-demand population's test set would exceed kMaxPooledBytes
-// (naming federation.eval_clients).
+// Loads or generates the data set, applies data.normalize and partitions it. NotFound /
+// DataLoss name the file; ResourceExhausted when an on-demand population's test set would
+// exceed kMaxPooledBytes (naming federation.eval_clients); InvalidArgument (naming
+// data.normalize) when the training features have no spread to standardise by.
 absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cfg,
                                                   ClientDataMode mode = ClientDataMode::kAuto);
 
@@ -70,6 +76,11 @@ double ConfigModelParams(const v1::ExperimentConfig& cfg, const ExperimentData& 
 // is for tests.
 absl::Status CheckModelFitsMemory(const v1::ExperimentConfig& cfg, const ExperimentData& data,
                                   double available_bytes = 0);
+
+// Writes the statistics `data` was standardised with into cfg's data.mean and data.std, so
+// that the run folder's config.json holds the values used (and repeats the run when given
+// back). Leaves cfg alone unless data.normalize is standardize.
+void RecordDataStatistics(const ExperimentData& data, v1::ExperimentConfig* cfg);
 
 // The config's model (MLP or softmax regression) for the data set's shape.
 absl::StatusOr<std::unique_ptr<Trainer>> MakeConfigModel(const v1::ExperimentConfig& cfg,

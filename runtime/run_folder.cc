@@ -126,6 +126,9 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   FT_ASSIGN_OR_RETURN(v1::ExperimentConfig cfg, ResolveConfig(raw, registry));
   FT_ASSIGN_OR_RETURN(ExperimentData data, LoadExperimentData(cfg));
   FT_RETURN_IF_ERROR(CheckModelFitsMemory(cfg, data));
+  // config.json (and the checkpoint's fingerprint) hold the statistics the data were
+  // standardised with, so that the saved config repeats the run.
+  RecordDataStatistics(data, &cfg);
   {
     // Settings that need the model size (compression.k against d) are checked here too.
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> model, MakeConfigModel(cfg, data));

@@ -87,6 +87,7 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
   r.sum.lr = opts_.lr * std::pow(opts_.lr_decay, static_cast<double>(r.round));
   r.info.round = r.round;
   r.info.num_clients = static_cast<uint64_t>(opts_.num_clients);
+  r.info.lr = r.sum.lr;
   r.info.pool = pool_;
   FT_RETURN_IF_ERROR(Broadcast(&r));
   FT_RETURN_IF_ERROR(Collect(&r));

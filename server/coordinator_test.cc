@@ -238,11 +238,27 @@ TEST(CoordinatorTest, AccountsBytesAndWritesMetricsRows) {
   EXPECT_EQ(std::get<int64_t>(*h.sink.rows[0].Get("round")), 0);
 }
 
+// FedAvg's server half that records the learning rate each Update is told.
+class LrRecordingServer final : public ServerAlgorithm {
+ public:
+  absl::Status Init(ConstVec x0, ServerState* s) override { return inner_.Init(x0, s); }
+  absl::Status Update(absl::Span<const ClientUpdate> updates, const RoundInfo& info,
+                      ServerState* s) override {
+    lrs.push_back(info.lr);
+    return inner_.Update(updates, info, s);
+  }
+  std::vector<double> lrs;
+
+ private:
+  FedAvgServer inner_{FedAvgOptions{}};
+};
+
 TEST(CoordinatorTest, LearningRateDecaysPerRound) {
   Harness h(4, 2, 3);
   h.opts.lr = 0.1;
   h.opts.lr_decay = 0.5;
-  h.coord = std::make_unique<Coordinator>(h.opts, &h.algo, &h.net, &h.uplink, nullptr, &h.sink,
+  LrRecordingServer algo;
+  h.coord = std::make_unique<Coordinator>(h.opts, &algo, &h.net, &h.uplink, nullptr, &h.sink,
                                           &h.clock, nullptr);
   h.net.reply = [](const v1::TaskMsg& t) { return std::vector<v1::UpdateMsg>{GoodReply(t, 1)}; };
   std::vector<float> x0(1, 0.0f);
@@ -252,6 +268,8 @@ TEST(CoordinatorTest, LearningRateDecaysPerRound) {
   EXPECT_EQ(h.net.tasks[0].lr(), 0.1);
   EXPECT_EQ(h.net.tasks[2].lr(), 0.05);
   EXPECT_EQ(h.net.tasks[4].lr(), 0.025);
+  // The server half is told the rate its round's updates were produced with (RoundInfo::lr).
+  EXPECT_EQ(algo.lrs, (std::vector<double>{0.1, 0.05, 0.025}));
 }
 
 // A compressed uplink: corrupt Top-K messages (truncated, an index out of range, a header

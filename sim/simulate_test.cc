@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "models/local_sgd.h"
 #include "models/mlp.h"
+#include "data/normalize.h"
 #include "proto/config_io.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -586,6 +587,159 @@ TEST(SimulateTest, StatefulAlgorithmsWithErrorFeedbackAreThreadInvariantOrRefuse
                          ::testing::AllOf(HasSubstr("compression.feedback"), HasSubstr(field))))
         << override_;
   }
+}
+
+// data.normalize (docs/federated.md §7.9). A Synthetic split (iid partition) whose training and
+// test features have different statistics, so that a map fitted on the wrong split shows.
+v1::ExperimentConfig NormalizeConfig(const char* normalize) {
+  v1::ExperimentConfig c = TinyConfig();
+  for (const std::string& o :
+       {std::string("partition.method=iid"), std::string("data.normalize=") + normalize})
+    EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
+  return c;
+}
+
+absl::StatusOr<ExperimentData> LoadResolved(const v1::ExperimentConfig& c) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  absl::StatusOr<v1::ExperimentConfig> cfg = ResolveConfig(c, reg);
+  if (!cfg.ok()) return cfg.status();
+  return LoadExperimentData(*cfg);
+}
+
+void ExpectAffine(const Dataset& got, const Dataset& raw, const FeatureStats& s) {
+  ASSERT_EQ(got.features.size(), raw.features.size());
+  for (size_t i = 0; i < raw.features.size(); ++i)
+    ASSERT_EQ(got.features[i],
+              static_cast<float>((static_cast<double>(raw.features[i]) - s.mean) / s.std))
+        << i;
+  EXPECT_EQ(got.labels, raw.labels);
+}
+
+TEST(NormalizeTest, StandardizeFitsTheTrainingSplitOnlyAndMapsBothSplits) {
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData raw, LoadResolved(NormalizeConfig("scale")));
+  EXPECT_FALSE(raw.standardization.has_value());
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData st, LoadResolved(NormalizeConfig("standardize")));
+  FT_ASSERT_OK_AND_ASSIGN(FeatureStats train, GlobalFeatureStats(raw.train));
+  FT_ASSERT_OK_AND_ASSIGN(FeatureStats test_own, GlobalFeatureStats(raw.test));
+  // The test split's own statistics differ, so using them would change every test value.
+  ASSERT_GT(std::fabs(test_own.mean - train.mean) + std::fabs(test_own.std - train.std), 1e-3);
+  ASSERT_TRUE(st.standardization.has_value());
+  EXPECT_EQ(st.standardization->mean, train.mean);  // same two double passes: exact
+  EXPECT_EQ(st.standardization->std, train.std);
+  ExpectAffine(st.train, raw.train, train);
+  ExpectAffine(st.test, raw.test, train);  // the training statistics, not its own
+  EXPECT_EQ(st.partition.clients, raw.partition.clients);
+}
+
+TEST(NormalizeTest, GivenStatisticsAreUsedAsGiven) {
+  v1::ExperimentConfig c = NormalizeConfig("standardize");
+  ASSERT_TRUE(ApplyOverride("data.mean=0.25", &c).ok());
+  ASSERT_TRUE(ApplyOverride("data.std=2", &c).ok());
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData raw, LoadResolved(NormalizeConfig("scale")));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData st, LoadResolved(c));
+  ExpectAffine(st.train, raw.train, {0.25, 2.0});
+  ExpectAffine(st.test, raw.test, {0.25, 2.0});
+}
+
+// A Fashion-MNIST-shaped folder: the four files, uncompressed (the reader takes plain files
+// under the .gz names too), 2 training and 1 test image of 2x2 pixels.
+void WriteIdxFolder(const std::string& dir) {
+  auto u32 = [](std::string* b, uint32_t v) {
+    for (int sh = 24; sh >= 0; sh -= 8) b->push_back(static_cast<char>((v >> sh) & 0xff));
+  };
+  auto write = [&](const std::string& split, const std::vector<uint8_t>& px,
+                   const std::vector<uint8_t>& labels) {
+    std::string img, lbl;
+    for (uint32_t v : {0x803u, static_cast<uint32_t>(labels.size()), 2u, 2u}) u32(&img, v);
+    img.append(px.begin(), px.end());
+    for (uint32_t v : {0x801u, static_cast<uint32_t>(labels.size())}) u32(&lbl, v);
+    lbl.append(labels.begin(), labels.end());
+    testing::WriteFileBytes(dir + "/" + split + "-images-idx3-ubyte.gz", img);
+    testing::WriteFileBytes(dir + "/" + split + "-labels-idx1-ubyte.gz", lbl);
+  };
+  write("train", {0, 51, 255, 3, 128, 7, 200, 9}, {1, 4});
+  write("t10k", {255, 255, 0, 100}, {2});
+}
+
+TEST(NormalizeTest, PixelsScaleAsBeforeStayRawOrStandardizeInScaledUnits) {
+  testing::TempDir tmp;
+  WriteIdxFolder(tmp.path());
+  const std::vector<uint8_t> train_px = {0, 51, 255, 3, 128, 7, 200, 9};
+  const std::vector<uint8_t> test_px = {255, 255, 0, 100};
+  auto config = [&](const char* normalize) {
+    v1::ExperimentConfig c;
+    for (const std::string& o :
+         {std::string("data.path=") + tmp.path(), std::string("data.normalize=") + normalize,
+          std::string("federation.num_clients=2"), std::string("federation.clients_per_round=1"),
+          std::string("partition.method=iid")})
+      EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    return c;
+  };
+  // scale (the default): exactly the reader's float(p) / 255.0f, as every earlier build.
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData scaled, LoadResolved(config("scale")));
+  for (size_t i = 0; i < train_px.size(); ++i)
+    EXPECT_EQ(scaled.train.features[i], static_cast<float>(train_px[i]) / 255.0f) << i;
+  for (size_t i = 0; i < test_px.size(); ++i)
+    EXPECT_EQ(scaled.test.features[i], static_cast<float>(test_px[i]) / 255.0f) << i;
+  v1::ExperimentConfig plain = config("scale");
+  plain.mutable_data()->clear_normalize();  // the default is scale
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData dflt, LoadResolved(plain));
+  EXPECT_EQ(dflt.train.features, scaled.train.features);
+  EXPECT_EQ(dflt.test.features, scaled.test.features);
+  // none: the pixel values themselves.
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData none, LoadResolved(config("none")));
+  for (size_t i = 0; i < train_px.size(); ++i)
+    EXPECT_EQ(none.train.features[i], static_cast<float>(train_px[i])) << i;
+  for (size_t i = 0; i < test_px.size(); ++i)
+    EXPECT_EQ(none.test.features[i], static_cast<float>(test_px[i])) << i;
+  // standardize: statistics of the scaled training pixels (so given values are in the units
+  // of torchvision's Normalize after ToTensor), applied to both splits.
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData st, LoadResolved(config("standardize")));
+  FT_ASSERT_OK_AND_ASSIGN(FeatureStats s, GlobalFeatureStats(scaled.train));
+  ASSERT_TRUE(st.standardization.has_value());
+  EXPECT_EQ(st.standardization->mean, s.mean);
+  EXPECT_EQ(st.standardization->std, s.std);
+  ExpectAffine(st.train, scaled.train, s);
+  ExpectAffine(st.test, scaled.test, s);
+}
+
+TEST(NormalizeTest, ConfigJsonRecordsTheStatisticsAndRepeatsTheRun) {
+  testing::TempDir tmp;
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  v1::ExperimentConfig c = NormalizeConfig("standardize");
+  c.mutable_output()->set_dir(tmp.path());
+  c.mutable_output()->set_progress("none");
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentOutcome first, SimulateExperiment(c, reg, nullptr));
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig saved,
+                          LoadConfigFile(first.run_dir + "/config.json"));
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentData raw, LoadResolved(NormalizeConfig("scale")));
+  FT_ASSERT_OK_AND_ASSIGN(FeatureStats train, GlobalFeatureStats(raw.train));
+  EXPECT_EQ(saved.data().normalize(), "standardize");
+  EXPECT_EQ(saved.data().mean(), train.mean);  // JSON keeps doubles exactly
+  EXPECT_EQ(saved.data().std(), train.std);
+  FT_ASSERT_OK_AND_ASSIGN(ExperimentOutcome again, SimulateExperiment(saved, reg, nullptr));
+  EXPECT_EQ(again.result.model, first.result.model);
+}
+
+TEST(NormalizeTest, ConfigErrorsNameTheField) {
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  auto resolve = [&](v1::ExperimentConfig c, std::vector<std::string> sets) {
+    for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    return ResolveConfig(c, reg).status();
+  };
+  EXPECT_THAT(resolve(NormalizeConfig("scale"), {"data.normalize=zscore"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.normalize")));
+  EXPECT_THAT(resolve(NormalizeConfig("scale"), {"data.std=2"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("standardize only")));
+  EXPECT_THAT(resolve(NormalizeConfig("standardize"), {"data.mean=0.5"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("without data.std")));
+  EXPECT_THAT(resolve(NormalizeConfig("standardize"), {"data.std=-1"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.std")));
+  EXPECT_THAT(resolve(TinyConfig(), {"data.normalize=standardize"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partition.method natural")));
 }
 
 }  // namespace
