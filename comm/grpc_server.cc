@@ -679,9 +679,9 @@ std::vector<GrpcServerTransport::UpdateReader*> GrpcServerTransport::ReleaseRece
   std::vector<UpdateReader*> resume;
   while (!waiting_for_budget_.empty()) {
     UpdateReader* r = waiting_for_budget_.front();
-    if (!ReserveReceiveLocked(r->total_)) break;
+    if (!ReserveReceiveLocked(r->decoder_.total())) break;
     waiting_for_budget_.pop_front();
-    r->reserved_ = r->total_;
+    r->reserved_ = r->decoder_.total();
     r->parked_ = false;
     resume.push_back(r);
   }
