@@ -14,25 +14,23 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/cord.h"
-#include "absl/strings/string_view.h"
 #include "comm/grpc_server.h"
+#include "comm/push_decoder.h"
 #include "grpcpp/grpcpp.h"
 
 namespace fedtrain {
 
 // Client stream of one update: size-checks, reassembles, parses, enqueues. Reads the
 // UpdateChunk messages as raw bytes (the method is registered as a raw callback method) and
-// decodes their few fields here. The envelope (the serialized UpdateMsg without its tensors'
-// bytes) is copied out and parsed; each tensor's bytes are not copied at all: they stay in
-// the slices gRPC received them in, referenced (absl::Cord pieces that hold the slices) from
-// the ReceivedUpdate's part_data, where DecodePayload reads them. Where a parsed UpdateChunk
-// and a parsed UpdateMsg would copy every byte three times in user space, the reactor only
-// parses, size-checks and enqueues, and gRPC reads on.
+// decodes them with a PushDecoder (comm/push_decoder.h). The envelope (the serialized
+// UpdateMsg without its tensors' bytes) is copied out and parsed; each tensor's bytes are not
+// copied at all: they stay in the slices gRPC received them in, referenced (absl::Cord pieces
+// that hold the slices) from the ReceivedUpdate's part_data, where DecodePayload reads them.
+// Where a parsed UpdateChunk and a parsed UpdateMsg would copy every byte three times in user
+// space, the reactor only parses, size-checks and enqueues, and gRPC reads on.
 class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   // A push from worker `worker_id` (authenticated by the caller, which counted it in the
@@ -48,20 +46,12 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
  private:
   friend class GrpcServerTransport;  // its receive budget hands room to waiting pushes
 
-  // Decodes the chunk in raw_: header fields (starting the update on the first chunk) and
-  // where its data lie, checked to be all there; OK or the refusal.
-  grpc::Status Parse(std::vector<std::pair<uint64_t, uint64_t>>* spans);
-  // The first chunk: announced size and the tensors' sizes.
-  absl::Status Start(bool has_header, uint64_t total, const std::vector<uint64_t>& part_bytes);
-  // Bytes destination i has so far (0: the envelope, i > 0: tensor i - 1).
-  uint64_t Have(size_t i) const;
-  // Appends `piece`, which lies in `slice`, to the destinations, in order: the envelope is
-  // copied, the tensors' bytes referenced. The caller checked that it fits.
-  void Put(absl::string_view piece, const grpc::Slice& slice);
-  // Takes the data `spans` of `chunk` into the destinations; false when they do not lie
-  // within it (Parse checked that they do).
-  bool Take(const grpc::ByteBuffer& chunk,
-            const std::vector<std::pair<uint64_t, uint64_t>>& spans);
+  // Decodes the chunk in raw_ (PushDecoder::Parse): where its data lie, or the refusal.
+  grpc::Status Parse(std::vector<PushDecoder::Span>* spans);
+  // Takes the data `spans` of `chunk` into the decoder: the envelope is copied, the tensors'
+  // bytes referenced where they lie in gRPC's slices; false when the spans do not lie within
+  // the chunk (Parse checked that they do).
+  bool Take(const grpc::ByteBuffer& chunk, const std::vector<PushDecoder::Span>& spans);
   static grpc::Status MalformedStatus(const std::string& what);
   void Complete();
   // Ends the call with `s` and records the refusal for the round's metrics.
@@ -73,20 +63,15 @@ class GrpcServerTransport::UpdateReader final : public grpc::ServerReadReactor<g
   const std::string peer_;
   const uint64_t worker_id_;
   grpc::ByteBuffer raw_;
-  bool started_ = false;
-  uint64_t total_ = 0, filled_ = 0;
+  // Size checks and reassembly; asks the transport at the first chunk whether the worker is
+  // still a member.
+  PushDecoder decoder_;
   // Receive budget: the bytes this push holds, and while it waits for room, the chunk it
   // stopped at (guarded by the transport's mutex, as is finished_).
   uint64_t reserved_ = 0;
   bool parked_ = false, finished_ = false;
   grpc::ByteBuffer parked_chunk_;
-  std::vector<std::pair<uint64_t, uint64_t>> parked_spans_;
-  // The envelope, then the tensors: want_[i] bytes each, filled in order (cursor_ is the
-  // first that is not full).
-  std::vector<uint64_t> want_;
-  std::string envelope_;
-  std::vector<absl::Cord> parts_;
-  size_t cursor_ = 0;
+  std::vector<PushDecoder::Span> parked_spans_;
 };
 
 }  // namespace fedtrain

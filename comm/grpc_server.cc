@@ -17,8 +17,6 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 
-#include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_push_reader.h"
@@ -362,24 +360,11 @@ void GrpcServerTransport::DropWriterLocked(uint64_t worker_id, const TaskWriter*
 absl::StatusOr<uint64_t> GrpcServerTransport::Authenticate(
     const grpc::CallbackServerContext* ctx, const char* what) {
   const std::optional<std::string> session = MetadataValue(ctx, kSessionMetadataKey);
-  // "<worker id>.<64 hex digits>"
-  uint64_t id = 0;
-  std::string secret;
-  bool parsed = false;
-  if (session.has_value() && session->size() <= 96) {
-    const size_t dot = session->find('.');
-    parsed = dot != std::string::npos && dot + 65 == session->size() &&
-             absl::SimpleAtoi(absl::string_view(*session).substr(0, dot), &id) && id != 0;
-    if (parsed) {
-      const absl::string_view hex = absl::string_view(*session).substr(dot + 1);
-      parsed = std::all_of(hex.begin(), hex.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-      });
-      if (parsed) secret = absl::HexStringToBytes(hex);
-    }
-  }
+  const std::optional<SessionCredential> cred =
+      session.has_value() ? ParseSessionCredential(*session) : std::nullopt;
   absl::MutexLock lock(&mu_);
-  if (parsed && members_.SessionMatches(id, secret)) return id;
+  if (cred.has_value() && members_.SessionMatches(cred->worker_id, cred->secret))
+    return cred->worker_id;
   SecurityRefusalLocked(absl::StrCat(what, " from ", PeerOf(ctx), ": ",
                                      session.has_value() ? "wrong session" : "no session"));
   return absl::UnauthenticatedError(
@@ -736,9 +721,9 @@ std::vector<GrpcServerTransport::UpdateReader*> GrpcServerTransport::ReleaseRece
   std::vector<UpdateReader*> resume;
   while (!waiting_for_budget_.empty()) {
     UpdateReader* r = waiting_for_budget_.front();
-    if (!ReserveReceiveLocked(r->total_)) break;
+    if (!ReserveReceiveLocked(r->decoder_.total())) break;
     waiting_for_budget_.pop_front();
-    r->reserved_ = r->total_;
+    r->reserved_ = r->decoder_.total();
     r->parked_ = false;
     resume.push_back(r);
   }

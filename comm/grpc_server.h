@@ -45,6 +45,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "comm/membership.h"
+#include "comm/push_decoder.h"
 #include "comm/transport.h"
 #include "fedtrain/v1/config.pb.h"
 #include "fedtrain/v1/service.pb.h"
@@ -71,8 +72,7 @@ inline constexpr char kSessionMetadataKey[] = "x-fedtrain-session";
 // The most bytes of JoinRequest.worker_name and LeaveRequest.reason.
 inline constexpr size_t kMaxWorkerNameBytes = 256;
 inline constexpr size_t kMaxLeaveReasonBytes = 1024;
-// The most tensors one pushed update may carry outside its envelope (UpdateChunk.part_bytes).
-inline constexpr uint32_t kMaxPushParts = 1 << 16;
+// kMaxPushParts, the most tensors one pushed update may carry: comm/push_decoder.h.
 // gRPC channel arguments for bulk model transfers, set on both ends (server and worker).
 std::vector<std::pair<std::string, int>> BulkTransferArgs();
 

@@ -4,9 +4,28 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace fedtrain {
+
+std::optional<SessionCredential> ParseSessionCredential(absl::string_view value) {
+  // "<worker id>.<64 hex digits>"
+  if (value.size() > 96) return std::nullopt;
+  const size_t dot = value.find('.');
+  SessionCredential c;
+  if (dot == absl::string_view::npos || dot + 65 != value.size() ||
+      !absl::SimpleAtoi(value.substr(0, dot), &c.worker_id) || c.worker_id == 0)
+    return std::nullopt;
+  const absl::string_view hex = value.substr(dot + 1);
+  if (!std::all_of(hex.begin(), hex.end(), [](char ch) {
+        return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+      }))
+    return std::nullopt;
+  c.secret = absl::HexStringToBytes(hex);
+  return c;
+}
 
 Membership::Membership(uint32_t num_slots, absl::Duration heartbeat_interval)
     : num_slots_(num_slots), heartbeat_interval_(heartbeat_interval) {

@@ -28,10 +28,20 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace fedtrain {
+
+// A worker's session credential as it sends it with every call after Join (the
+// "x-fedtrain-session" metadata): "<worker id>.<64 lowercase hex digits of its secret>".
+struct SessionCredential {
+  uint64_t worker_id = 0;
+  std::string secret;  // 32 bytes, to check with Membership::SessionMatches
+};
+// Parses `value` (at most 96 bytes, a non-zero worker id); nullopt when it is not one.
+std::optional<SessionCredential> ParseSessionCredential(absl::string_view value);
 
 class Membership {
  public:

@@ -123,35 +123,42 @@ absl::StatusOr<CoordinatorSnapshot> LoadCheckpoint(const std::string& path,
   if (!in) return absl::NotFoundError(absl::StrCat("no checkpoint at ", path));
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string all = ss.str();
+  return ParseCheckpoint(ss.str(), path, expect);
+}
+
+absl::StatusOr<CoordinatorSnapshot> ParseCheckpoint(absl::string_view file,
+                                                    const std::string& name,
+                                                    const CheckpointIdentity& expect) {
   auto damaged = [&](const std::string& why) {
-    return absl::DataLossError(absl::StrCat("checkpoint ", path, " is damaged: ", why));
+    return absl::DataLossError(absl::StrCat("checkpoint ", name, " is damaged: ", why));
   };
-  if (all.size() < sizeof(kMagic) + 16 || std::memcmp(all.data(), kMagic, sizeof(kMagic)) != 0)
+  if (file.size() < sizeof(kMagic) + 16 ||
+      std::memcmp(file.data(), kMagic, sizeof(kMagic)) != 0)
     return damaged("not a fedtrain checkpoint (bad magic or too short)");
   uint64_t len = 0, sum = 0;
-  std::memcpy(&len, all.data() + sizeof(kMagic), sizeof(len));
-  if (len != all.size() - sizeof(kMagic) - 16)
+  std::memcpy(&len, file.data() + sizeof(kMagic), sizeof(len));
+  if (len != file.size() - sizeof(kMagic) - 16)
     return damaged(absl::StrCat("length field says ", len, " bytes, the file holds ",
-                                all.size() - sizeof(kMagic) - 16));
-  const char* body = all.data() + sizeof(kMagic) + sizeof(len);
+                                file.size() - sizeof(kMagic) - 16));
+  const char* body = file.data() + sizeof(kMagic) + sizeof(len);
   std::memcpy(&sum, body + len, sizeof(sum));
   uint64_t want = Fnv1a64(&len, sizeof(len));
   want = Fnv1a64(body, len, want);
   if (sum != want) return damaged("checksum mismatch");
   v1::Checkpoint c;
-  if (!c.ParseFromArray(body, static_cast<int>(len))) return damaged("does not parse");
+  if (len > static_cast<uint64_t>(INT_MAX) || !c.ParseFromArray(body, static_cast<int>(len)))
+    return damaged("does not parse");
   if (c.format_version() != kFormatVersion)
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", path, " has format version ",
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", name, " has format version ",
                                                       c.format_version(), "; this fedtrain reads ",
                                                       kFormatVersion));
   if (c.algorithm() != expect.algorithm)
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", path, " is of algorithm ",
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", name, " is of algorithm ",
                                                       c.algorithm(), "; this run uses ",
                                                       expect.algorithm));
   if (c.config_fingerprint() != expect.config_fingerprint)
     return absl::FailedPreconditionError(absl::StrCat(
-        "checkpoint ", path, " was written by a run with another config (only threads, output "
+        "checkpoint ", name, " was written by a run with another config (only threads, output "
         "and checkpoint settings may change on --resume); compare with the run folder's "
         "config.json"));
   if (c.accepted_ids_size() != c.accepted_through_size())

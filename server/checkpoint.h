@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/coordinator.h"
 
 namespace fedtrain {
@@ -31,6 +32,11 @@ absl::Status SaveCheckpoint(const std::string& path, const CoordinatorSnapshot& 
 // FailedPrecondition when it belongs to another algorithm or config (naming which).
 absl::StatusOr<CoordinatorSnapshot> LoadCheckpoint(const std::string& path,
                                                    const CheckpointIdentity& expect);
+// The same for a checkpoint file's bytes `file`, named `name` in errors (LoadCheckpoint reads
+// the file and calls this; fuzz/checkpoint_fuzzer.cc feeds it arbitrary bytes).
+absl::StatusOr<CoordinatorSnapshot> ParseCheckpoint(absl::string_view file,
+                                                    const std::string& name,
+                                                    const CheckpointIdentity& expect);
 
 }  // namespace fedtrain
 

@@ -32,6 +32,8 @@ ALLOWED = {
                 "client", "server"},
     "sim": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm",
             "client", "server", "runtime"},
+    "fuzz": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm",
+             "server"},
     "cli": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm",
             "client", "server", "runtime", "sim", "plot"},
 }
