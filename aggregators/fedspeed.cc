@@ -68,7 +68,9 @@ absl::Status FedSpeedServer::Update(absl::Span<const ClientUpdate> updates,
   // mean_P: uniform weights (docs/federated.md §0 mean_S), through the configured reducer.
   const std::vector<double> w(updates.size(), 1.0 / static_cast<double>(updates.size()));
   mean_.resize(d);
-  FT_RETURN_IF_ERROR(reducer_->Reduce(parts, w, absl::MakeSpan(mean_), info.pool));
+  const std::vector<uint64_t> ids = ClientIds(updates);
+  FT_RETURN_IF_ERROR(reducer_->Reduce(parts, w, absl::MakeSpan(mean_),
+                                      RoundReduceContext(info, s, "fedspeed.x", ids)));
 
   if (h_sum == nullptr) {  // paper: x^{t+1} = mean_P(x̂_i) = x^t + mean_P(x̂_i − x^t)
     for (size_t j = 0; j < d; ++j)

@@ -27,6 +27,7 @@ enum class Purpose : uint64_t {
   kCompression = 6,   // randomized compressors
   kPrivacy = 7,       // privacy noise
   kDataShuffle = 8,   // data set level shuffles
+  kReducer = 9,       // randomized reducers (Flag Aggregator random init; client = 0)
   kTest = 100,        // unit tests
 };
 

@@ -70,6 +70,7 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   copts.over_selection = cfg.federation().over_selection();
   copts.min_updates = cfg.federation().min_updates();
   copts.track_accepted = server_opts.track_accepted;
+  copts.reducer_diagnostics = cfg.algorithm().reducer().name() != "mean";
   ServerLoopOptions lo;
   lo.coordinator = copts;
   lo.checkpoint_path = server_opts.checkpoint_path;

@@ -240,6 +240,7 @@ absl::Status Coordinator::Aggregate(Round* r) {
         "); the model was not changed", why.empty() ? "" : ". Reasons: ", why,
         sum.rejections.size() > 5 ? "; ..." : ""));
   }
+  r->info.diagnostics = &sum.reducer;
   FT_RETURN_IF_ERROR(algo_->Update(updates, r->info, &state_));
   if (opts_.track_accepted)
     for (const ClientUpdate& u : updates) accepted_through_[u.id] = r->round + 1;
@@ -286,6 +287,8 @@ absl::Status Coordinator::Record(Round* r) {
       .Set("cum_bytes_down", static_cast<int64_t>(sum.cum_bytes_down))
       .Set("lr", sum.lr)
       .Set("wall_s", sum.wall_s);
+  if (opts_.reducer_diagnostics)
+    row.Set("reducer_discarded", sum.reducer.discarded).Set("reducer_diag", sum.reducer.detail);
   return sink_->Write(row);
 }
 

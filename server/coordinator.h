@@ -46,6 +46,10 @@ struct CoordinatorOptions {
   // client state the server never took (client/worker.h WorkerOptions::versioned_state).
   // Costs 16 bytes per client that ever took part; the simulation leaves it off.
   bool track_accepted = false;
+  // Add the reducer's per-round diagnostics to the metrics row (columns reducer_discarded and
+  // reducer_diag; aggregators/reducer.h ReduceDiagnostics). Set for any reducer but "mean", so
+  // the columns of a run are the same in every round.
+  bool reducer_diagnostics = false;
 };
 
 // Everything a Coordinator needs to continue a run (server/checkpoint.h writes it to disk).
@@ -70,6 +74,7 @@ struct RoundSummary {
   uint64_t cum_bytes_up = 0, cum_bytes_down = 0;
   double lr = 0.0;
   double wall_s = 0.0;  // since Init
+  ReduceDiagnostics reducer;  // what the reducer reported this round
   std::vector<std::string> rejections;  // one reason per rejected or failed reply
 };
 
