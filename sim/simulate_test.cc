@@ -588,5 +588,40 @@ TEST(SimulateTest, StatefulAlgorithmsWithErrorFeedbackAreThreadInvariantOrRefuse
   }
 }
 
+// Robust reducers in a whole run: thread-count invariant, finite, the diagnostics column in
+// the metrics; tracker feedback around a reducer that is not the exact mean is refused naming
+// both fields; a round with too few updates for the declared f fails naming the rule.
+TEST(SimulateTest, RobustReducersRunThreadInvariantAndAreCheckedAtLoad) {
+  for (const std::vector<std::string>& sets : std::vector<std::vector<std::string>>{
+           {"algorithm.reducer.name=flag", "algorithm.reducer.params.m=2"},
+           {"algorithm.reducer.name=multi_krum", "algorithm.reducer.f=0"},
+           {"algorithm.reducer.name=centered_clipping", "algorithm.reducer.params.tau=0.5",
+            "algorithm.name=scaffold_m"},
+           {"algorithm.reducer.name=geometric_median", "algorithm.name=fedadam"}}) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : sets) ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    FT_ASSERT_OK_AND_ASSIGN(Ran one, RunTiny(c, 1));
+    FT_ASSERT_OK_AND_ASSIGN(Ran two, RunTiny(c, 3));
+    EXPECT_EQ(one.result.model, two.result.model) << sets[0];
+    for (float v : one.result.model) ASSERT_TRUE(std::isfinite(v)) << sets[0];
+  }
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  v1::ExperimentConfig c = TinyConfig();
+  for (const char* o : {"compression.feedback=ef21", "compression.compressor=topk",
+                        "compression.k_fraction=0.2", "algorithm.weighting=uniform",
+                        "algorithm.reducer.name=flag"})
+    ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+  EXPECT_THAT(ResolveConfig(c, reg),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::AllOf(HasSubstr("compression.feedback"),
+                                        HasSubstr("algorithm.reducer.name"))));
+  c = TinyConfig();
+  for (const char* o : {"algorithm.reducer.name=krum", "algorithm.reducer.f=1"})
+    ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;  // 4 clients per round < 2f+3 = 5
+  EXPECT_THAT(RunTiny(c, 1).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("reducer krum needs p >= 2f+3 = 5")));
+}
+
 }  // namespace
 }  // namespace fedtrain
