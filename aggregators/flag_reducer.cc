@@ -43,16 +43,26 @@ class RandomStart {
 
 absl::Status FlagAggregate(absl::Span<const ConstVec> x, const FlagOptions& o, uint64_t round,
                            std::vector<double>* out, FlagDiagnostics* diag) {
+  return FlagAggregateInto(x, o, round, nullptr, out, Vec(), diag);
+}
+
+absl::Status FlagAggregateInto(absl::Span<const ConstVec> x, const FlagOptions& o,
+                               uint64_t round, const std::vector<double>* gram,
+                               std::vector<double>* out, Vec out_float, FlagDiagnostics* diag) {
   const size_t p = x.size(), n = p ? x[0].size() : 0;
   const auto P = static_cast<Eigen::Index>(p);
   const int64_t m = o.m > 0 ? o.m : static_cast<int64_t>((p + 1) / 2);
-  out->assign(n, 0.0);
+  // Exactly one of the outputs is written; the float one is rounded from the same float64 sums.
+  const bool to_float = out == nullptr;
+  if (!to_float) out->assign(n, 0.0);
+  else std::fill(out_float.begin(), out_float.end(), 0.0f);
   FlagDiagnostics d;
   d.m = m;
 
   // K = Gh^T Gh from the raw Gram; zero inputs keep zero rows (the 1e-12 floor).
   std::vector<double> G;
-  Gram(x, &G);
+  if (gram) G = *gram;
+  else Gram(x, &G);
   VectorXd scale(P);  // 1 / max(||g_i||, 1e-12)
   for (size_t i = 0; i < p; ++i)
     scale[static_cast<Eigen::Index>(i)] = 1.0 / std::max(std::sqrt(G[i * p + i]), 1e-12);
@@ -182,7 +192,11 @@ absl::Status FlagAggregate(absl::Span<const ConstVec> x, const FlagOptions& o, u
         const double ci = c[i];
         for (size_t t = 0; t < len; ++t) acc[t] += ci * xi[t];
       }
-      std::copy(acc, acc + len, out->data() + k0);
+      if (to_float) {
+        for (size_t t = 0; t < len; ++t) out_float[k0 + t] = static_cast<float>(acc[t]);
+      } else {
+        std::copy(acc, acc + len, out->data() + k0);
+      }
     }
   } else if (o.random_init && Z.rows() > 0) {
     // The random start was kept: out = (1/m) M (M^T M)^-1 M^T Gh 1, M regenerated.
@@ -193,7 +207,8 @@ absl::Status FlagAggregate(absl::Span<const ConstVec> x, const FlagOptions& o, u
       const std::vector<double>& r = rs.Next();
       double s = 0.0;
       for (Eigen::Index b = 0; b < wv.size(); ++b) s += r[b] * wv[b];
-      (*out)[k] = s;
+      if (to_float) out_float[k] = static_cast<float>(s);
+      else (*out)[k] = s;
     }
   }
   if (diag) *diag = std::move(d);
@@ -207,11 +222,21 @@ absl::Status FlagReducer::Reduce(absl::Span<const ConstVec> in, absl::Span<const
   const size_t p = in.size();
   FT_RETURN_IF_ERROR(RequireInputs(name(), p, f, 2 * f + 1, "2f+1"));
   CleanInputs clean;
-  FT_RETURN_IF_ERROR(CleanNonFinite(in, o_.common, ctx, name(), &clean));
-  std::vector<double> res;
+  // The Gram's diagonal finds non-finite inputs for free (a squared sum in float64 of finite
+  // floats cannot overflow): only when one is found does the separate scan run, and the Gram
+  // is taken again without it.
+  std::vector<double> G;
+  Gram(in, &G);
+  bool finite = true;
+  for (size_t i = 0; i < p; ++i) finite = finite && std::isfinite(G[i * p + i]);
+  absl::Span<const ConstVec> x = in;
+  if (!finite) {
+    FT_RETURN_IF_ERROR(CleanNonFinite(in, o_.common, ctx, name(), &clean));
+    Gram(clean.views, &G);
+    x = clean.views;
+  }
   FlagDiagnostics d;
-  FT_RETURN_IF_ERROR(FlagAggregate(clean.views, o_, ctx.round, &res, &d));
-  for (size_t k = 0; k < res.size(); ++k) out[k] = static_cast<float>(res[k]);
+  FT_RETURN_IF_ERROR(FlagAggregateInto(x, o_, ctx.round, &G, nullptr, out, &d));
   if (ctx.diagnostics) {
     std::vector<double> r = d.ratios;
     std::sort(r.begin(), r.end());

@@ -60,6 +60,12 @@ struct FlagDiagnostics {
 absl::Status FlagAggregate(absl::Span<const ConstVec> x, const FlagOptions& o, uint64_t round,
                            std::vector<double>* out, FlagDiagnostics* diag);
 
+// The same with the inputs' raw Gram already computed (gram may be null) and the output
+// written either to `out` (float64) or, when out is null, rounded into `out_float`.
+absl::Status FlagAggregateInto(absl::Span<const ConstVec> x, const FlagOptions& o,
+                               uint64_t round, const std::vector<double>* gram,
+                               std::vector<double>* out, Vec out_float, FlagDiagnostics* diag);
+
 class FlagReducer final : public Reducer {
  public:
   explicit FlagReducer(FlagOptions o) : o_(o) {}

@@ -62,10 +62,90 @@ absl::Status CleanNonFinite(absl::Span<const ConstVec> in, const RobustCommon& c
   return absl::OkStatus();
 }
 
+namespace {
+
+// K[i*p + j] += block sums for one coordinate block held in float64 (rows of kGramBlock).
+// Every entry sums in eight lanes (lane u takes coordinates t with t % 8 == u) combined in a
+// fixed order; rows j are taken four at a time so each load of row i serves four products.
+// The lane structure, not the tiling or the vector width, fixes the rounding, so the AVX2 and
+// the baseline builds of this body give the same bits (no FMA: products round before the add).
+typedef double V4 __attribute__((vector_size(32)));
+
+inline __attribute__((always_inline)) V4 Load4(const double* p) {
+  V4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline __attribute__((always_inline)) double Lanes(V4 lo, V4 hi) {
+  return ((lo[0] + lo[1]) + (lo[2] + lo[3])) + ((hi[0] + hi[1]) + (hi[2] + hi[3]));
+}
+
+// K[i*p + j] += the sums over one block of kGramBlock coordinates (rows[i] points at row i's
+// block). Every entry sums in eight float64 lanes (lane u takes the coordinates t with
+// t % 8 == u) combined in a fixed order; rows j are taken four at a time so each load of
+// row i serves four products. The lane structure, not the tiling or the vector width, fixes
+// the rounding, so the AVX2 and the baseline builds of this body give the same bits (no FMA:
+// each product rounds before the add).
+template <int kUnused>
+inline __attribute__((always_inline)) void GramBlockBody(const double* const* rows, size_t p,
+                                                        double* K) {
+  for (size_t i = 0; i < p; ++i) {
+    const double* a = rows[i];
+    size_t j = i;
+    for (; j + 4 <= p; j += 4) {
+      const double* b[4] = {rows[j], rows[j + 1], rows[j + 2], rows[j + 3]};
+      V4 lo[4] = {}, hi[4] = {};
+      for (size_t t = 0; t < kGramBlock; t += 8) {
+        const V4 al = Load4(a + t), ah = Load4(a + t + 4);
+        for (int q = 0; q < 4; ++q) {
+          lo[q] += al * Load4(b[q] + t);
+          hi[q] += ah * Load4(b[q] + t + 4);
+        }
+      }
+      for (int q = 0; q < 4; ++q) K[i * p + j + q] += Lanes(lo[q], hi[q]);
+    }
+    for (; j < p; ++j) {
+      const double* b = rows[j];
+      V4 lo = {}, hi = {};
+      for (size_t t = 0; t < kGramBlock; t += 8) {
+        lo += Load4(a + t) * Load4(b + t);
+        hi += Load4(a + t + 4) * Load4(b + t + 4);
+      }
+      K[i * p + j] += Lanes(lo, hi);
+    }
+  }
+}
+
+void GramBlockBaseline(const double* const* rows, size_t p, double* K) {
+  GramBlockBody<0>(rows, p, K);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) void GramBlockAvx2(const double* const* rows, size_t p,
+                                                   double* K) {
+  GramBlockBody<1>(rows, p, K);
+}
+#endif
+
+using GramBlockFn = void (*)(const double* const*, size_t, double*);
+GramBlockFn PickGramBlock() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) return GramBlockAvx2;
+#endif
+  return GramBlockBaseline;
+}
+
+}  // namespace
+
 void Gram(absl::Span<const ConstVec> x, std::vector<double>* K) {
   const size_t p = x.size(), n = p ? x[0].size() : 0;
   K->assign(p * p, 0.0);
+  const GramBlockFn block = PickGramBlock();
+  // Each block is widened to float64 once (exact), then every product reads it from L1.
   std::vector<double> buf(p * kGramBlock);
+  std::vector<const double*> rows(p);
+  for (size_t i = 0; i < p; ++i) rows[i] = buf.data() + i * kGramBlock;
   for (size_t k0 = 0; k0 < n; k0 += kGramBlock) {
     const size_t len = std::min(kGramBlock, n - k0);
     for (size_t i = 0; i < p; ++i) {
@@ -73,18 +153,13 @@ void Gram(absl::Span<const ConstVec> x, std::vector<double>* K) {
       double* dst = buf.data() + i * kGramBlock;
       for (size_t t = 0; t < len; ++t) dst[t] = src[t];
       for (size_t t = len; t < kGramBlock; ++t) dst[t] = 0.0;  // tail block: zero padding
+      // The next block of this row, while this one is computed: p interleaved streams are
+      // more than the hardware prefetcher follows well.
+      if (k0 + 2 * kGramBlock <= n)
+        for (size_t c = 0; c < kGramBlock * sizeof(float); c += 64)
+          __builtin_prefetch(reinterpret_cast<const char*>(src + kGramBlock) + c);
     }
-    for (size_t i = 0; i < p; ++i) {
-      const double* a = buf.data() + i * kGramBlock;
-      for (size_t j = i; j < p; ++j) {
-        const double* b = buf.data() + j * kGramBlock;
-        double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (size_t t = 0; t < kGramBlock; t += 8)
-          for (int u = 0; u < 8; ++u) s[u] += a[t + u] * b[t + u];
-        const double blk = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-        (*K)[i * p + j] += blk;
-      }
-    }
+    block(rows.data(), p, K->data());
   }
   for (size_t i = 0; i < p; ++i)
     for (size_t j = 0; j < i; ++j) (*K)[i * p + j] = (*K)[j * p + i];
@@ -115,19 +190,21 @@ std::vector<std::pair<int, int>> SortingNetwork(size_t p) {
   return net;
 }
 
+// One comparator applied to `len` coordinates: x gets the minima, y the maxima. The rows
+// never overlap (restrict), so this vectorises to minps/maxps over coordinates.
+static void CompareExchange(float* __restrict x, float* __restrict y, size_t len) {
+  for (size_t t = 0; t < len; ++t) {
+    const float u = x[t], v = y[t];
+    x[t] = std::min(u, v);
+    y[t] = std::max(u, v);
+  }
+}
+
 void SortBlock(absl::Span<const ConstVec> in, size_t k0, size_t len,
                const std::vector<std::pair<int, int>>& net, float* buf) {
   for (size_t r = 0; r < in.size(); ++r)
     std::copy(in[r].data() + k0, in[r].data() + k0 + len, buf + r * kSortBlock);
-  for (const auto& [a, b] : net) {
-    float* x = buf + a * kSortBlock;
-    float* y = buf + b * kSortBlock;
-    for (size_t t = 0; t < len; ++t) {  // vectorises to min/max over coordinates
-      const float u = x[t], v = y[t];
-      x[t] = v < u ? v : u;
-      y[t] = v < u ? u : v;
-    }
-  }
+  for (const auto& [a, b] : net) CompareExchange(buf + a * kSortBlock, buf + b * kSortBlock, len);
 }
 
 double MeanOfClosest(const float* v, size_t stride, size_t q, double center, size_t keep) {
