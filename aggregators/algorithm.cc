@@ -47,7 +47,7 @@ ReduceContext RoundReduceContext(const RoundInfo& info, ServerState* s, const st
   ctx.pool = info.pool;
   ctx.ids = ids;
   ctx.state = &s->vectors;
-  ctx.state_key = "reducer." + key;
+  ctx.state_key = kReducerStatePrefix + key;
   ctx.diagnostics = info.diagnostics;
   return ctx;
 }

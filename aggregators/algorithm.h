@@ -40,6 +40,11 @@ struct RoundInfo {
   ReduceDiagnostics* diagnostics = nullptr;
 };
 
+// ServerState::vectors entries under this prefix belong to stateful reducers: created on
+// their first round, so a server state restored from a checkpoint may hold them before the
+// algorithm's Init does.
+inline constexpr char kReducerStatePrefix[] = "reducer.";
+
 // The ids of `updates`, in order (for ReduceContext::ids).
 std::vector<uint64_t> ClientIds(absl::Span<const ClientUpdate> updates);
 // A reducer call inside a server half's Update: the round, pool and diagnostics of `info`,

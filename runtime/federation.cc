@@ -71,6 +71,7 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   copts.min_updates = cfg.federation().min_updates();
   copts.track_accepted = server_opts.track_accepted;
   copts.reducer_diagnostics = cfg.algorithm().reducer().name() != "mean";
+  copts.attack = AttackFromConfig(cfg);
   ServerLoopOptions lo;
   lo.coordinator = copts;
   lo.checkpoint_path = server_opts.checkpoint_path;

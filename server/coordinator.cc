@@ -5,6 +5,7 @@
 #include <map>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "compression/payload_codec.h"
 #include "core/rng.h"
@@ -240,6 +241,8 @@ absl::Status Coordinator::Aggregate(Round* r) {
         "); the model was not changed", why.empty() ? "" : ". Reasons: ", why,
         sum.rejections.size() > 5 ? "; ..." : ""));
   }
+  std::vector<std::vector<float>> attack_storage;  // the attacked vectors, alive until Update
+  FT_ASSIGN_OR_RETURN(sum.attacked, ApplyAttack(opts_.attack, r->round, &updates, &attack_storage));
   r->info.diagnostics = &sum.reducer;
   FT_RETURN_IF_ERROR(algo_->Update(updates, r->info, &state_));
   if (opts_.track_accepted)
@@ -289,6 +292,7 @@ absl::Status Coordinator::Record(Round* r) {
       .Set("wall_s", sum.wall_s);
   if (opts_.reducer_diagnostics)
     row.Set("reducer_discarded", sum.reducer.discarded).Set("reducer_diag", sum.reducer.detail);
+  if (opts_.attack.active()) row.Set("attacked", sum.attacked);
   return sink_->Write(row);
 }
 
@@ -318,7 +322,7 @@ absl::Status Coordinator::Restore(CoordinatorSnapshot snap) {
           it == snap.state.vectors.end() ? "missing" : "of another size"));
   }
   for (const auto& [name, v] : snap.state.vectors)
-    if (state_.vectors.count(name) == 0)
+    if (state_.vectors.count(name) == 0 && !absl::StartsWith(name, kReducerStatePrefix))
       return absl::InvalidArgumentError(absl::StrCat(
           "the checkpoint has server state vector '", name, "' that this algorithm lacks"));
   if (static_cast<int64_t>(snap.state.round) > opts_.rounds)

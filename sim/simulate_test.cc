@@ -623,5 +623,42 @@ TEST(SimulateTest, RobustReducersRunThreadInvariantAndAreCheckedAtLoad) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("reducer krum needs p >= 2f+3 = 5")));
 }
 
+// The attack harness in a whole run: the same bits for any thread count, the attack moves
+// the model, a robust reducer keeps a Gaussian attack out, and bad settings name the field.
+TEST(SimulateTest, AttacksAreReproducibleAndFilteredByRobustReducers) {
+  auto run = [](const std::vector<std::string>& sets, int threads) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    return RunTiny(c, threads);
+  };
+  auto norm = [](const std::vector<float>& v) {
+    double s = 0;
+    for (float e : v) s += double(e) * e;
+    return std::sqrt(s);
+  };
+  const std::vector<std::string> attack = {"attack.name=gaussian", "attack.clients=0,1,2,3,4,5"};
+  FT_ASSERT_OK_AND_ASSIGN(Ran clean, run({}, 1));
+  FT_ASSERT_OK_AND_ASSIGN(Ran one, run(attack, 1));
+  FT_ASSERT_OK_AND_ASSIGN(Ran three, run(attack, 3));
+  EXPECT_EQ(one.result.model, three.result.model);
+  EXPECT_GT(norm(one.result.model), 10 * norm(clean.result.model));  // sigma = 200 gets through
+  std::vector<std::string> robust = attack;
+  robust.push_back("algorithm.reducer.name=median");
+  robust.push_back("attack.clients=0");  // at most one faulty among the 4 sampled per round
+  FT_ASSERT_OK_AND_ASSIGN(Ran med, run(robust, 2));
+  EXPECT_LT(norm(med.result.model), 2 * norm(clean.result.model) + 1);
+  for (const char* name : {"alie", "ipm", "sign_flip", "crash_omit", "crash_zero",
+                           "partial_drop", "random_uniform"}) {
+    FT_ASSERT_OK_AND_ASSIGN(Ran r, run({std::string("attack.name=") + name, "attack.clients=3",
+                                        "algorithm.reducer.name=trimmed_mean",
+                                        "algorithm.reducer.f=1"}, 2));
+    for (float v : r.result.model) ASSERT_TRUE(std::isfinite(v)) << name;
+  }
+  EXPECT_THAT(run({"attack.name=gaussian", "attack.clients=12"}, 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attack.clients holds 12")));
+  EXPECT_THAT(run({"attack.name=gausian", "attack.clients=1"}, 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attack.name must be one of")));
+}
+
 }  // namespace
 }  // namespace fedtrain

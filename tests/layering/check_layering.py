@@ -24,16 +24,18 @@ ALLOWED = {
     "data": {"core"},
     "models": {"core", "data"},
     "aggregators": {"core", "proto", "wire", "compression", "data", "models"},
+    "attacks": {"core", "wire"},
     "comm": {"core", "proto"},
     "client": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm"},
-    "server": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm"},
+    "server": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm",
+               "attacks"},
     "plot": {"core"},
     "runtime": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm",
-                "client", "server"},
+                "client", "server", "attacks"},
     "sim": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm",
-            "client", "server", "runtime"},
+            "client", "server", "runtime", "attacks"},
     "cli": {"core", "proto", "wire", "compression", "data", "models", "aggregators", "comm",
-            "client", "server", "runtime", "sim", "plot"},
+            "client", "server", "runtime", "sim", "plot", "attacks"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
