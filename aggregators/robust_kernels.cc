@@ -71,13 +71,13 @@ namespace {
 // the baseline builds of this body give the same bits (no FMA: products round before the add).
 typedef double V4 __attribute__((vector_size(32)));
 
-inline __attribute__((always_inline)) V4 Load4(const double* p) {
-  V4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+// Vectors pass by pointer or reference only: a by-value V4 would change the calling
+// convention between the baseline and the AVX2 build (clang's -Wpsabi).
+inline __attribute__((always_inline)) void Load4(V4* v, const double* p) {
+  std::memcpy(v, p, sizeof *v);
 }
 
-inline __attribute__((always_inline)) double Lanes(V4 lo, V4 hi) {
+inline __attribute__((always_inline)) double Lanes(const V4& lo, const V4& hi) {
   return ((lo[0] + lo[1]) + (lo[2] + lo[3])) + ((hi[0] + hi[1]) + (hi[2] + hi[3]));
 }
 
@@ -97,10 +97,14 @@ inline __attribute__((always_inline)) void GramBlockBody(const double* const* ro
       const double* b[4] = {rows[j], rows[j + 1], rows[j + 2], rows[j + 3]};
       V4 lo[4] = {}, hi[4] = {};
       for (size_t t = 0; t < kGramBlock; t += 8) {
-        const V4 al = Load4(a + t), ah = Load4(a + t + 4);
+        V4 al, ah, bl, bh;
+        Load4(&al, a + t);
+        Load4(&ah, a + t + 4);
         for (int q = 0; q < 4; ++q) {
-          lo[q] += al * Load4(b[q] + t);
-          hi[q] += ah * Load4(b[q] + t + 4);
+          Load4(&bl, b[q] + t);
+          Load4(&bh, b[q] + t + 4);
+          lo[q] += al * bl;
+          hi[q] += ah * bh;
         }
       }
       for (int q = 0; q < 4; ++q) K[i * p + j + q] += Lanes(lo[q], hi[q]);
@@ -109,8 +113,13 @@ inline __attribute__((always_inline)) void GramBlockBody(const double* const* ro
       const double* b = rows[j];
       V4 lo = {}, hi = {};
       for (size_t t = 0; t < kGramBlock; t += 8) {
-        lo += Load4(a + t) * Load4(b + t);
-        hi += Load4(a + t + 4) * Load4(b + t + 4);
+        V4 al, ah, bl, bh;
+        Load4(&al, a + t);
+        Load4(&ah, a + t + 4);
+        Load4(&bl, b + t);
+        Load4(&bh, b + t + 4);
+        lo += al * bl;
+        hi += ah * bh;
       }
       K[i * p + j] += Lanes(lo, hi);
     }
