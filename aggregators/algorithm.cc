@@ -33,4 +33,23 @@ void ReplyWith(std::vector<float> part, const LocalSgdResult& r, Payload* up,
   result->train_loss = r.mean_loss;
 }
 
+std::vector<uint64_t> ClientIds(absl::Span<const ClientUpdate> updates) {
+  std::vector<uint64_t> ids;
+  ids.reserve(updates.size());
+  for (const ClientUpdate& u : updates) ids.push_back(u.id);
+  return ids;
+}
+
+ReduceContext RoundReduceContext(const RoundInfo& info, ServerState* s, const std::string& key,
+                                 const std::vector<uint64_t>& ids) {
+  ReduceContext ctx;
+  ctx.round = info.round;
+  ctx.pool = info.pool;
+  ctx.ids = ids;
+  ctx.state = &s->vectors;
+  ctx.state_key = kReducerStatePrefix + key;
+  ctx.diagnostics = info.diagnostics;
+  return ctx;
+}
+
 }  // namespace fedtrain

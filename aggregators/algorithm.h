@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "core/thread_pool.h"
+#include "aggregators/reducer.h"
 #include "core/vec.h"
 #include "wire/client_state.h"
 #include "wire/payload.h"
@@ -38,7 +39,22 @@ struct RoundInfo {
   // the rate that produced this round's updates. 0 when the caller does not know it.
   double lr = 0.0;
   ThreadPool* pool = nullptr;  // may be null; kernels split by index (thread-count invariant)
+  // Where reducers report what they did this round (the metrics row); may be null.
+  ReduceDiagnostics* diagnostics = nullptr;
 };
+
+// ServerState::vectors entries under this prefix belong to stateful reducers: created on
+// their first round, so a server state restored from a checkpoint may hold them before the
+// algorithm's Init does.
+inline constexpr char kReducerStatePrefix[] = "reducer.";
+
+// The ids of `updates`, in order (for ReduceContext::ids).
+std::vector<uint64_t> ClientIds(absl::Span<const ClientUpdate> updates);
+// A reducer call inside a server half's Update: the round, pool and diagnostics of `info`,
+// the stateful rules' memory in s->vectors under "reducer.<key>" (so it is checkpointed with
+// the rest of the server state), and the inputs' client ids (`ids` must outlive the call).
+ReduceContext RoundReduceContext(const RoundInfo& info, ServerState* s, const std::string& key,
+                                 const std::vector<uint64_t>& ids);
 
 class ServerAlgorithm {
  public:

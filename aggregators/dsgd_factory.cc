@@ -17,12 +17,12 @@ class DsgdFactory final : public AlgorithmFactory {
   std::string name() const override { return "dsgd"; }
   int state_version() const override { return 1; }
   absl::Status Validate(const Cfg& c) const override {
-    FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, /*momentum=*/false));
+    FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, /*momentum=*/false, reducers()));
     return ParamReader(c.params(), name()).Finish();  // typed fields only
   }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
     FT_RETURN_IF_ERROR(Validate(c));
-    return MakeFedAvgServer(c, /*momentum=*/false);
+    return MakeFedAvgServer(c, /*momentum=*/false, reducers());
   }
   AlgorithmTraits traits(const Cfg&) const override { return FedAvgServerTraits(); }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg&) const override {

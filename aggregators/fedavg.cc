@@ -26,7 +26,9 @@ absl::Status FedAvgServer::Update(absl::Span<const ClientUpdate> updates, const 
   deltas.reserve(updates.size());
   for (const ClientUpdate& u : updates) deltas.push_back(u.parts.at(0));
   mean_.resize(d);
-  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_), info.pool));
+  const std::vector<uint64_t> ids = ClientIds(updates);
+  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_),
+                                      RoundReduceContext(info, s, "fedavg.delta", ids)));
   const float eta = static_cast<float>(o_.server_lr);
   if (!o_.server_momentum) {
     for (size_t j = 0; j < d; ++j) s->x[j] += eta * mean_[j];

@@ -61,8 +61,8 @@ std::unique_ptr<AlgorithmFactory> NewFedAvgFactory(bool momentum);
 // the typed fields that server half reads (server_lr, weighting with default "samples",
 // reducer, and with `momentum` algorithm.momentum), and builds it. InvalidArgument naming the
 // field.
-absl::Status ValidateFedAvgServer(const Cfg& c, bool momentum);
-absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeFedAvgServer(const Cfg& c, bool momentum);
+absl::Status ValidateFedAvgServer(const Cfg& c, bool momentum, const ReducerRegistry* r);
+absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeFedAvgServer(const Cfg& c, bool momentum, const ReducerRegistry* r);
 // The traits of an algorithm whose server half is FedAvg's without momentum.
 inline AlgorithmTraits FedAvgServerTraits() {
   AlgorithmTraits t;

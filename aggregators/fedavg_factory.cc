@@ -14,24 +14,24 @@
 
 namespace fedtrain {
 
-absl::Status ValidateFedAvgServer(const Cfg& c, bool momentum) {
+absl::Status ValidateFedAvgServer(const Cfg& c, bool momentum, const ReducerRegistry* r) {
   FT_RETURN_IF_ERROR(CheckServerLr(c));
   FT_RETURN_IF_ERROR(ResolveWeighting(c, "samples").status());
   if (momentum && !(c.momentum() >= 0 && c.momentum() < 1))
     return absl::InvalidArgumentError(
         absl::StrCat("algorithm.momentum (FedAvgM beta) must be in [0, 1), got ", c.momentum()));
-  return CheckAveraging(c, "samples").status();
+  return CheckAveraging(c, "samples", r).status();
 }
 
-absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeFedAvgServer(const Cfg& c, bool momentum) {
-  FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, momentum));
+absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeFedAvgServer(const Cfg& c, bool momentum, const ReducerRegistry* r) {
+  FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, momentum, r));
   FedAvgOptions o;
   o.server_lr = c.server_lr();
   FT_ASSIGN_OR_RETURN(o.weighting, ResolveWeighting(c, "samples"));
   o.server_momentum = momentum;
   o.beta = c.momentum();
   o.nesterov = c.nesterov();
-  FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+  FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer(), r));
   return std::unique_ptr<ServerAlgorithm>(new FedAvgServer(o, std::move(reducer)));
 }
 
@@ -43,12 +43,12 @@ class FedAvgFactory final : public AlgorithmFactory {
   std::string name() const override { return momentum_ ? "fedavgm" : "fedavg"; }
   int state_version() const override { return 1; }
   absl::Status Validate(const Cfg& c) const override {
-    FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, momentum_));
+    FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, momentum_, reducers()));
     return ParamReader(c.params(), name()).Finish();  // typed fields only
   }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
     FT_RETURN_IF_ERROR(Validate(c));
-    return MakeFedAvgServer(c, momentum_);
+    return MakeFedAvgServer(c, momentum_, reducers());
   }
   AlgorithmTraits traits(const Cfg&) const override {
     // FedAvgM's momentum step is not the tracker's.

@@ -33,7 +33,9 @@ absl::Status FedDynServer::Update(absl::Span<const ClientUpdate> updates, const 
   deltas.reserve(updates.size());
   for (const ClientUpdate& u : updates) deltas.push_back(u.parts.at(0));
   mean_.resize(d);
-  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_), info.pool));
+  const std::vector<uint64_t> ids = ClientIds(updates);
+  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_),
+                                      RoundReduceContext(info, s, "feddyn.delta", ids)));
   // h -= (alpha / N) * S * mean_S(Delta); x = x + mean_S(Delta) - h / alpha.
   const double alpha = o_.alpha;
   const double h_scale = alpha * static_cast<double>(updates.size()) /

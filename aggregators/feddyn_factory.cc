@@ -14,7 +14,7 @@
 namespace fedtrain {
 namespace {
 
-absl::StatusOr<FedDynOptions> ReadFedDyn(const Cfg& c) {
+absl::StatusOr<FedDynOptions> ReadFedDyn(const Cfg& c, const ReducerRegistry* r) {
   // The spec's server step x = mean_S(y) - h/alpha has no server learning rate and averages
   // uniformly; refuse settings that would be silently ignored.
   if (c.has_server_lr() && c.server_lr() != 1.0)
@@ -26,7 +26,7 @@ absl::StatusOr<FedDynOptions> ReadFedDyn(const Cfg& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "algorithm.weighting of feddyn must be uniform (its server step uses mean_S), got '",
         c.weighting(), "'"));
-  FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
+  FT_RETURN_IF_ERROR(ValidateReducer(c.reducer(), r));
   ParamReader p(c.params(), "feddyn");
   FedDynOptions o;
   FT_ASSIGN_OR_RETURN(o.alpha, p.Number("alpha", 0.1, Range::GreaterThan(0)));
@@ -38,14 +38,14 @@ class FedDynFactory final : public AlgorithmFactory {
  public:
   std::string name() const override { return "feddyn"; }
   int state_version() const override { return 1; }
-  absl::Status Validate(const Cfg& c) const override { return ReadFedDyn(c).status(); }
+  absl::Status Validate(const Cfg& c) const override { return ReadFedDyn(c, reducers()).status(); }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(FedDynOptions o, ReadFedDyn(c));
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+    FT_ASSIGN_OR_RETURN(FedDynOptions o, ReadFedDyn(c, reducers()));
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer(), reducers()));
     return std::unique_ptr<ServerAlgorithm>(new FedDynServer(o, std::move(reducer)));
   }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(FedDynOptions o, ReadFedDyn(c));
+    FT_ASSIGN_OR_RETURN(FedDynOptions o, ReadFedDyn(c, reducers()));
     return std::unique_ptr<ClientAlgorithm>(new FedDynClient(o));
   }
 };

@@ -53,7 +53,9 @@ absl::Status FedOptServer::Update(absl::Span<const ClientUpdate> updates, const 
   deltas.reserve(updates.size());
   for (const ClientUpdate& u : updates) deltas.push_back(u.parts.at(0));
   mean_.resize(d);
-  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_), info.pool));
+  const std::vector<uint64_t> ids = ClientIds(updates);
+  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_),
+                                      RoundReduceContext(info, s, "fedopt.delta", ids)));
   std::vector<float>& m = mi->second;
   std::vector<float>& v = vi->second;
   for (size_t j = 0; j < d; ++j) {

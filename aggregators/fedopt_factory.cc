@@ -26,7 +26,7 @@ class FedOptFactory final : public AlgorithmFactory {
   absl::Status Validate(const Cfg& c) const override { return Read(c).status(); }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
     FT_ASSIGN_OR_RETURN(FedOptOptions o, Read(c));
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer(), reducers()));
     return std::unique_ptr<ServerAlgorithm>(new FedOptServer(o, std::move(reducer)));
   }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
@@ -41,7 +41,7 @@ class FedOptFactory final : public AlgorithmFactory {
     o.variant = variant_;
     o.server_lr = c.server_lr();
     // The paper's algorithm box averages uniformly (§1.4 [A]); an explicit setting wins.
-    FT_ASSIGN_OR_RETURN(o.weighting, CheckAveraging(c, "uniform"));
+    FT_ASSIGN_OR_RETURN(o.weighting, CheckAveraging(c, "uniform", reducers()));
     ParamReader p(c.params(), name_);
     FT_ASSIGN_OR_RETURN(o.beta1, p.Number("beta1", 0.9, Range::ClosedOpen(0, 1)));
     if (variant_ != FedOptVariant::kAdagrad) {  // FedAdagrad has no beta2: refuse it

@@ -15,8 +15,8 @@
 namespace fedtrain {
 namespace {
 
-absl::StatusOr<FedProxOptions> ReadFedProx(const Cfg& c) {
-  FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, /*momentum=*/false));
+absl::StatusOr<FedProxOptions> ReadFedProx(const Cfg& c, const ReducerRegistry* r) {
+  FT_RETURN_IF_ERROR(ValidateFedAvgServer(c, /*momentum=*/false, r));
   ParamReader p(c.params(), "fedprox");
   FedProxOptions o;
   FT_ASSIGN_OR_RETURN(o.mu, p.Number("mu", 0.01, Range::AtLeast(0)));
@@ -28,14 +28,14 @@ class FedProxFactory final : public AlgorithmFactory {
  public:
   std::string name() const override { return "fedprox"; }
   int state_version() const override { return 1; }
-  absl::Status Validate(const Cfg& c) const override { return ReadFedProx(c).status(); }
+  absl::Status Validate(const Cfg& c) const override { return ReadFedProx(c, reducers()).status(); }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
     FT_RETURN_IF_ERROR(Validate(c));
-    return MakeFedAvgServer(c, /*momentum=*/false);
+    return MakeFedAvgServer(c, /*momentum=*/false, reducers());
   }
   AlgorithmTraits traits(const Cfg&) const override { return FedAvgServerTraits(); }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(FedProxOptions o, ReadFedProx(c));
+    FT_ASSIGN_OR_RETURN(FedProxOptions o, ReadFedProx(c, reducers()));
     return std::unique_ptr<ClientAlgorithm>(new FedProxClient(o));
   }
 };

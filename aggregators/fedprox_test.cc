@@ -410,9 +410,10 @@ TEST(FedOptTest, WeightingDefaultsToUniformAndHonoursAnExplicitSetting) {
 // Reducer they were given (compose, don't inherit).
 class MaxReducer final : public Reducer {
  public:
+  using Reducer::Reduce;
   std::string name() const override { return "max"; }
   absl::Status Reduce(absl::Span<const ConstVec> in, absl::Span<const double>, Vec out,
-                      ThreadPool*) const override {
+                      const ReduceContext&) const override {
     for (size_t j = 0; j < out.size(); ++j) {
       out[j] = in[0][j];
       for (ConstVec v : in) out[j] = std::max(out[j], v[j]);
@@ -670,7 +671,7 @@ TEST(ProxFamilyFactoryTest, BadTypedFieldsAreRefusedNamingTheField) {
     const AlgorithmFactory* f = Factory(reg, name);
     ASSERT_NE(f, nullptr);
     Cfg c = Config(name);
-    c.set_reducer("krum");
+    c.mutable_reducer()->set_name("krum_typo");
     EXPECT_THAT(f->Validate(c), StatusIs(absl::StatusCode::kInvalidArgument,
                                          HasSubstr("algorithm.reducer")))
         << name;

@@ -68,7 +68,9 @@ absl::Status FedSpeedServer::Update(absl::Span<const ClientUpdate> updates,
   // mean_P: uniform weights (docs/federated.md §0 mean_S), through the configured reducer.
   const std::vector<double> w(updates.size(), 1.0 / static_cast<double>(updates.size()));
   mean_.resize(d);
-  FT_RETURN_IF_ERROR(reducer_->Reduce(parts, w, absl::MakeSpan(mean_), info.pool));
+  const std::vector<uint64_t> ids = ClientIds(updates);
+  FT_RETURN_IF_ERROR(reducer_->Reduce(parts, w, absl::MakeSpan(mean_),
+                                      RoundReduceContext(info, s, "fedspeed.x", ids)));
 
   if (h_sum == nullptr) {  // paper: x^{t+1} = mean_P(x̂_i) = x^t + mean_P(x̂_i − x^t)
     for (size_t j = 0; j < d; ++j)
@@ -79,8 +81,15 @@ absl::Status FedSpeedServer::Update(absl::Span<const ClientUpdate> updates,
   // sum over all received updates, not the reducer's output: it tracks what the clients stored,
   // whatever a robust reducer makes of the model step. Double accumulation in client-id order.
   acc_.assign(h_sum->begin(), h_sum->end());
-  const std::vector<double> ones(updates.size(), 1.0);
-  FT_RETURN_IF_ERROR(WeightedAccumulate(parts, ones, absl::MakeSpan(acc_), info.pool));
+  if (reducer_->name() == "mean") {
+    const std::vector<double> ones(updates.size(), 1.0);
+    FT_RETURN_IF_ERROR(WeightedAccumulate(parts, ones, absl::MakeSpan(acc_), info.pool));
+  } else {
+    // A robust reducer: one Byzantine Delta_i would otherwise enter sum_j H_j (and so every
+    // later model) unfiltered. Its estimate of the sum is |P| times the reduced Delta.
+    const double np = static_cast<double>(updates.size());
+    for (size_t j = 0; j < d; ++j) acc_[j] += np * static_cast<double>(mean_[j]);
+  }
   const double inv_n = 1.0 / static_cast<double>(info.num_clients);
   for (size_t j = 0; j < d; ++j) {
     (*h_sum)[j] = static_cast<float>(acc_[j]);

@@ -28,6 +28,8 @@
 // that compressors see a small vector in the framework's "new minus old" convention.
 // mean_P is the uniform mean over the received updates (docs/federated.md §0 mean_S), computed by
 // the Reducer (MeanReducer by default); algorithm.weighting is not used (see fedspeed_factory.cc).
+// With a robust reducer (anything but "mean") Σ H_j grows by |P| reduce(Δ_i) instead of the exact
+// Σ_P Δ_i, so a Byzantine client cannot push it (docs/robust.md).
 // With no update in a round the model and Σ H_j stay (no client changed its ĝ_i).
 //
 // State and sizes (d = model dimension), 32 bits per coordinate each way (identity codec):

@@ -27,12 +27,12 @@ namespace {
 
 constexpr char kName[] = "fedspeed";
 
-absl::StatusOr<FedSpeedOptions> ReadOptions(const Cfg& c) {
+absl::StatusOr<FedSpeedOptions> ReadOptions(const Cfg& c, const ReducerRegistry* r) {
   if (!(c.server_lr() == 1.0))
     return absl::InvalidArgumentError(absl::StrCat(
         "algorithm.server_lr is not used by fedspeed (no server step size) and must be 1; got ",
         c.server_lr()));
-  FT_RETURN_IF_ERROR(CheckAveraging(c, "uniform").status());  // checked; the mean is uniform
+  FT_RETURN_IF_ERROR(CheckAveraging(c, "uniform", r).status());  // checked; the mean is uniform
   ParamReader p(c.params(), kName);
   FedSpeedOptions o;
   FT_ASSIGN_OR_RETURN(const std::string mode, p.String("mode", "code", {"code", "paper"}));
@@ -53,14 +53,14 @@ class FedSpeedFactory final : public AlgorithmFactory {
   std::string name() const override { return kName; }
   // 1: client vectors["fedspeed.ghat"] = ĝ_i; server vectors["fedspeed.h_sum"] (code mode).
   int state_version() const override { return 1; }
-  absl::Status Validate(const Cfg& c) const override { return ReadOptions(c).status(); }
+  absl::Status Validate(const Cfg& c) const override { return ReadOptions(c, reducers()).status(); }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(const FedSpeedOptions o, ReadOptions(c));
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+    FT_ASSIGN_OR_RETURN(const FedSpeedOptions o, ReadOptions(c, reducers()));
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer(), reducers()));
     return std::unique_ptr<ServerAlgorithm>(new FedSpeedServer(o, std::move(reducer)));
   }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(const FedSpeedOptions o, ReadOptions(c));
+    FT_ASSIGN_OR_RETURN(const FedSpeedOptions o, ReadOptions(c, reducers()));
     return std::unique_ptr<ClientAlgorithm>(new FedSpeedClient(o));
   }
 };

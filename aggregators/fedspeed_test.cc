@@ -866,10 +866,10 @@ TEST(FedSpeedFactoryTest, ValidateNamesTheField) {
               StatusIs(bad, HasSubstr("algorithm.params.lamb is not a parameter of fedspeed")));
   Cfg c;
   c.set_name("fedspeed");
-  c.set_reducer("median");
+  c.mutable_reducer()->set_name("median_typo");
   EXPECT_THAT(f->Validate(c), StatusIs(bad, HasSubstr("algorithm.reducer")));
   EXPECT_THAT(f->MakeServer(c), StatusIs(bad, HasSubstr("algorithm.reducer")));
-  c.set_reducer("mean");
+  c.mutable_reducer()->set_name("mean");
   c.set_server_lr(0.5);
   EXPECT_THAT(f->Validate(c), StatusIs(bad, HasSubstr("algorithm.server_lr")));
   c.set_server_lr(1.0);

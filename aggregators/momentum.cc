@@ -83,12 +83,13 @@ absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, cons
   }
   std::vector<double> w;
   FT_RETURN_IF_ERROR(AggregationWeights(updates, o_.weighting, &w));
+  const std::vector<uint64_t> ids = ClientIds(updates);
   // c first, into a copy, so that a bad update changes nothing.
   std::vector<float> c_new;
   if (o_.control_variates) {
     c_new = s->vectors[kControlVariateKey];
     FT_CHECK(c_new.size() == d);
-    FT_RETURN_IF_ERROR(AddControlVariateDeltas(updates, 1, info.num_clients, &c_new));
+    FT_RETURN_IF_ERROR(ReduceControlVariateDeltas(updates, 1, info, *reducer_, s, ids, &c_new));
   }
 
   mean_.resize(d);
@@ -98,7 +99,8 @@ absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, cons
   in.reserve(updates.size());
   if (o_.explicit_gamma() || equal_k) {
     for (const ClientUpdate& u : updates) in.push_back(u.parts[0]);
-    FT_RETURN_IF_ERROR(reducer_->Reduce(in, w, absl::MakeSpan(mean_), info.pool));
+    FT_RETURN_IF_ERROR(reducer_->Reduce(in, w, absl::MakeSpan(mean_),
+                                        RoundReduceContext(info, s, "momentum.g", ids)));
   }
   if (o_.explicit_gamma()) {
     // s_i = gamma Delta_i / (eta K_i): x += mean(s), g = -mean(s) / gamma.
@@ -133,7 +135,8 @@ absl::Status MomentumServer::Update(absl::Span<const ClientUpdate> updates, cons
       in.push_back(scaled[i]);
       kbar += w[i] * static_cast<double>(updates[i].steps);
     }
-    FT_RETURN_IF_ERROR(reducer_->Reduce(in, w, absl::MakeSpan(mean_), info.pool));
+    FT_RETURN_IF_ERROR(reducer_->Reduce(in, w, absl::MakeSpan(mean_),
+                                        RoundReduceContext(info, s, "momentum.g", ids)));
     const double step = o_.server_lr * kbar;
     for (size_t j = 0; j < d; ++j) {
       s->x[j] = static_cast<float>(s->x[j] + step * mean_[j]);

@@ -33,7 +33,7 @@ class MomentumFactory final : public AlgorithmFactory {
   absl::Status Validate(const Cfg& c) const override { return Parse(c).status(); }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
     FT_ASSIGN_OR_RETURN(MomentumOptions o, Parse(c));
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer(), reducers()));
     return std::unique_ptr<ServerAlgorithm>(new MomentumServer(o, std::move(reducer)));
   }
   AlgorithmTraits traits(const Cfg&) const override {
@@ -54,7 +54,7 @@ class MomentumFactory final : public AlgorithmFactory {
     o.control_variates = cv_;
     o.variance_reduction = vr_;
     o.server_lr = c.server_lr();
-    FT_ASSIGN_OR_RETURN(o.weighting, CheckAveraging(c, "uniform"));
+    FT_ASSIGN_OR_RETURN(o.weighting, CheckAveraging(c, "uniform", reducers()));
     ParamReader p(c.params(), n);
     FT_ASSIGN_OR_RETURN(o.beta, p.Number("beta", 0.1, Range::OpenClosed(0, 1)));
     const bool has_gamma = c.params().fields().count("gamma") > 0;

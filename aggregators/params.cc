@@ -26,11 +26,11 @@ absl::StatusOr<double> ParamReader::Number(const std::string& key, double def, R
   if (it != params_.fields().end()) {
     if (it->second.kind_case() != google::protobuf::Value::kNumberValue)
       return absl::InvalidArgumentError(
-          absl::StrCat("algorithm.params.", key, " of ", algorithm_, " must be a number"));
+          absl::StrCat(prefix_, ".", key, " of ", algorithm_, " must be a number"));
     v = it->second.number_value();
   }
   if (!std::isfinite(v) || !range.Contains(v))
-    return absl::InvalidArgumentError(absl::StrCat("algorithm.params.", key, " of ", algorithm_,
+    return absl::InvalidArgumentError(absl::StrCat(prefix_, ".", key, " of ", algorithm_,
                                                    " must be in ", range.ToString(), "; got ", v));
   return v;
 }
@@ -39,7 +39,7 @@ absl::StatusOr<int64_t> ParamReader::Integer(const std::string& key, int64_t def
   absl::StatusOr<double> v = Number(key, static_cast<double>(def), range);
   if (!v.ok()) return v.status();
   if (*v != std::floor(*v) || std::fabs(*v) > 9.0e15)
-    return absl::InvalidArgumentError(absl::StrCat("algorithm.params.", key, " of ", algorithm_,
+    return absl::InvalidArgumentError(absl::StrCat(prefix_, ".", key, " of ", algorithm_,
                                                    " must be an integer; got ", *v));
   return static_cast<int64_t>(*v);
 }
@@ -50,7 +50,7 @@ absl::StatusOr<bool> ParamReader::Bool(const std::string& key, bool def) {
   if (it == params_.fields().end()) return def;
   if (it->second.kind_case() != google::protobuf::Value::kBoolValue)
     return absl::InvalidArgumentError(
-        absl::StrCat("algorithm.params.", key, " of ", algorithm_, " must be true or false"));
+        absl::StrCat(prefix_, ".", key, " of ", algorithm_, " must be true or false"));
   return it->second.bool_value();
 }
 
@@ -62,12 +62,12 @@ absl::StatusOr<std::string> ParamReader::String(const std::string& key, const st
   if (it != params_.fields().end()) {
     if (it->second.kind_case() != google::protobuf::Value::kStringValue)
       return absl::InvalidArgumentError(
-          absl::StrCat("algorithm.params.", key, " of ", algorithm_, " must be a string"));
+          absl::StrCat(prefix_, ".", key, " of ", algorithm_, " must be a string"));
     v = it->second.string_value();
   }
   for (const std::string& a : allowed)
     if (v == a) return v;
-  return absl::InvalidArgumentError(absl::StrCat("algorithm.params.", key, " of ", algorithm_,
+  return absl::InvalidArgumentError(absl::StrCat(prefix_, ".", key, " of ", algorithm_,
                                                  " must be one of ", absl::StrJoin(allowed, ", "),
                                                  "; got '", v, "'"));
 }
@@ -92,15 +92,16 @@ absl::Status ParamReader::Finish() const {
   for (const auto& kv : params_.fields())
     if (!known_.count(kv.first))
       return absl::InvalidArgumentError(absl::StrCat(
-          "algorithm.params.", kv.first, " is not a parameter of ", algorithm_,
+          prefix_, ".", kv.first, " is not a parameter of ", algorithm_,
           known_.empty() ? " (it takes none)"
                          : absl::StrCat(" (known: ", absl::StrJoin(known_, ", "), ")")));
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> CheckAveraging(const v1::AlgorithmConfig& c, const std::string& def) {
+absl::StatusOr<std::string> CheckAveraging(const v1::AlgorithmConfig& c, const std::string& def,
+                                           const ReducerRegistry* reducers) {
   FT_ASSIGN_OR_RETURN(std::string weighting, ResolveWeighting(c, def));
-  FT_RETURN_IF_ERROR(MakeReducer(c.reducer()).status());
+  FT_RETURN_IF_ERROR(ValidateReducer(c.reducer(), reducers));
   return weighting;
 }
 

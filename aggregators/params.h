@@ -41,8 +41,11 @@ struct Range {
 
 class ParamReader {
  public:
-  ParamReader(const google::protobuf::Struct& params, std::string algorithm)
-      : params_(params), algorithm_(std::move(algorithm)) {}
+  // `prefix` names the Struct in messages: "algorithm.params" (algorithms) or
+  // "algorithm.reducer.params" (reducers).
+  ParamReader(const google::protobuf::Struct& params, std::string algorithm,
+              std::string prefix = "algorithm.params")
+      : params_(params), algorithm_(std::move(algorithm)), prefix_(std::move(prefix)) {}
 
   // The number under `key` (or `def` when absent). InvalidArgument naming
   // algorithm.params.<key> when it is not a number, not finite, or outside `range`.
@@ -59,6 +62,7 @@ class ParamReader {
  private:
   const google::protobuf::Struct& params_;
   std::string algorithm_;
+  std::string prefix_;
   std::set<std::string> known_;
 };
 
@@ -70,8 +74,10 @@ absl::Status CheckServerLr(const v1::AlgorithmConfig& c);
 absl::StatusOr<std::string> ResolveWeighting(const v1::AlgorithmConfig& c, const std::string& def);
 // The two settings of a server half that averages client vectors, checked together: the
 // resolved algorithm.weighting (ResolveWeighting), then that algorithm.reducer names a
-// reducer (MakeReducer). Returns the weighting.
-absl::StatusOr<std::string> CheckAveraging(const v1::AlgorithmConfig& c, const std::string& def);
+// reducer of `reducers` (null: the built-in reducers) and is valid. Returns the weighting.
+class ReducerRegistry;
+absl::StatusOr<std::string> CheckAveraging(const v1::AlgorithmConfig& c, const std::string& def,
+                                           const ReducerRegistry* reducers);
 
 }  // namespace fedtrain
 

@@ -8,6 +8,11 @@
 //     return registry->Register(std::make_unique<MyFactory>());
 //   }
 //
+// A reducer plug-in (algorithm.reducer.name) registers a ReducerFactory the same way:
+//   FEDTRAIN_PLUGIN(registry) {
+//     return registry->reducers()->Register(std::make_unique<MyReducerFactory>());
+//   }
+//
 // Build it against the installed package (find_package(fedtrain), target
 // fedtrain::plugin_api) as a MODULE library. Do not link fedtrain's own libraries into it:
 // the plug-in uses the symbols of the `fedtrain` binary that loads it, so there is exactly
@@ -25,7 +30,7 @@
 #define FEDTRAIN_PLUGIN_ABI 5  // 2: CheckUpdate, CommitSent, ClientState::wide, ClientUpdate::dense
                                // 3: SaveExtraState, LoadExtraState (checkpoints)
                                // 4: AlgorithmFactory::traits
-                               // 5: RoundInfo::lr
+                               // 5: RoundInfo::lr; reducer registry, ReducerConfig, Reducer::Reduce context
 
 #define FEDTRAIN_PLUGIN(registry)                                                          \
   static ::absl::Status FedtrainPluginRegister(::fedtrain::AlgorithmRegistry* registry);   \

@@ -20,6 +20,7 @@ absl::Status AlgorithmRegistry::Register(std::unique_ptr<AlgorithmFactory> f) {
   if (name.empty()) return absl::InvalidArgumentError("algorithm factory with an empty name");
   if (factories_.count(name))
     return absl::AlreadyExistsError(absl::StrCat("algorithm '", name, "' is already registered"));
+  f->set_reducers(reducers_.get());
   factories_.emplace(name, std::move(f));
   return absl::OkStatus();
 }
@@ -60,6 +61,7 @@ void RegisterBuiltinAlgorithms(AlgorithmRegistry* r) {
       NewScallionFactory(/*momentum=*/true),        // scafcom
   };
   // fedtrain's own names are distinct: registration cannot collide.
+  if (r->reducers()->Names().empty()) RegisterBuiltinReducers(r->reducers());
   for (std::unique_ptr<AlgorithmFactory>& f : builtins) FT_CHECK(r->Register(std::move(f)).ok());
 }
 

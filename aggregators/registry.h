@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "aggregators/algorithm.h"
+#include "aggregators/reducer.h"
 #include "fedtrain/v1/config.pb.h"
 
 namespace fedtrain {
@@ -50,6 +51,14 @@ class AlgorithmFactory {
     (void)c;
     return {};
   }
+  // The reducers of the registry this factory was registered in (set by
+  // AlgorithmRegistry::Register), for MakeReducer/CheckAveraging; null before registration,
+  // which those helpers read as "the built-in reducers".
+  const ReducerRegistry* reducers() const { return reducers_; }
+  void set_reducers(const ReducerRegistry* r) { reducers_ = r; }
+
+ private:
+  const ReducerRegistry* reducers_ = nullptr;
 };
 
 class AlgorithmRegistry {
@@ -59,12 +68,18 @@ class AlgorithmRegistry {
   // NotFound listing the registered names.
   absl::StatusOr<const AlgorithmFactory*> Find(const std::string& name) const;
   std::vector<std::string> Names() const;
+  // The registry's reducers (algorithm.reducer.name): built-ins are added by
+  // RegisterBuiltinAlgorithms; plug-ins add theirs with reducers()->Register(...).
+  ReducerRegistry* reducers() { return reducers_.get(); }
+  const ReducerRegistry* reducers() const { return reducers_.get(); }
 
  private:
   std::map<std::string, std::unique_ptr<AlgorithmFactory>> factories_;
+  // Heap-held so that factories' pointers to it survive a move of the registry.
+  std::unique_ptr<ReducerRegistry> reducers_ = std::make_unique<ReducerRegistry>();
 };
 
-// Registers fedtrain's own algorithms: the one list of built-ins is in registry.cc; each
+// Registers fedtrain's own algorithms (and, into r->reducers(), the built-in reducers): the one list of built-ins is in registry.cc; each
 // algorithm's factory is in its own <algorithm>_factory.cc.
 void RegisterBuiltinAlgorithms(AlgorithmRegistry* r);
 

@@ -34,6 +34,34 @@ absl::Status AddControlVariateDeltas(absl::Span<const ClientUpdate> updates, siz
   return absl::OkStatus();
 }
 
+absl::Status ReduceControlVariateDeltas(absl::Span<const ClientUpdate> updates, size_t part,
+                                        const RoundInfo& info, const Reducer& reducer,
+                                        ServerState* s, const std::vector<uint64_t>& ids,
+                                        std::vector<float>* c) {
+  if (reducer.name() == "mean") return AddControlVariateDeltas(updates, part, info.num_clients, c);
+  if (updates.empty()) return absl::OkStatus();
+  if (info.num_clients == 0 || info.num_clients < updates.size())
+    return absl::InvalidArgumentError(
+        absl::StrCat("control-variate update: ", updates.size(),
+                     " updates but RoundInfo.num_clients (N) is ", info.num_clients));
+  const size_t d = c->size();
+  std::vector<ConstVec> in;
+  for (const ClientUpdate& u : updates) {
+    if (u.parts.size() <= part || u.parts[part].size() != d)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "client ", u.id, ": control-variate delta (up part ", part, ") missing or not ", d,
+          " floats"));
+    in.push_back(u.parts[part]);
+  }
+  const std::vector<double> w(in.size(), 1.0 / static_cast<double>(in.size()));
+  std::vector<float> r(d);
+  FT_RETURN_IF_ERROR(reducer.Reduce(in, w, absl::MakeSpan(r), RoundReduceContext(info, s, "c", ids)));
+  const double frac = static_cast<double>(updates.size()) / static_cast<double>(info.num_clients);
+  for (size_t j = 0; j < d; ++j)
+    (*c)[j] = static_cast<float>(static_cast<double>((*c)[j]) + frac * r[j]);
+  return absl::OkStatus();
+}
+
 absl::Status CommitSentControlVariateDelta(const Payload& up, const Payload& sent, size_t part,
                                            ClientState* state) {
   if (up.parts.size() <= part || sent.parts.size() <= part ||
@@ -94,11 +122,13 @@ absl::Status ScaffoldServer::Update(absl::Span<const ClientUpdate> updates, cons
           absl::StrCat("client ", u.id, ": scaffold expects 2 up parts, got ", u.parts.size()));
     deltas.push_back(u.parts[0]);
   }
+  const std::vector<uint64_t> ids = ClientIds(updates);
   // Validate c's inputs before touching x, so a bad update changes nothing.
   std::vector<float> c_new = c;
-  FT_RETURN_IF_ERROR(AddControlVariateDeltas(updates, 1, info.num_clients, &c_new));
+  FT_RETURN_IF_ERROR(ReduceControlVariateDeltas(updates, 1, info, *reducer_, s, ids, &c_new));
   mean_.resize(d);
-  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_), info.pool));
+  FT_RETURN_IF_ERROR(reducer_->Reduce(deltas, w, absl::MakeSpan(mean_),
+                                      RoundReduceContext(info, s, "scaffold.delta", ids)));
   const float eta = static_cast<float>(o_.server_lr);
   for (size_t j = 0; j < d; ++j) s->x[j] += eta * mean_[j];
   c = std::move(c_new);

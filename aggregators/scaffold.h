@@ -93,6 +93,15 @@ absl::Status AddControlVariateDeltas(absl::Span<const ClientUpdate> updates, siz
                                      uint64_t num_clients, std::vector<float>* c,
                                      double scale = 1.0);
 
+// The same through a robust reducer: with a reducer whose output is the exact mean this is
+// AddControlVariateDeltas (bit for bit); otherwise c += (|S|/N) reduce(dc_i) with uniform
+// weights, so a Byzantine client cannot steer c either. Stateful rules keep their memory
+// under "reducer.c".
+absl::Status ReduceControlVariateDeltas(absl::Span<const ClientUpdate> updates, size_t part,
+                                        const RoundInfo& info, const Reducer& reducer,
+                                        ServerState* s, const std::vector<uint64_t>& ids,
+                                        std::vector<float>* c);
+
 // The SCAFFOLD-family CommitSent: the stored c_i (key "c", already c_i^+ = c_i + up.parts[part]
 // from LocalUpdate) is moved to c_i^+ + (sent.parts[part] - up.parts[part]), i.e. c_i advances
 // by the delta the server decodes. Coordinates where the two agree bit for bit are untouched.

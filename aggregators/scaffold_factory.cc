@@ -15,11 +15,11 @@
 namespace fedtrain {
 namespace {
 
-absl::StatusOr<ScaffoldOptions> ParseScaffold(const Cfg& c) {
+absl::StatusOr<ScaffoldOptions> ParseScaffold(const Cfg& c, const ReducerRegistry* r) {
   FT_RETURN_IF_ERROR(CheckServerLr(c));
   ScaffoldOptions o;
   o.server_lr = c.server_lr();
-  FT_ASSIGN_OR_RETURN(o.weighting, CheckAveraging(c, "uniform"));
+  FT_ASSIGN_OR_RETURN(o.weighting, CheckAveraging(c, "uniform", r));
   ParamReader p(c.params(), "scaffold");
   FT_ASSIGN_OR_RETURN(const std::string option, p.String("option", "II", {"II", "I"}));
   o.option = option == "I" ? ScaffoldOptions::Variate::kOptionI
@@ -32,10 +32,10 @@ class ScaffoldFactory final : public AlgorithmFactory {
  public:
   std::string name() const override { return "scaffold"; }
   int state_version() const override { return 1; }
-  absl::Status Validate(const Cfg& c) const override { return ParseScaffold(c).status(); }
+  absl::Status Validate(const Cfg& c) const override { return ParseScaffold(c, reducers()).status(); }
   absl::StatusOr<std::unique_ptr<ServerAlgorithm>> MakeServer(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(ScaffoldOptions o, ParseScaffold(c));
-    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer()));
+    FT_ASSIGN_OR_RETURN(ScaffoldOptions o, ParseScaffold(c, reducers()));
+    FT_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer, MakeReducer(c.reducer(), reducers()));
     return std::unique_ptr<ServerAlgorithm>(new ScaffoldServer(o, std::move(reducer)));
   }
   AlgorithmTraits traits(const Cfg&) const override {
@@ -44,7 +44,7 @@ class ScaffoldFactory final : public AlgorithmFactory {
     return t;
   }
   absl::StatusOr<std::unique_ptr<ClientAlgorithm>> MakeClient(const Cfg& c) const override {
-    FT_ASSIGN_OR_RETURN(ScaffoldOptions o, ParseScaffold(c));
+    FT_ASSIGN_OR_RETURN(ScaffoldOptions o, ParseScaffold(c, reducers()));
     return std::unique_ptr<ClientAlgorithm>(new ScaffoldClient(o));
   }
 };

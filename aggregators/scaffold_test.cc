@@ -907,7 +907,7 @@ TEST(ScaffoldFamilyFactoryTest, BadInputNamesTheField) {
     b.set_weighting("median");
     EXPECT_THAT(validate(name, b), StatusIs(kBad, HasSubstr("algorithm.weighting"))) << name;
     b.clear_weighting();
-    b.set_reducer("krum_typo");
+    b.mutable_reducer()->set_name("krum_typo");
     EXPECT_THAT(validate(name, b), StatusIs(kBad, HasSubstr("algorithm.reducer"))) << name;
     EXPECT_THAT(r.Find(name).value()->MakeServer(b), StatusIs(kBad, HasSubstr("algorithm.reducer")));
   }

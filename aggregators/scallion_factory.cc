@@ -47,9 +47,9 @@ class ScallionFactory final : public AlgorithmFactory {
   absl::StatusOr<ScallionOptions> Parse(const Cfg& c) const {
     const std::string n = name();
     FT_RETURN_IF_ERROR(CheckServerLr(c));
-    if (c.reducer() != "mean")
+    if (c.reducer().name() != "mean")
       return absl::InvalidArgumentError(absl::StrCat(
-          "algorithm.reducer of ", n, " must be \"mean\"; got \"", c.reducer(), "\""));
+          "algorithm.reducer of ", n, " must be \"mean\"; got \"", c.reducer().name(), "\""));
     ScallionOptions o;
     o.momentum = momentum_;
     o.server_lr = c.server_lr();

@@ -359,7 +359,7 @@ TEST(ScallionTest, FactoriesValidateParams) {
     bad_lr.set_server_lr(0.0);
     EXPECT_THAT(f->Validate(bad_lr), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("")));
     Cfg bad_red = c;
-    bad_red.set_reducer("median");
+    bad_red.mutable_reducer()->set_name("median");
     EXPECT_THAT(f->Validate(bad_red), StatusIs(absl::StatusCode::kInvalidArgument,
                                                HasSubstr("algorithm.reducer")));
   }

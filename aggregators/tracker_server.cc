@@ -139,6 +139,13 @@ absl::Status TrackerServer::LoadExtraState(const std::map<std::string, std::vect
 absl::Status CheckFeedback(const v1::ExperimentConfig& cfg, const AlgorithmTraits& traits) {
   const std::string& fb = cfg.compression().feedback();
   const std::string& name = cfg.algorithm().name();
+  if ((fb == "ef21" || fb == "econtrol") &&
+      !ReducerIsExactMean(cfg.algorithm().reducer(), nullptr))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compression.feedback ", fb, " steps the model by its exact tracker mean, which "
+        "algorithm.reducer.name ", cfg.algorithm().reducer().name(),
+        " does not compute: use algorithm.reducer.name mean, or compression.feedback ef14 or "
+        "none"));
   if (fb == "ef21" || fb == "econtrol") {
     if (!traits.fedavg_server)
       return absl::InvalidArgumentError(absl::StrCat(

@@ -79,6 +79,10 @@ int Flags::Parse(const std::vector<std::string>& args) const {
     const Flag* flag = nullptr;
     for (const Flag& f : flags_)
       if (f.name == a) flag = &f;
+    if (flag == nullptr && positional_ != nullptr && !a.empty() && a[0] != '-') {
+      positional_->push_back(a);
+      continue;
+    }
     if (flag == nullptr) return Usage(absl::StrCat("unknown option '", a, "'"));
     std::string value;
     if (flag->takes_value) {

@@ -36,6 +36,13 @@ class Flags {
   Flags& Custom(const char* name, std::function<bool(const std::string&)> set,
                 const char* error);
 
+  // Arguments that do not start with '-' are appended to *out (without this, they are
+  // unknown options).
+  Flags& Positional(std::vector<std::string>* out) {
+    positional_ = out;
+    return *this;
+  }
+
   // Parses `args`. Returns -1 when the command should go on, otherwise the exit code to return
   // at once: 0 after --help/-h (help printed), 2 after a usage error (printed).
   int Parse(const std::vector<std::string>& args) const;
@@ -51,6 +58,7 @@ class Flags {
   };
   const char* help_;
   std::vector<Flag> flags_;
+  std::vector<std::string>* positional_ = nullptr;
 };
 
 // Prints "fedtrain <command>: <msg>" on stderr; returns 1.

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "aggregators/registry.h"
+#include "cli/aggregate_cmd.h"
 #include "cli/ef_validate.h"
 #include "plot/plot.h"
 #include "runtime/plugins.h"
@@ -37,6 +38,7 @@ commands:
   mpi        a server and workers launched together by mpirun (rank 0 serves)
   plot       draw test accuracy/loss of runs against rounds and uplink bytes
   ef-validate  float64 validation runs of the error-feedback methods (examples/ef/)
+  aggregate  apply one (robust) reducer to the rows of a .npy matrix
   help       show this help (also: fedtrain <command> --help)
 )";
 
@@ -219,6 +221,7 @@ int Main(int argc, char** argv) {
     if (!args.empty() && args[0] == "server") return std::fputs(kServerHelp, stdout), 0;
     if (!args.empty() && args[0] == "worker") return std::fputs(kWorkerHelp, stdout), 0;
     if (!args.empty() && args[0] == "mpi") return std::fputs(kMpiHelp, stdout), 0;
+    if (!args.empty() && args[0] == "aggregate") return std::fputs(kAggregateHelp, stdout), 0;
     std::fputs(kMainHelp, stdout);
     return 0;
   }
@@ -230,6 +233,7 @@ int Main(int argc, char** argv) {
   if (cmd == "worker") return WorkerCommand(args);
   if (cmd == "mpi") return MpiCommand(&argc, &argv, args);
   if (cmd == "ef-validate") return EfValidateCommand(args, stdout, stderr);
+  if (cmd == "aggregate") return AggregateCommand(args, stdout);
   return Usage(absl::StrCat("unknown command '", cmd, "'"), kMainHelp);
 }
 

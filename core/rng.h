@@ -27,6 +27,8 @@ enum class Purpose : uint64_t {
   kCompression = 6,   // randomized compressors
   kPrivacy = 7,       // privacy noise
   kDataShuffle = 8,   // data set level shuffles
+  kReducer = 9,       // randomized reducers (Flag Aggregator random init; client = 0)
+  kAttack = 10,       // fault injection (attacks/attack.h; client = the faulty client)
   kTest = 100,        // unit tests
 };
 

@@ -33,7 +33,28 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* f, registry.Find(cfg.algorithm().name()));
   FT_RETURN_IF_ERROR(f->Validate(cfg.algorithm()));
   FT_RETURN_IF_ERROR(CheckFeedback(cfg, f->traits(cfg.algorithm())));
+  FT_RETURN_IF_ERROR(ValidateAttack(AttackFromConfig(cfg)));
+  for (int64_t id : cfg.attack().clients())
+    if (id < 0 || id >= cfg.federation().num_clients())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "attack.clients holds ", id, ", not a client id in [0, federation.num_clients = ",
+          cfg.federation().num_clients(), ")"));
   return cfg;
+}
+
+AttackOptions AttackFromConfig(const v1::ExperimentConfig& cfg) {
+  const v1::AttackConfig& a = cfg.attack();
+  AttackOptions o;
+  o.name = a.name();
+  for (int64_t id : a.clients()) o.clients.insert(static_cast<ClientId>(id));
+  o.seed = a.seed() != 0 ? a.seed() : cfg.seed();
+  o.sigma = a.sigma();
+  o.scale = a.scale();
+  o.omniscient = a.omniscient();
+  o.z = a.z();
+  o.eps = a.eps();
+  o.drop_prob = a.drop_prob();
+  return o;
 }
 
 namespace {

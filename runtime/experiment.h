@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "aggregators/registry.h"
+#include "attacks/attack.h"
 #include "client/client_state_store.h"
 #include "client/worker.h"
 #include "data/dataset.h"
@@ -52,6 +53,9 @@ inline constexpr uint64_t kMaxPooledBytes = uint64_t{1} << 30;
 
 // Fills defaults, derives seeds (data.seed and sampling_seed default to seed), validates the
 // config and the algorithm's fields. Errors name the field.
+// The attack of the config (attack.seed 0 means the experiment seed).
+AttackOptions AttackFromConfig(const v1::ExperimentConfig& cfg);
+
 absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
                                                    const AlgorithmRegistry& registry);
 

@@ -73,6 +73,8 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   copts.max_rejected_rounds = cfg.federation().max_rejected_rounds();
   copts.track_accepted = server_opts.track_accepted;
   copts.client_samples = ClientSamplesOf(data);
+  copts.reducer_diagnostics = cfg.algorithm().reducer().name() != "mean";
+  copts.attack = AttackFromConfig(cfg);
   ServerLoopOptions lo;
   lo.coordinator = copts;
   lo.checkpoint_path = server_opts.checkpoint_path;

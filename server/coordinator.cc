@@ -300,6 +300,9 @@ absl::Status Coordinator::Aggregate(Round* r) {
         "); the model was not changed", why.empty() ? "" : ". Reasons: ", why,
         sum.rejections.size() > 5 ? "; ..." : ""));
   }
+  std::vector<std::vector<float>> attack_storage;  // the attacked vectors, alive until Update
+  FT_ASSIGN_OR_RETURN(sum.attacked, ApplyAttack(opts_.attack, r->round, &updates, &attack_storage));
+  r->info.diagnostics = &sum.reducer;
   FT_RETURN_IF_ERROR(algo_->Update(updates, r->info, &state_));
   if (opts_.track_accepted)
     for (const ClientUpdate& u : updates) accepted_through_[u.id] = r->round + 1;
@@ -347,6 +350,9 @@ absl::Status Coordinator::Record(Round* r) {
       .Set("cum_bytes_down", static_cast<int64_t>(sum.cum_bytes_down))
       .Set("lr", sum.lr)
       .Set("wall_s", sum.wall_s);
+  if (opts_.reducer_diagnostics)
+    row.Set("reducer_discarded", sum.reducer.discarded).Set("reducer_diag", sum.reducer.detail);
+  if (opts_.attack.active()) row.Set("attacked", sum.attacked);
   return sink_->Write(row);
 }
 
@@ -376,7 +382,7 @@ absl::Status Coordinator::Restore(CoordinatorSnapshot snap) {
           it == snap.state.vectors.end() ? "missing" : "of another size"));
   }
   for (const auto& [name, v] : snap.state.vectors)
-    if (state_.vectors.count(name) == 0)
+    if (state_.vectors.count(name) == 0 && !absl::StartsWith(name, kReducerStatePrefix))
       return absl::InvalidArgumentError(absl::StrCat(
           "the checkpoint has server state vector '", name, "' that this algorithm lacks"));
   if (static_cast<int64_t>(snap.state.round) > opts_.rounds)

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "aggregators/algorithm.h"
+#include "attacks/attack.h"
 #include "comm/transport.h"
 #include "compression/uplink_codec.h"
 #include "core/clock.h"
@@ -56,6 +57,13 @@ struct CoordinatorOptions {
   // partition (when set): an update that reports another number is rejected, so a worker
   // cannot weight its update beyond its client's share. Unset: any positive count.
   std::function<uint64_t(ClientId)> client_samples;
+  // Add the reducer's per-round diagnostics to the metrics row (columns reducer_discarded and
+  // reducer_diag; aggregators/reducer.h ReduceDiagnostics). Set for any reducer but "mean", so
+  // the columns of a run are the same in every round.
+  bool reducer_diagnostics = false;
+  // Fault injection: the accepted updates of attack.clients are replaced before the server
+  // half sees them (attacks/attack.h); the metrics row then has an "attacked" column.
+  AttackOptions attack;
 };
 
 // Everything a Coordinator needs to continue a run (server/checkpoint.h writes it to disk).
@@ -83,6 +91,8 @@ struct RoundSummary {
   uint64_t cum_bytes_up = 0, cum_bytes_down = 0;
   double lr = 0.0;
   double wall_s = 0.0;  // since Init
+  ReduceDiagnostics reducer;  // what the reducer reported this round
+  int64_t attacked = 0;       // updates replaced or omitted by the configured attack
   std::vector<std::string> rejections;  // one reason per rejected or failed reply
 };
 

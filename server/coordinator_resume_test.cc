@@ -369,6 +369,35 @@ TEST(CoordinatorResumeTest, FedAvgMomentumResumeIsBitIdentical) {
   EXPECT_NE(Bits(tampered.model), Bits(straight.model));
 }
 
+// Centered clipping keeps its centre (the previous output) in ServerState::vectors: a server
+// checkpoint carries it, a resumed run equals the uninterrupted one, and zeroing it in the
+// snapshot changes the result (so it really is state that matters).
+TEST(CoordinatorResumeTest, CenteredClippingReducerResumeIsBitIdentical) {
+  Spec spec = MakeSpec("fedavg");
+  spec.cfg.mutable_reducer()->set_name("centered_clipping");
+  (*spec.cfg.mutable_reducer()->mutable_params()->mutable_fields())["tau"].set_number_value(0.05);
+  ExpectResumeMatches(spec, Restart{2, 0, false});
+  ExpectResumeMatches(spec, Restart{3, 0, true});
+  Trace straight, tampered;
+  ASSERT_NO_FATAL_FAILURE(RunJob(spec, Restart{}, 2, &straight));
+  {
+    Clients clients(spec);
+    Server s1(spec, &clients, absl::Now());
+    FT_ASSERT_OK(s1.Init());
+    for (int r = 0; r < 2; ++r) FT_ASSERT_OK(s1.RunRound().status());
+    FT_ASSERT_OK_AND_ASSIGN(CoordinatorSnapshot snap, s1.coord().Snapshot());
+    const std::string key = "reducer.fedavg.delta.cc_v";
+    ASSERT_EQ(snap.state.vectors.count(key), 1u);
+    for (float& m : snap.state.vectors[key]) m = 0.0f;
+    Server s2(spec, &clients, absl::Now());
+    FT_ASSERT_OK(s2.Init());
+    FT_ASSERT_OK(s2.coord().Restore(snap));
+    FT_ASSERT_OK(s2.coord().Run(nullptr));
+    tampered.model.assign(s2.coord().model().begin(), s2.coord().model().end());
+  }
+  EXPECT_NE(Bits(tampered.model), Bits(straight.model));
+}
+
 TEST(CoordinatorResumeTest, ScaffoldResumeIsBitIdentical) {
   Spec spec = MakeSpec("scaffold");
   ExpectResumeMatches(spec, Restart{2, 0, false});

@@ -740,6 +740,76 @@ TEST(NormalizeTest, ConfigErrorsNameTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.std")));
   EXPECT_THAT(resolve(TinyConfig(), {"data.normalize=standardize"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partition.method natural")));
+// Robust reducers in a whole run: thread-count invariant, finite, the diagnostics column in
+// the metrics; tracker feedback around a reducer that is not the exact mean is refused naming
+// both fields; a round with too few updates for the declared f fails naming the rule.
+TEST(SimulateTest, RobustReducersRunThreadInvariantAndAreCheckedAtLoad) {
+  for (const std::vector<std::string>& sets : std::vector<std::vector<std::string>>{
+           {"algorithm.reducer.name=flag", "algorithm.reducer.params.m=2"},
+           {"algorithm.reducer.name=multi_krum", "algorithm.reducer.f=0"},
+           {"algorithm.reducer.name=centered_clipping", "algorithm.reducer.params.tau=0.5",
+            "algorithm.name=scaffold_m"},
+           {"algorithm.reducer.name=geometric_median", "algorithm.name=fedadam"}}) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : sets) ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    FT_ASSERT_OK_AND_ASSIGN(Ran one, RunTiny(c, 1));
+    FT_ASSERT_OK_AND_ASSIGN(Ran two, RunTiny(c, 3));
+    EXPECT_EQ(one.result.model, two.result.model) << sets[0];
+    for (float v : one.result.model) ASSERT_TRUE(std::isfinite(v)) << sets[0];
+  }
+  AlgorithmRegistry reg;
+  RegisterBuiltinAlgorithms(&reg);
+  v1::ExperimentConfig c = TinyConfig();
+  for (const char* o : {"compression.feedback=ef21", "compression.compressor=topk",
+                        "compression.k_fraction=0.2", "algorithm.weighting=uniform",
+                        "algorithm.reducer.name=flag"})
+    ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;
+  EXPECT_THAT(ResolveConfig(c, reg),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::AllOf(HasSubstr("compression.feedback"),
+                                        HasSubstr("algorithm.reducer.name"))));
+  c = TinyConfig();
+  for (const char* o : {"algorithm.reducer.name=krum", "algorithm.reducer.f=1"})
+    ASSERT_TRUE(ApplyOverride(o, &c).ok()) << o;  // 4 clients per round < 2f+3 = 5
+  EXPECT_THAT(RunTiny(c, 1).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("reducer krum needs p >= 2f+3 = 5")));
+}
+
+// The attack harness in a whole run: the same bits for any thread count, the attack moves
+// the model, a robust reducer keeps a Gaussian attack out, and bad settings name the field.
+TEST(SimulateTest, AttacksAreReproducibleAndFilteredByRobustReducers) {
+  auto run = [](const std::vector<std::string>& sets, int threads) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    return RunTiny(c, threads);
+  };
+  auto norm = [](const std::vector<float>& v) {
+    double s = 0;
+    for (float e : v) s += double(e) * e;
+    return std::sqrt(s);
+  };
+  const std::vector<std::string> attack = {"attack.name=gaussian", "attack.clients=0,1,2,3,4,5"};
+  FT_ASSERT_OK_AND_ASSIGN(Ran clean, run({}, 1));
+  FT_ASSERT_OK_AND_ASSIGN(Ran one, run(attack, 1));
+  FT_ASSERT_OK_AND_ASSIGN(Ran three, run(attack, 3));
+  EXPECT_EQ(one.result.model, three.result.model);
+  EXPECT_GT(norm(one.result.model), 10 * norm(clean.result.model));  // sigma = 200 gets through
+  std::vector<std::string> robust = attack;
+  robust.push_back("algorithm.reducer.name=median");
+  robust.push_back("attack.clients=0");  // at most one faulty among the 4 sampled per round
+  FT_ASSERT_OK_AND_ASSIGN(Ran med, run(robust, 2));
+  EXPECT_LT(norm(med.result.model), 2 * norm(clean.result.model) + 1);
+  for (const char* name : {"alie", "ipm", "sign_flip", "crash_omit", "crash_zero",
+                           "partial_drop", "random_uniform"}) {
+    FT_ASSERT_OK_AND_ASSIGN(Ran r, run({std::string("attack.name=") + name, "attack.clients=3",
+                                        "algorithm.reducer.name=trimmed_mean",
+                                        "algorithm.reducer.f=1"}, 2));
+    for (float v : r.result.model) ASSERT_TRUE(std::isfinite(v)) << name;
+  }
+  EXPECT_THAT(run({"attack.name=gaussian", "attack.clients=12"}, 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attack.clients holds 12")));
+  EXPECT_THAT(run({"attack.name=gausian", "attack.clients=1"}, 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attack.name must be one of")));
 }
 
 }  // namespace

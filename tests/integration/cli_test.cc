@@ -33,7 +33,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/config_io.h"
+#include "aggregators/flag_reducer.h"
+#include "aggregators/krum_reducer.h"
+#include "core/rng.h"
 #include "runtime/model_file.h"
+#include "runtime/npy.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -579,6 +583,78 @@ TEST_F(CliTest, WeightsDoNotDependOnThreadCount) {
               HasSubstr("\"threads\": \"1\""));
   EXPECT_THAT(ReadFileBytes(absl::StrCat(out2, "/", kSyntheticRunName, "/config.json")),
               HasSubstr("\"threads\": \"2\""));
+}
+
+// `fedtrain aggregate` gives the bits of the in-process reducer, prints its diagnostics as
+// JSON, and refuses bad files (exit 1, message naming the problem) and bad usage (exit 2).
+TEST_F(CliTest, AggregateMatchesTheInProcessReducerBitForBit) {
+  TempDir dir;
+  const size_t p = 15, n = 1000;
+  RngStream rng = RngStream::For(3, 0, 0, Purpose::kTest);
+  std::vector<std::vector<float>> rows(p, std::vector<float>(n));
+  for (auto& r : rows)
+    for (float& v : r) v = static_cast<float>(rng.Normal());
+  WriteFileBytes(dir.File("in.npy"), NpyMatrixBytes(rows));
+  std::vector<ConstVec> in(rows.begin(), rows.end());
+  const std::vector<double> w(p, 1.0 / p);
+
+  ChildResult r = RunFedtrain({"aggregate", "--rule", "flag", "--f", "3", "--set", "m=8",
+                               dir.File("in.npy"), dir.File("flag.npy")},
+                              dir.path());
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.out, HasSubstr("\"rule\":\"flag\",\"f\":3,\"p\":15,\"n\":1000"));
+  EXPECT_THAT(r.out, HasSubstr("\"ratio_min\""));
+  FlagOptions fo;
+  fo.common.f = 3;
+  fo.m = 8;
+  std::vector<float> want(n);
+  FT_ASSERT_OK(FlagReducer(fo).Reduce(in, w, absl::MakeSpan(want), nullptr));
+  EXPECT_EQ(ReadFileBytes(dir.File("flag.npy")), NpyVectorBytes(want));
+
+  r = RunFedtrain({"aggregate", "--rule", "multi_krum", "--f", "3", "--set",
+                   "garfield_compat=true", dir.File("in.npy"), dir.File("mk.npy")},
+                  dir.path());
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  KrumOptions ko;
+  ko.common.f = 3;
+  ko.multi = true;
+  ko.garfield_compat = true;
+  FT_ASSERT_OK(KrumReducer(ko).Reduce(in, w, absl::MakeSpan(want), nullptr));
+  EXPECT_EQ(ReadFileBytes(dir.File("mk.npy")), NpyVectorBytes(want));
+  EXPECT_THAT(r.out, HasSubstr("\"chosen\":["));
+
+  // Bad files: exit 1 and a message saying what is wrong.
+  const std::string good = NpyMatrixBytes(rows);
+  std::string wrong_dtype = good;
+  wrong_dtype.replace(wrong_dtype.find("<f4"), 3, "<i4");
+  std::string fortran = good;
+  fortran.replace(fortran.find("False"), 5, "True ");
+  for (const auto& [bytes, message] : std::vector<std::pair<std::string, std::string>>{
+           {"PK\x03\x04 not numpy", "magic string"},
+           {wrong_dtype, "dtype '<i4' is not supported"},
+           {fortran, "Fortran order"},
+           {NpyVectorBytes(rows[0]), "is not 2-D"},
+           {good.substr(0, good.size() - 7), "truncated"},
+           {good + "xx", "bytes after the"}}) {
+    WriteFileBytes(dir.File("bad.npy"), bytes);
+    r = RunFedtrain({"aggregate", "--rule", "median", dir.File("bad.npy"), dir.File("o.npy")},
+                    dir.path());
+    EXPECT_EQ(r.exit_code, 1) << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr(message)) << Describe(r);
+  }
+  // A rule whose requirement the file does not meet: exit 1 naming the numbers.
+  r = RunFedtrain({"aggregate", "--rule", "bulyan", "--f", "4", dir.File("in.npy"),
+                   dir.File("o.npy")},
+                  dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("reducer bulyan needs p >= 4f+3 = 19 updates (f = 4)"));
+  // Usage errors: exit 2.
+  r = RunFedtrain({"aggregate", "--rule", "flag", dir.File("in.npy")}, dir.path());
+  EXPECT_EQ(r.exit_code, 2);
+  r = RunFedtrain({"aggregate", "--rule", "flagg", dir.File("in.npy"), dir.File("o.npy")},
+                  dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("algorithm.reducer.name must be one of"));
 }
 
 }  // namespace

@@ -166,6 +166,26 @@ TEST(GrpcClusterTest, ChunkedMessagesAndClientStateMatchSimulation) {
   EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 2 workers";
 }
 
+// A robust reducer under attack: three faulty clients send ALIE vectors (injected by the
+// server from the round's honest updates) and the Flag Aggregator reduces; server + 4 worker
+// processes give the simulation's model bit for bit.
+TEST(GrpcClusterTest, AttackedRunWithFlagAggregatorMatchesSimulation) {
+  TempDir dir;
+  const std::vector<std::string> sets = {"algorithm.reducer.name=flag",
+                                         "algorithm.reducer.params.m=2", "attack.name=alie",
+                                         "attack.clients=0,1,2"};
+  const std::string sim = SimulatedModel(dir, sets);
+  ASSERT_FALSE(sim.empty());
+  ClusterOptions o;
+  o.sets = sets;
+  ClusterRun run = RunCluster(dir, 4, o);
+  ASSERT_EQ(run.server_rc, 0);
+  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
+  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 4 workers";
+  EXPECT_THAT(ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/metrics.csv"))),
+              HasSubstr("reducer_diag"));
+}
+
 TEST(GrpcClusterTest, WrongTokenIsRefusedAndTheRunCompletes) {
   TempDir dir;
   ClusterOptions o;

@@ -1,0 +1,36 @@
+// NumPy .npy files (format versions 1.0, 2.0 and 3.0; little-endian float32 '<f4' or
+// float64 '<f8'; C order), for `fedtrain aggregate`: a p x n matrix in, an n-vector out.
+// Every malformed file is an InvalidArgument naming the file and what is wrong (magic,
+// version, header, dtype, order, shape, truncated or trailing data). Thread-compatible.
+#ifndef FEDTRAIN_RUNTIME_NPY_H_
+#define FEDTRAIN_RUNTIME_NPY_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace fedtrain {
+
+struct NpyMatrix {
+  size_t rows = 0, cols = 0;
+  std::string dtype;        // "<f4" or "<f8" as read
+  std::vector<float> data;  // rows * cols, row-major; float64 files are rounded to float32
+  bool lossless = true;     // false when a float64 value did not fit float32 exactly
+};
+
+// A 2-D array (shape (p, n), p >= 1, n >= 1).
+absl::StatusOr<NpyMatrix> ParseNpyMatrix(const std::string& bytes, const std::string& name);
+absl::StatusOr<NpyMatrix> ReadNpyMatrix(const std::string& path);
+
+// A 1-D float32 array of `v`, format 1.0.
+std::string NpyVectorBytes(const std::vector<float>& v);
+// A 2-D float32 (p, n) array from rows of equal length, format 1.0 (for tests and tools).
+std::string NpyMatrixBytes(const std::vector<std::vector<float>>& rows);
+absl::Status WriteNpyVector(const std::string& path, const std::vector<float>& v);
+
+}  // namespace fedtrain
+
+#endif  // FEDTRAIN_RUNTIME_NPY_H_
