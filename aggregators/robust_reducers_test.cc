@@ -370,6 +370,7 @@ TEST(RobustServerHalvesTest, EveryAveragingAlgorithmUsesTheReducer) {
       }
       RoundInfo info;
       info.num_clients = 5;
+      info.lr = 0.1;  // the local rate the momentum server halves divide by
       ReduceDiagnostics diag;
       info.diagnostics = &diag;
       FT_ASSERT_OK(s->Update(ups, info, &st)) << name;

@@ -740,6 +740,8 @@ TEST(NormalizeTest, ConfigErrorsNameTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.std")));
   EXPECT_THAT(resolve(TinyConfig(), {"data.normalize=standardize"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partition.method natural")));
+}
+
 // Robust reducers in a whole run: thread-count invariant, finite, the diagnostics column in
 // the metrics; tracker feedback around a reducer that is not the exact mean is refused naming
 // both fields; a round with too few updates for the declared f fails naming the rule.
