@@ -119,22 +119,8 @@ uint64_t Rss(pid_t pid) {
 
 // metrics.csv column `name` of the finished run.
 std::vector<int64_t> Column(const TempDir& dir, const std::string& name) {
-  const std::string csv =
-      ReadFileBytes(dir.File(absl::StrCat("out/", kRunName, "/metrics.csv")));
-  std::vector<std::string> lines = absl::StrSplit(csv, '\n', absl::SkipEmpty());
-  std::vector<int64_t> out;
-  if (lines.empty()) return out;
-  std::vector<std::string> head = absl::StrSplit(lines[0], ',');
-  size_t col = 0;
-  while (col < head.size() && head[col] != name) ++col;
-  EXPECT_LT(col, head.size()) << name << " not in " << lines[0];
-  for (size_t i = 1; i < lines.size() && col < head.size(); ++i) {
-    std::vector<std::string> f = absl::StrSplit(lines[i], ',');
-    int64_t v = 0;
-    EXPECT_TRUE(col < f.size() && absl::SimpleAtoi(f[col], &v)) << lines[i];
-    out.push_back(v);
-  }
-  return out;
+  return ::fedtrain::testing::MetricsColumn(
+      dir.File(absl::StrCat("out/", kRunName, "/metrics.csv")), name);
 }
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& addr) {

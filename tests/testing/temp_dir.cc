@@ -7,6 +7,8 @@
 #include <sstream>
 #include <system_error>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 namespace fedtrain::testing {
@@ -43,6 +45,29 @@ std::vector<std::string> ListDir(const std::string& dir) {
     names.push_back(it->path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
+}
+
+std::vector<int64_t> MetricsColumn(const std::string& path, const std::string& name) {
+  std::vector<std::string> lines = absl::StrSplit(ReadFileBytes(path), '\n', absl::SkipEmpty());
+  std::vector<int64_t> out;
+  if (lines.empty()) {
+    ADD_FAILURE() << path << " is empty or missing";
+    return out;
+  }
+  std::vector<std::string> head = absl::StrSplit(lines[0], ',');
+  const auto col = std::find(head.begin(), head.end(), name);
+  if (col == head.end()) {
+    ADD_FAILURE() << name << " not in " << lines[0];
+    return out;
+  }
+  const size_t c = static_cast<size_t>(col - head.begin());
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<std::string> f = absl::StrSplit(lines[i], ',');
+    int64_t v = 0;
+    EXPECT_TRUE(c < f.size() && absl::SimpleAtoi(f[c], &v)) << lines[i];
+    out.push_back(v);
+  }
+  return out;
 }
 
 }  // namespace fedtrain::testing

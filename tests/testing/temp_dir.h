@@ -3,6 +3,7 @@
 #ifndef FEDTRAIN_TESTS_TESTING_TEMP_DIR_H_
 #define FEDTRAIN_TESTS_TESTING_TEMP_DIR_H_
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ class TempDir {
 std::string ReadFileBytes(const std::string& path);
 // Creates or replaces a file; records a test failure naming it when that fails.
 void WriteFileBytes(const std::string& path, const std::string& bytes);
+// Column `name` of the metrics.csv at `path`, one value per row; records a test failure
+// when the column is missing or a value is not an integer.
+std::vector<int64_t> MetricsColumn(const std::string& path, const std::string& name);
 // Entry names of `dir`, sorted; empty when `dir` does not exist.
 std::vector<std::string> ListDir(const std::string& dir);
 
