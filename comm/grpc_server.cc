@@ -66,14 +66,6 @@ std::optional<std::string> MetadataValue(const grpc::CallbackServerContext* ctx,
   return std::string(it->second.data(), it->second.size());
 }
 
-// Whether `a` equals `b`, in time that depends on their lengths only.
-bool SameSecret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size() || b.empty()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 // 32 bytes from the kernel's cryptographically secure generator.
 std::string NewSessionSecret() {
   std::string s(32, '\0');
@@ -604,12 +596,7 @@ bool GrpcServerTransport::FileDescriptorsToSpare() {
 }
 
 bool GrpcServerTransport::TokenOk(const std::string& token) const {
-  // Constant time in the token's content.
-  const std::string& want = opts_.token;
-  unsigned char diff = token.size() == want.size() ? 0 : 1;
-  for (size_t i = 0; i < token.size(); ++i)
-    diff |= static_cast<unsigned char>(token[i] ^ want[i % want.size()]);
-  return diff == 0;
+  return SameSecret(token, opts_.token);
 }
 
 absl::Status GrpcServerTransport::WaitForWorkers(absl::Time deadline) {

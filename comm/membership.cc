@@ -105,12 +105,13 @@ absl::StatusOr<Membership::Joined> Membership::Join(const std::string& name,
 bool Membership::SessionMatches(uint64_t worker_id, const std::string& session) const {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
-  if (it == workers_.end() || session.empty()) return false;
-  const std::string& want = it->second.session;
-  if (want.size() != session.size()) return false;  // the length is not secret
+  return it != workers_.end() && SameSecret(session, it->second.session);
+}
+
+bool SameSecret(absl::string_view a, absl::string_view want) {
+  if (a.size() != want.size() || want.empty()) return false;
   unsigned char diff = 0;
-  for (size_t i = 0; i < want.size(); ++i)
-    diff |= static_cast<unsigned char>(want[i] ^ session[i]);
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ want[i]);
   return diff == 0;
 }
 

@@ -43,6 +43,10 @@ struct SessionCredential {
 // Parses `value` (at most 96 bytes, a non-zero worker id); nullopt when it is not one.
 std::optional<SessionCredential> ParseSessionCredential(absl::string_view value);
 
+// Whether secret `a` equals `want` (non-empty), in time that depends on their lengths only
+// (lengths are not secret). For tokens and session secrets.
+bool SameSecret(absl::string_view a, absl::string_view want);
+
 class Membership {
  public:
   struct Joined {
