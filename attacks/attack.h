@@ -1,8 +1,19 @@
-// Fault injection for robustness experiments (docs/robust.md "Attacks"): the updates of the
-// configured faulty clients are replaced, at the server, before the round's aggregation, by
-// what a Byzantine worker would send. Applied in the Coordinator, so a simulated run and a
-// deployed run with the same config give the same bits. Omniscient attacks see the honest
-// updates of the round (the strongest adversary the literature assumes).
+// Fault injection for robustness experiments (docs/robust.md "Attacks"): what a Byzantine
+// worker sends in place of the configured faulty clients' updates. Two placements
+// (AttackOptions::at), the same bits either way for the update attacks when the uplink is
+// lossless (identity codec) and every sampled client answers:
+//   server  the Coordinator replaces the faulty clients' decoded updates before aggregation
+//           (ApplyAttack): cheap, the harness for simulation studies;
+//   worker  the faulty client's Worker sends the attack through the normal uplink
+//           (AttackVector): what a real Byzantine `fedtrain worker` does. Omniscient attacks
+//           then recompute the honest clients' updates of the round on the worker (it has the
+//           model, the seeds and the data), which needs a client half without state.
+// Data attacks act on the faulty client's training data and so only on a worker:
+//   label_flip      labels y -> C - 1 - y, trained honestly
+//   augmented       a fraction rho of the client's images warped by the Lotka-Volterra map
+//                   (attacks/augment.h), labels unchanged, trained honestly
+// and `stale` (a worker re-sends the honest update it computed stale_rounds participations
+// earlier; its first ones send the oldest it has) keeps a history in the client's state.
 //
 // Attacks (name: what each faulty client's every up part becomes):
 //   random_uniform  i.i.d. uniform on [0, 1) per coordinate
@@ -29,12 +40,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "wire/payload.h"
 
 namespace fedtrain {
 
+enum class AttackAt { kServer, kWorker };
+
 struct AttackOptions {
   std::string name = "none";
+  AttackAt at = AttackAt::kServer;
   std::set<ClientId> clients;  // the faulty clients
   uint64_t seed = 0;
   double sigma = 200.0;
@@ -43,19 +58,50 @@ struct AttackOptions {
   double z = -1.0;  // alie: < 0 means "from the formula"
   double eps = 0.1;
   double drop_prob = 0.1;
+  int64_t stale_rounds = 1;  // stale: how many participations old the re-sent update is
+  double rho = 1.0;          // augmented: the fraction of the client's images warped
   bool active() const { return name != "none" && !clients.empty(); }
 };
 
 // The attack names, for messages.
 const std::vector<std::string>& AttackNames();
-// InvalidArgument naming attack.<field> for an unknown name or an out-of-range setting.
+// Where an attack acts when attack.at is not given: label_flip, augmented and stale on the
+// worker, the rest at the server.
+AttackAt DefaultAttackAt(const std::string& name);
+// "server" / "worker" (and "" for the default) -> AttackAt; InvalidArgument naming attack.at.
+absl::StatusOr<AttackAt> ParseAttackAt(const std::string& at, const std::string& name);
+// InvalidArgument naming attack.<field> for an unknown name, an out-of-range setting or an
+// attack that cannot act where attack.at puts it.
 absl::Status ValidateAttack(const AttackOptions& o);
+// True for the attacks that replace a faulty client's update vector (not the data attacks,
+// not stale, not crash_omit).
+bool IsVectorAttack(const std::string& name);
+// True for the attacks whose vector depends on other clients' updates of the round (alie,
+// ipm, omniscient sign_flip): the reference set is the honest clients of the round when
+// omniscient (the faulty ones' own honest updates otherwise).
+bool NeedsReference(const AttackOptions& o);
+
+// Per-coordinate float64 mean (and, for alie, unbiased standard deviation) of the reference
+// vectors, accumulated in the order given (callers pass client-id order).
+struct ReferenceStats {
+  std::vector<double> mean, stdev;
+};
+ReferenceStats ComputeReferenceStats(const AttackOptions& o, absl::Span<const ConstVec> ref);
+
+// The vector faulty client `id` sends in `round` for a vector attack: `own` is its honest
+// update, `stats` the reference statistics when NeedsReference, z ALIE's factor. Randomness:
+// RngStream(seed, round, id, kAttack). Writes own.size() values to *out.
+absl::Status AttackVector(const AttackOptions& o, uint64_t round, ClientId id, double z,
+                          const ReferenceStats& stats, ConstVec own, std::vector<float>* out);
+// ALIE's z for this round: o.z when set, else AlieZ(p, f); FailedPrecondition when that is
+// infinite (f > floor(p/2): no finite z satisfies the formula). o.z for other attacks.
+absl::StatusOr<double> RoundZ(const AttackOptions& o, int64_t p, int64_t f);
 
 // ALIE's z for p workers of which f are faulty: Phi^-1((p - s)/p), s = floor(p/2 + 1) - f.
 double AlieZ(int64_t p, int64_t f);
 
-// Replaces (or, for crash_omit, removes) the updates of faulty clients in `updates` (sorted
-// by client id). New vectors live in *storage, which must outlive the updates' use. Returns
+// The server placement: replaces (or, for crash_omit, removes) the updates of faulty clients
+// in `updates` (sorted by client id). Does nothing unless o.at is kServer. New vectors live in *storage, which must outlive the updates' use. Returns
 // how many updates were attacked this round.
 absl::StatusOr<int64_t> ApplyAttack(const AttackOptions& o, uint64_t round,
                                     std::vector<ClientUpdate>* updates,

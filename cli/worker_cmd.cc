@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -13,6 +14,7 @@
 #include "client/remote_worker.h"
 #include "core/signal_watcher.h"
 #include "grpc/grpc.h"
+#include "proto/config_io.h"
 #include "runtime/experiment.h"
 #include "runtime/worker_setup.h"
 
@@ -44,6 +46,12 @@ options:
                        needs --tls-key and --tls-ca
   --tls-key FILE       the PEM private key of --tls-cert
   --tls-server-name N  the name the server's certificate must hold (default: HOST of --server)
+  --attack FIELD=VALUE  Byzantine mode, for robustness experiments on a real cluster
+                       (repeatable): behave as a faulty worker for the clients it serves
+                       that are in attack.clients, e.g. --attack name=alie
+                       --attack clients=0,1,2 (fields as in the config's attack section;
+                       attack.at is "worker"). Omniscient attacks recompute the honest
+                       clients' updates of the round on this worker.
   --help               this help
 )";
 
@@ -64,6 +72,7 @@ int WorkerCommand(const std::vector<std::string>& args) {
   if (const char* env = std::getenv("FEDTRAIN_SERVER")) g.server = env;
   int64_t connect_timeout_s = 60, reconnect_timeout_s = 300;
   std::string tls_ca, tls_cert, tls_key;
+  std::vector<std::string> attack;
   Flags flags(kWorkerHelp);
   flags.String("--server", &g.server, "--server needs HOST:PORT")
       .String("--token", &g.token, "--token needs a value")
@@ -78,7 +87,8 @@ int WorkerCommand(const std::vector<std::string>& args) {
       .String("--tls-ca", &tls_ca, "--tls-ca needs a PEM CA certificate file", true)
       .String("--tls-cert", &tls_cert, "--tls-cert needs a PEM certificate file", true)
       .String("--tls-key", &tls_key, "--tls-key needs a PEM private key file", true)
-      .String("--tls-server-name", &g.tls_server_name, "--tls-server-name needs a name", true);
+      .String("--tls-server-name", &g.tls_server_name, "--tls-server-name needs a name", true)
+      .Append("--attack", &attack, "--attack needs FIELD=VALUE");
   if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (g.server.empty()) return flags.Usage("worker needs --server HOST:PORT (or FEDTRAIN_SERVER)");
   if (g.token.empty()) return flags.Usage("worker needs --token T (or FEDTRAIN_TOKEN)");
@@ -97,7 +107,15 @@ int WorkerCommand(const std::vector<std::string>& args) {
   o.connect_timeout = absl::Seconds(connect_timeout_s);
   o.reconnect_timeout = absl::Seconds(reconnect_timeout_s);
 
+  // The assignments' syntax and field names are checked now, before joining; their values
+  // against the run's config once the server sent it.
+  for (const std::string& kv : attack) {
+    v1::ExperimentConfig probe;
+    if (absl::Status s = ApplyOverride(absl::StrCat("attack.", kv), &probe); !s.ok())
+      return flags.Usage(absl::StrCat("--attack ", kv, ": ", s.message()));
+  }
   WorkerSetupOptions setup;
+  setup.attack = attack;
   setup.threads = o.threads;
   setup.state_dir = o.state_dir;
   RemoteWorker worker(

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "aggregators/client_algorithm.h"
+#include "attacks/attack.h"
 #include "client/client_state_store.h"
 #include "comm/transport.h"
 #include "compression/uplink_codec.h"
@@ -43,6 +44,16 @@ struct WorkerOptions {
   // with compression.feedback "none" (CheckFeedback refuses the rest at config load; the Worker
   // fails the task otherwise).
   bool commit_sent = false;
+  // Byzantine behaviour (attacks/attack.h) when attack.at is kWorker: for the clients in
+  // attack.clients, a vector attack or `stale` replaces the update before the uplink
+  // pipeline, so the faulty client's message goes through compression and the wire like any
+  // other. (Data attacks act in the ClientDataFn instead: runtime/attack_data.h.)
+  AttackOptions attack;
+  // The clients the server samples in a round (its SampleClients), sorted. Needed by the
+  // attacks that use the round's other updates (NeedsReference): the worker recomputes those
+  // clients' honest updates, which needs a client half without state (a task fails with
+  // FailedPrecondition otherwise).
+  std::function<std::vector<ClientId>(uint64_t round)> round_clients;
 };
 
 class Worker {
@@ -60,6 +71,15 @@ class Worker {
   }
 
  private:
+  // Replaces `up` (the faulty client's honest update) by what the attack sends; `history`
+  // holds stale's earlier updates and is advanced.
+  absl::Status Attack(const Task& task, const Payload& down, const LocalContext& ctx,
+                      ClientState* history, Payload* up);
+  // The honest update client `c` would send in this round (its local training from an empty
+  // state), for the attacks that need the round's other updates.
+  absl::Status Recompute(const Task& task, const Payload& down, const LocalContext& ctx,
+                         ClientId c, Payload* up);
+
   WorkerOptions opts_;
   const ClientAlgorithm* algo_;
   std::unique_ptr<Trainer> trainer_;

@@ -18,6 +18,7 @@
 #include "data/idx.h"
 #include "models/mlp.h"
 #include "proto/config_io.h"
+#include "runtime/attack_data.h"
 
 namespace fedtrain {
 
@@ -33,7 +34,9 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* f, registry.Find(cfg.algorithm().name()));
   FT_RETURN_IF_ERROR(f->Validate(cfg.algorithm()));
   FT_RETURN_IF_ERROR(CheckFeedback(cfg, f->traits(cfg.algorithm())));
+  FT_RETURN_IF_ERROR(ParseAttackAt(cfg.attack().at(), cfg.attack().name()).status());
   FT_RETURN_IF_ERROR(ValidateAttack(AttackFromConfig(cfg)));
+  FT_RETURN_IF_ERROR(CheckDataAttack(cfg));
   for (int64_t id : cfg.attack().clients())
     if (id < 0 || id >= cfg.federation().num_clients())
       return absl::InvalidArgumentError(absl::StrCat(
@@ -54,6 +57,10 @@ AttackOptions AttackFromConfig(const v1::ExperimentConfig& cfg) {
   o.z = a.z();
   o.eps = a.eps();
   o.drop_prob = a.drop_prob();
+  o.stale_rounds = a.stale_rounds();
+  o.rho = a.rho();
+  // An unknown attack.at is refused by ResolveConfig; here it reads as the default.
+  o.at = ParseAttackAt(a.at(), a.name()).value_or(DefaultAttackAt(a.name()));
   return o;
 }
 

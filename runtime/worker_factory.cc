@@ -5,7 +5,9 @@
 #include "aggregators/client_algorithm.h"
 #include "compression/uplink_codec.h"
 #include "core/status_macros.h"
+#include "runtime/attack_data.h"
 #include "runtime/uplink_setup.h"
+#include "server/coordinator.h"
 
 namespace fedtrain {
 
@@ -16,6 +18,7 @@ struct WorkerFactory::Parts {
   std::unique_ptr<ClientAlgorithm> client;
   std::unique_ptr<UplinkCodec> uplink;
   WorkerOptions wopts;
+  v1::ExperimentConfig cfg;  // for the data attacks of each Worker's ClientDataFn
 };
 
 WorkerFactory::WorkerFactory(std::unique_ptr<Parts> p) : p_(std::move(p)) {}
@@ -43,6 +46,13 @@ absl::StatusOr<std::unique_ptr<WorkerFactory>> WorkerFactory::Create(
   p->wopts.sgd.clip_norm = l.clip_norm();
   p->wopts.num_up_parts = server->num_up_parts();
   p->wopts.commit_sent = factory->traits(cfg.algorithm()).commit_sent;
+  p->wopts.attack = AttackFromConfig(cfg);
+  p->cfg = cfg;
+  const uint64_t seed = cfg.sampling_seed();
+  const int64_t n = cfg.federation().num_clients();
+  const int64_t m = SampleSize(n, cfg.federation().clients_per_round(),
+                               cfg.federation().over_selection());
+  p->wopts.round_clients = [seed, n, m](uint64_t round) { return SampleClients(seed, round, n, m); };
   return std::unique_ptr<WorkerFactory>(new WorkerFactory(std::move(p)));
 }
 
@@ -50,7 +60,8 @@ void WorkerFactory::SetVersionedState(bool on) { p_->wopts.versioned_state = on;
 
 std::unique_ptr<Worker> WorkerFactory::NewWorker() const {
   return std::make_unique<Worker>(p_->wopts, p_->client.get(), p_->model->Clone(),
-                                  ClientDataOf(*p_->data), p_->store, p_->uplink.get());
+                                  WithDataAttack(ClientDataOf(*p_->data), p_->cfg, *p_->data),
+                                  p_->store, p_->uplink.get());
 }
 
 }  // namespace fedtrain

@@ -10,6 +10,8 @@
 #include "aggregators/registry.h"
 #include "client/file_client_state_store.h"
 #include "core/status_macros.h"
+#include "proto/config_io.h"
+#include "runtime/attack_data.h"
 #include "runtime/experiment.h"
 #include "runtime/plugins.h"
 #include "runtime/worker_factory.h"
@@ -37,8 +39,28 @@ struct Owned {
 
 }  // namespace
 
-absl::StatusOr<RemoteWorkerSet> SetUpRemoteWorkers(const v1::ExperimentConfig& cfg,
+absl::StatusOr<v1::ExperimentConfig> WithWorkerAttack(const v1::ExperimentConfig& cfg,
+                                                       const std::vector<std::string>& attack) {
+  if (attack.empty()) return cfg;
+  v1::ExperimentConfig out = cfg;
+  out.clear_attack();
+  for (const std::string& kv : attack)
+    FT_RETURN_IF_ERROR(ApplyOverride(absl::StrCat("attack.", kv), &out));
+  out.mutable_attack()->set_at("worker");
+  FillDefaults(out.mutable_attack());
+  FT_RETURN_IF_ERROR(ValidateAttack(AttackFromConfig(out)));
+  FT_RETURN_IF_ERROR(CheckDataAttack(out));
+  for (int64_t id : out.attack().clients())
+    if (id < 0 || id >= out.federation().num_clients())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--attack clients holds ", id, ", not a client id in [0, federation.num_clients = ",
+          out.federation().num_clients(), ")"));
+  return out;
+}
+
+absl::StatusOr<RemoteWorkerSet> SetUpRemoteWorkers(const v1::ExperimentConfig& sent,
                                                    const WorkerSetupOptions& o) {
+  FT_ASSIGN_OR_RETURN(const v1::ExperimentConfig cfg, WithWorkerAttack(sent, o.attack));
   auto own = std::make_shared<Owned>();
   FT_RETURN_IF_ERROR(RegisterAlgorithms(cfg, &own->registry));
   own->cfg = cfg;

@@ -9,6 +9,7 @@
 #define FEDTRAIN_RUNTIME_WORKER_SETUP_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "client/remote_worker.h"
@@ -19,7 +20,17 @@ namespace fedtrain {
 struct WorkerSetupOptions {
   int threads = 1;
   std::string state_dir;  // "" = the config's federation.state_store
+  // Byzantine mode: "field=value" assignments to the config's attack section (e.g.
+  // "name=alie", "clients=0,1,2"), applied to the config the server sent, with attack.at
+  // forced to "worker": this worker then attacks with the clients it serves that are in
+  // attack.clients (the set also tells colluding attacks who the honest clients are).
+  std::vector<std::string> attack;
 };
+
+// The config the server sent with the worker's attack assignments applied and checked
+// (InvalidArgument naming the field); `cfg` itself when there are none.
+absl::StatusOr<v1::ExperimentConfig> WithWorkerAttack(const v1::ExperimentConfig& cfg,
+                                                       const std::vector<std::string>& attack);
 
 absl::StatusOr<RemoteWorkerSet> SetUpRemoteWorkers(const v1::ExperimentConfig& cfg,
                                                    const WorkerSetupOptions& o);

@@ -39,6 +39,15 @@ std::vector<ClientId> SampleClients(uint64_t seed, uint64_t round, int64_t n, in
   return out;
 }
 
+int64_t SampleSize(int64_t num_clients, int64_t clients_per_round, double over_selection) {
+  if (over_selection <= 0) return clients_per_round;
+  // ceil(cpr * over) in integers, with over taken to 6 decimals: in floating point
+  // 100 * 1.1 is 110.00000000000001, whose ceiling would sample one client too many.
+  const int64_t ppm = std::llround(over_selection * 1e6);
+  const int64_t extra = (clients_per_round * ppm + 999999) / 1000000;
+  return std::min<int64_t>(num_clients, clients_per_round + extra);
+}
+
 Coordinator::Coordinator(CoordinatorOptions opts, ServerAlgorithm* algo,
                          ServerTransport* transport, const UplinkCodec* uplink,
                          Evaluator evaluator, MetricsSink* sink, const Clock* clock,
@@ -100,14 +109,8 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
 // 1. Select the round's clients and send each its task. The down payload is encoded once into
 // a message shared read-only by every client's task.
 absl::Status Coordinator::Broadcast(Round* r) {
-  int64_t to_sample = opts_.clients_per_round;
-  if (opts_.over_selection > 0) {
-    // ceil(cpr * over) in integers, with over taken to 6 decimals: in floating point
-    // 100 * 1.1 is 110.00000000000001, whose ceiling would sample one client too many.
-    const int64_t ppm = std::llround(opts_.over_selection * 1e6);
-    const int64_t extra = (opts_.clients_per_round * ppm + 999999) / 1000000;
-    to_sample = std::min<int64_t>(opts_.num_clients, opts_.clients_per_round + extra);
-  }
+  const int64_t to_sample =
+      SampleSize(opts_.num_clients, opts_.clients_per_round, opts_.over_selection);
   r->info.sampled = SampleClients(opts_.sampling_seed, r->round, opts_.num_clients, to_sample);
   r->sum.sampled = static_cast<int64_t>(r->info.sampled.size());
   Payload down;
@@ -302,6 +305,8 @@ absl::Status Coordinator::Aggregate(Round* r) {
   }
   std::vector<std::vector<float>> attack_storage;  // the attacked vectors, alive until Update
   FT_ASSIGN_OR_RETURN(sum.attacked, ApplyAttack(opts_.attack, r->round, &updates, &attack_storage));
+  if (opts_.attack.active() && opts_.attack.at == AttackAt::kWorker)
+    for (const ClientUpdate& u : updates) sum.attacked += opts_.attack.clients.count(u.id);
   r->info.diagnostics = &sum.reducer;
   FT_RETURN_IF_ERROR(algo_->Update(updates, r->info, &state_));
   if (opts_.track_accepted)

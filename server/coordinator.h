@@ -99,6 +99,9 @@ struct RoundSummary {
 // `m` distinct client ids out of [0, n), sorted, drawn from RngStream(seed, round, 0,
 // kSampling) with Floyd's algorithm (O(m) whatever n is). m == n returns every id.
 std::vector<ClientId> SampleClients(uint64_t seed, uint64_t round, int64_t n, int64_t m);
+// How many clients a round samples: clients_per_round, plus ceil(clients_per_round *
+// over_selection) extra when over_selection > 0, at most num_clients.
+int64_t SampleSize(int64_t num_clients, int64_t clients_per_round, double over_selection);
 
 class Coordinator {
  public:

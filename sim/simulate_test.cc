@@ -814,5 +814,73 @@ TEST(SimulateTest, AttacksAreReproducibleAndFilteredByRobustReducers) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attack.name must be one of")));
 }
 
+// The two placements of the vector attacks give the same bits: at the worker, the faulty
+// client recomputes the round's honest updates (omniscient) or the faulty ones' (own) and
+// sends its vector through the identity uplink; at the server, the Coordinator computes it
+// from the decoded updates. Every sampled client answers here, so p and f agree.
+TEST(SimulateTest, WorkerPlacedAttacksEqualServerPlacedOnes) {
+  auto run = [](const std::vector<std::string>& sets, int threads) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    return RunTiny(c, threads);
+  };
+  FT_ASSERT_OK_AND_ASSIGN(Ran clean, run({}, 1));
+  for (const char* name : {"alie", "ipm", "sign_flip", "gaussian", "partial_drop",
+                           "random_uniform", "crash_zero"})
+    for (const char* omni : {"true", "false"}) {
+      const std::vector<std::string> base = {
+          // At most 2 faulty among the 4 sampled: ALIE's z stays finite.
+          std::string("attack.name=") + name, "attack.clients=0,1",
+          std::string("attack.omniscient=") + omni, "algorithm.reducer.name=trimmed_mean",
+          "algorithm.reducer.f=1"};
+      std::vector<std::string> server = base, worker = base;
+      server.push_back("attack.at=server");
+      worker.push_back("attack.at=worker");
+      FT_ASSERT_OK_AND_ASSIGN(Ran s, run(server, 2));
+      FT_ASSERT_OK_AND_ASSIGN(Ran w, run(worker, 3));
+      EXPECT_EQ(s.result.model, w.result.model) << name << " omniscient=" << omni;
+      EXPECT_NE(s.result.model, clean.result.model) << name;
+    }
+  // Recomputing other clients' updates needs a client half without state.
+  EXPECT_THAT(run({"attack.name=alie", "attack.clients=0,1,2", "attack.at=worker",
+                   "algorithm.name=scaffold"}, 1).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("keeps a state")));
+  // ... which the server placement does not.
+  FT_EXPECT_OK(run({"attack.name=alie", "attack.clients=0,1,2", "algorithm.name=scaffold"}, 1)
+                   .status());
+}
+
+// The attacks only a worker can make: label flipping and stale updates change the model,
+// reproducibly for any thread count; the placements that cannot work are refused by name.
+TEST(SimulateTest, LabelFlipAndStaleAttacksRunOnTheWorker) {
+  auto run = [](const std::vector<std::string>& sets, int threads) {
+    v1::ExperimentConfig c = TinyConfig();
+    for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
+    return RunTiny(c, threads);
+  };
+  FT_ASSERT_OK_AND_ASSIGN(Ran clean, run({}, 1));
+  for (const std::vector<std::string>& sets :
+       std::vector<std::vector<std::string>>{{"attack.name=label_flip", "attack.clients=0,1,2,3"},
+                                             {"attack.name=stale", "attack.clients=0,1,2,3"},
+                                             {"attack.name=stale", "attack.clients=0,1,2,3",
+                                              "attack.stale_rounds=3"}}) {
+    FT_ASSERT_OK_AND_ASSIGN(Ran one, run(sets, 1));
+    FT_ASSERT_OK_AND_ASSIGN(Ran three, run(sets, 3));
+    EXPECT_EQ(one.result.model, three.result.model) << sets[0];
+    EXPECT_NE(one.result.model, clean.result.model) << sets[0];
+  }
+  // stale with 1 and 3 rounds of delay are different attacks.
+  FT_ASSERT_OK_AND_ASSIGN(Ran s1, run({"attack.name=stale", "attack.clients=0,1,2,3"}, 1));
+  FT_ASSERT_OK_AND_ASSIGN(Ran s3, run({"attack.name=stale", "attack.clients=0,1,2,3",
+                                       "attack.stale_rounds=3"}, 1));
+  EXPECT_NE(s1.result.model, s3.result.model);
+  EXPECT_THAT(run({"attack.name=label_flip", "attack.clients=1", "attack.at=server"}, 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attack.at must be")));
+  EXPECT_THAT(run({"attack.name=augmented", "attack.clients=1"}, 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.dataset")));
+  EXPECT_THAT(run({"attack.name=alie", "attack.clients=1", "attack.at=everywhere"}, 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("attack.at")));
+}
+
 }  // namespace
 }  // namespace fedtrain
