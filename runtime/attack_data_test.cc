@@ -78,7 +78,8 @@ TEST(AttackDataTest, AugmentedWarpsEveryImageWithOneOfTheTenMapsReproducibly) {
     EXPECT_TRUE(matched) << "image " << i << " is not one of the ten warps of its source";
     first.push_back(std::move(got));
   }
-  FT_ASSERT_OK_AND_ASSIGN(DataView again, WithDataAttack(ClientDataOf(d), c, d)(0));
+  ClientDataFn fn2 = WithDataAttack(ClientDataOf(d), c, d);  // owns the view's buffer
+  FT_ASSERT_OK_AND_ASSIGN(DataView again, fn2(0));
   for (size_t i = 0; i < again.size(); ++i) EXPECT_EQ(Row(again, i), first[i]);
   // rho = 0.5 keeps some images as they are; the draws of the others do not move.
   ClientDataFn half = WithDataAttack(
