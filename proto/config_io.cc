@@ -308,7 +308,7 @@ absl::Status ValidateNormalize(const v1::ExperimentConfig& cfg) {
     return absl::InvalidArgumentError(
         "data.mean is given without data.std: give both, or neither to compute them from the "
         "training split");
-  if (cfg.partition().method() == "natural")
+  if (cfg.partition().method() == "natural" && cfg.data().dataset() == "synthetic")
     return absl::InvalidArgumentError(
         "data.normalize standardize is not available with partition.method natural (the "
         "clients' data are generated per device); use scale");
@@ -317,7 +317,7 @@ absl::Status ValidateNormalize(const v1::ExperimentConfig& cfg) {
 }  // namespace
 
 absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
-  FT_RETURN_IF_ERROR(OneOf("data.dataset", c.data().dataset(), {"fashion_mnist", "synthetic"}));
+  FT_RETURN_IF_ERROR(OneOf("data.dataset", c.data().dataset(), {"fashion_mnist", "synthetic", "files"}));
   FT_RETURN_IF_ERROR(OneOf("model.type", c.model().type(), {"mlp", "softmax"}));
   for (int i = 0; i < c.model().hidden_size(); ++i)
     FT_RETURN_IF_ERROR(Positive(absl::StrCat("model.hidden[", i, "]"), c.model().hidden(i)));
@@ -325,9 +325,22 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
     return absl::InvalidArgumentError("model.hidden must be empty for model.type softmax");
   FT_RETURN_IF_ERROR(OneOf("partition.method", c.partition().method(),
                      {"iid", "dirichlet", "shards", "natural"}));
-  if (c.partition().method() == "natural" && c.data().dataset() != "synthetic")
+  if (c.partition().method() == "natural" && c.data().dataset() != "synthetic" &&
+      !(c.data().dataset() == "files" && !c.data().files().client_column().empty()))
     return absl::InvalidArgumentError(
-        "partition.method natural needs a data set with its own split (data.dataset synthetic)");
+        "partition.method natural needs a data set with its own split (data.dataset synthetic, "
+        "or data.dataset files with data.files.client_column)");
+  if (c.data().dataset() == "files") {
+    FT_RETURN_IF_ERROR(OneOf("data.files.format", c.data().files().format(), {"idx", "npy", "csv"}));
+    if (c.data().files().train().empty())
+      return absl::InvalidArgumentError("data.files.train is empty: name the training file");
+    if (!c.data().files().client_column().empty() && c.data().files().format() != "csv")
+      return absl::InvalidArgumentError("data.files.client_column applies to format csv only");
+    if (c.federation().eval_clients() > 0)
+      return absl::InvalidArgumentError(
+          "federation.eval_clients applies to data.dataset synthetic (clients with their own test "
+          "data); data.dataset files evaluates on its test split");
+  }
   FT_RETURN_IF_ERROR(ValidateNormalize(c));
   if (c.partition().method() == "dirichlet") FT_RETURN_IF_ERROR(Positive("partition.alpha", c.partition().alpha()));
   if (c.partition().method() == "shards")

@@ -19,6 +19,7 @@
 #include "models/mlp.h"
 #include "proto/config_io.h"
 #include "runtime/attack_data.h"
+#include "runtime/file_data.h"
 
 namespace fedtrain {
 
@@ -169,6 +170,31 @@ absl::StatusOr<ExperimentData> LoadExperimentData(const v1::ExperimentConfig& cf
     const bool scale = cfg.data().normalize() != "none";
     FT_ASSIGN_OR_RETURN(d.train, LoadFashionMnist(cfg.data().path(), /*train=*/true, scale));
     FT_ASSIGN_OR_RETURN(d.test, LoadFashionMnist(cfg.data().path(), /*train=*/false, scale));
+  } else if (cfg.data().dataset() == "files") {
+    FT_ASSIGN_OR_RETURN(FileData f, LoadFileData(cfg.data(), seed));
+    d.train = std::move(f.train);
+    d.test = std::move(f.test);
+    if (cfg.partition().method() == "natural") {
+      // The file's own split: client k holds the rows whose client column is k.
+      d.partition.clients.resize(n_clients);
+      for (size_t i = 0; i < f.train_clients.size(); ++i) {
+        const int64_t c = f.train_clients[i];
+        if (c >= n_clients)
+          return absl::InvalidArgumentError(absl::StrCat(
+              cfg.data().files().train(), ": row ", i, " has client id ", c, " in column '",
+              cfg.data().files().client_column(), "', not below federation.num_clients = ",
+              n_clients));
+        d.partition.clients[c].push_back(static_cast<uint32_t>(i));
+      }
+      for (int c = 0; c < n_clients; ++c)
+        if (d.partition.clients[c].empty())
+          return absl::InvalidArgumentError(absl::StrCat(
+              cfg.data().files().train(), ": client ", c, " has no training rows (column '",
+              cfg.data().files().client_column(), "'); federation.num_clients = ", n_clients,
+              " needs ids 0..", n_clients - 1));
+      FT_RETURN_IF_ERROR(Standardize(cfg.data(), &d));
+      return d;
+    }
   } else {
     const auto& s = cfg.data().synthetic();
     SyntheticOptions o;

@@ -7,8 +7,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/status_macros.h"
 
 namespace fedtrain {
 namespace {
@@ -58,19 +60,33 @@ std::string Header(const std::string& dict) {
   return out + h;
 }
 
-}  // namespace
 
-absl::StatusOr<NpyMatrix> ParseNpyMatrix(const std::string& bytes, const std::string& name) {
+// The item size of a supported numeric dtype, 0 for any other.
+size_t ItemSize(const std::string& d) {
+  if (d.size() != 3 || (d[0] != '<' && d[0] != '|' && d[0] != '=')) return 0;
+  const char kind = d[1];
+  const int bytes = d[2] - '0';
+  if (kind == 'b' && bytes == 1) return 1;
+  if ((kind == 'i' || kind == 'u') && (bytes == 1 || bytes == 2 || bytes == 4 || bytes == 8))
+    return static_cast<size_t>(bytes);
+  if (kind == 'f' && (bytes == 4 || bytes == 8)) return static_cast<size_t>(bytes);
+  return 0;
+}
+
+
+// The header of a .npy file: the array's shape and dtype into *a (its bytes left empty), and
+// where the data start.
+absl::Status ParseNpyHeader(const std::string& bytes, const std::string& name, NpyArray* a,
+                            size_t* data_pos) {
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0)
     return Bad(name, "not a .npy file (the magic string \\x93NUMPY is missing)");
   const int major = static_cast<unsigned char>(bytes[6]);
-  size_t header_len, pos;
+  size_t header_len = 0, pos;
   if (major == 1) {
     header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
     pos = 10;
   } else if (major == 2 || major == 3) {
     if (bytes.size() < 12) return Bad(name, "truncated .npy header");
-    header_len = 0;
     for (int b = 3; b >= 0; --b) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + b]);
     pos = 12;
   } else {
@@ -83,53 +99,130 @@ absl::StatusOr<NpyMatrix> ParseNpyMatrix(const std::string& bytes, const std::st
   if (!Field(header, "descr", &descr) || !Field(header, "fortran_order", &order) ||
       !Field(header, "shape", &shape))
     return Bad(name, absl::StrCat("unreadable .npy header '", header, "'"));
-  descr = std::string(absl::StripPrefix(absl::StripSuffix(descr, "'"), "'"));
-  NpyMatrix m;
-  size_t item;
-  if (descr == "<f4" || descr == "=f4" || descr == "|f4") {
-    item = 4;
-    m.dtype = "<f4";
-  } else if (descr == "<f8" || descr == "=f8" || descr == "|f8") {
-    item = 8;
-    m.dtype = "<f8";
-  } else {
-    return Bad(name, absl::StrCat("dtype '", descr,
-                                  "' is not supported: use little-endian float32 ('<f4') or "
-                                  "float64 ('<f8')"));
-  }
+  a->dtype = std::string(absl::StripPrefix(absl::StripSuffix(descr, "'"), "'"));
+  if (ItemSize(a->dtype) == 0)
+    return Bad(name, absl::StrCat("dtype '", a->dtype, "' is not supported: use a little-endian "
+                                  "bool, integer or float32/float64 array"));
   if (order != "False")
     return Bad(name, "the array is in Fortran order; save it in C order (np.ascontiguousarray)");
   std::string dims(absl::StripSuffix(absl::StripPrefix(shape, "("), ")"));
-  std::vector<size_t> ext;
+  size_t count = 1;
   for (absl::string_view d : absl::StrSplit(dims, ',', absl::SkipWhitespace())) {
     uint64_t v;
     if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(d), &v))
       return Bad(name, absl::StrCat("unreadable shape ", shape));
-    ext.push_back(v);
+    if (v != 0 && count > (uint64_t{1} << 40) / v) return Bad(name, absl::StrCat("shape ", shape, " is too large"));
+    count *= v;
+    a->shape.push_back(v);
   }
-  if (ext.size() != 2)
-    return Bad(name, absl::StrCat("shape ", shape, " is not 2-D: expected (p, n), one input vector "
-                                  "per row"));
-  if (ext[0] == 0 || ext[1] == 0) return Bad(name, absl::StrCat("shape ", shape, " is empty"));
-  m.rows = ext[0];
-  m.cols = ext[1];
-  const size_t count = m.rows * m.cols;
-  if (m.cols != 0 && count / m.cols != m.rows) return Bad(name, "shape overflows");
-  const size_t need = count * item;
+  *data_pos = pos;
+  return absl::OkStatus();
+}
+
+// The data after the header: exactly the shape's bytes.
+absl::Status CheckNpyData(const std::string& bytes, const std::string& name, const NpyArray& a,
+                          size_t pos) {
+  const std::string shape = absl::StrCat("(", absl::StrJoin(a.shape, ","), ")");
+  const size_t need = a.size() * ItemSize(a.dtype);
   if (bytes.size() - pos < need)
-    return Bad(name, absl::StrCat("truncated: shape ", shape, " needs ", need, " data bytes, the file has ",
-                                  bytes.size() - pos));
+    return Bad(name, absl::StrCat("truncated: shape ", shape, " needs ", need,
+                                  " data bytes, the file has ", bytes.size() - pos));
   if (bytes.size() - pos > need)
     return Bad(name, absl::StrCat("has ", bytes.size() - pos - need, " bytes after the ", need,
                                   " data bytes of shape ", shape));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+size_t NpyArray::size() const {
+  size_t n = 1;
+  for (size_t e : shape) n *= e;
+  return n;
+}
+
+absl::StatusOr<NpyArray> ParseNpyArray(std::string bytes, const std::string& name) {
+  NpyArray a;
+  size_t pos = 0;
+  FT_RETURN_IF_ERROR(ParseNpyHeader(bytes, name, &a, &pos));
+  if (a.shape.empty()) return Bad(name, "is a scalar; a data set needs an array of rows");
+  FT_RETURN_IF_ERROR(CheckNpyData(bytes, name, a, pos));
+  bytes.erase(0, pos);
+  a.bytes = std::move(bytes);
+  return a;
+}
+
+absl::StatusOr<NpyArray> ReadNpyArray(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return absl::NotFoundError(absl::StrCat(path, ": cannot open for reading"));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ParseNpyArray(ss.str(), path);
+}
+
+double NpyElement(const NpyArray& a, size_t k) {
+  const char kind = a.dtype[1];
+  const size_t item = ItemSize(a.dtype);
+  const char* p = a.bytes.data() + k * item;
+  auto get = [p](auto v) {
+    std::memcpy(&v, p, sizeof v);
+    return static_cast<double>(v);
+  };
+  if (kind == 'f') return item == 4 ? get(float{}) : get(double{});
+  if (kind == 'b') return p[0] != 0 ? 1.0 : 0.0;
+  if (kind == 'i') {
+    switch (item) {
+      case 1: return get(int8_t{});
+      case 2: return get(int16_t{});
+      case 4: return get(int32_t{});
+      default: return get(int64_t{});
+    }
+  }
+  switch (item) {
+    case 1: return get(uint8_t{});
+    case 2: return get(uint16_t{});
+    case 4: return get(uint32_t{});
+    default: return get(uint64_t{});
+  }
+}
+
+std::string NpyArrayBytes(const std::string& descr, const std::vector<size_t>& shape,
+                          const std::string& raw) {
+  std::string dims;
+  for (size_t e : shape) absl::StrAppend(&dims, e, ", ");
+  std::string out = Header(absl::StrCat("{'descr': '", descr, "', 'fortran_order': False, 'shape': (",
+                                        dims, "), }"));
+  return out + raw;
+}
+
+absl::StatusOr<NpyMatrix> ParseNpyMatrix(const std::string& bytes, const std::string& name) {
+  NpyArray a;
+  size_t pos = 0;
+  FT_RETURN_IF_ERROR(ParseNpyHeader(bytes, name, &a, &pos));
+  const std::string& d = a.dtype;
+  if (d != "<f4" && d != "=f4" && d != "|f4" && d != "<f8" && d != "=f8" && d != "|f8")
+    return Bad(name, absl::StrCat("dtype '", d,
+                                  "' is not supported: use little-endian float32 ('<f4') or "
+                                  "float64 ('<f8')"));
+  const std::string shape = absl::StrCat("(", absl::StrJoin(a.shape, ", "), ")");
+  if (a.shape.size() != 2)
+    return Bad(name, absl::StrCat("shape ", shape, " is not 2-D: expected (p, n), one input vector "
+                                  "per row"));
+  if (a.shape[0] == 0 || a.shape[1] == 0) return Bad(name, absl::StrCat("shape ", shape, " is empty"));
+  FT_RETURN_IF_ERROR(CheckNpyData(bytes, name, a, pos));
+  const char* data = bytes.data() + pos;
+  NpyMatrix m;
+  m.rows = a.shape[0];
+  m.cols = a.shape[1];
+  m.dtype = d[2] == '4' ? "<f4" : "<f8";
+  const size_t count = m.rows * m.cols;
   m.data.resize(count);
-  const char* p = bytes.data() + pos;
-  if (item == 4) {
-    std::memcpy(m.data.data(), p, need);
+  if (d[2] == '4') {
+    std::memcpy(m.data.data(), data, count * sizeof(float));
   } else {
     for (size_t k = 0; k < count; ++k) {
       double v;
-      std::memcpy(&v, p + 8 * k, 8);
+      std::memcpy(&v, data + 8 * k, 8);
       m.data[k] = static_cast<float>(v);
       if (static_cast<double>(m.data[k]) != v && v == v) m.lossless = false;
     }

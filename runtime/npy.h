@@ -25,6 +25,23 @@ struct NpyMatrix {
 absl::StatusOr<NpyMatrix> ParseNpyMatrix(const std::string& bytes, const std::string& name);
 absl::StatusOr<NpyMatrix> ReadNpyMatrix(const std::string& path);
 
+// Any numeric array (data sets: runtime/file_data.h): shape of >= 1 dimensions, C order,
+// little-endian (or single-byte) dtype among bool, int8/16/32/64, uint8/16/32/64, float32/64.
+struct NpyArray {
+  std::vector<size_t> shape;
+  std::string dtype;  // as in the header, e.g. "|u1", "<i8", "<f4"
+  std::string bytes;  // the raw data, shape-product * item size
+  size_t size() const;  // the number of elements
+};
+absl::StatusOr<NpyArray> ParseNpyArray(std::string bytes, const std::string& name);
+absl::StatusOr<NpyArray> ReadNpyArray(const std::string& path);
+// Element k as a double (exact for every dtype but 64-bit integers beyond 2^53).
+double NpyElement(const NpyArray& a, size_t k);
+// An array of `shape` and dtype descr ("<f4", "<i8", "|u1", ...) from raw little-endian
+// bytes, format 1.0 (for tests and tools).
+std::string NpyArrayBytes(const std::string& descr, const std::vector<size_t>& shape,
+                          const std::string& raw);
+
 // A 1-D float32 array of `v`, format 1.0.
 std::string NpyVectorBytes(const std::vector<float>& v);
 // A 2-D float32 (p, n) array from rows of equal length, format 1.0 (for tests and tools).
