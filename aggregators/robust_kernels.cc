@@ -257,7 +257,7 @@ bool HaveAvx2Fma() {
 // rounds before its add, as in the scalar loop (no FMA here: c_i x_i is not exact). The
 // inputs are read as p interleaved streams, so each is prefetched kCombineAhead floats ahead.
 typedef float F4 __attribute__((vector_size(16)));
-inline constexpr size_t kCombineAhead = 1024;
+inline constexpr size_t kCombineAhead = 512;
 
 inline __attribute__((always_inline)) void CombineBody(absl::Span<const ConstVec> x,
                                                       const double* c, float* out_float,
