@@ -504,8 +504,11 @@ def main():
         ts = [x["wall_s"] for x in ran if x["rule"] == r and x["status"] == "ok"]
         if ts:
             per_rule.append(f"{LABEL[r]} {sum(ts) / len(ts):.1f} s")
-    timing = (f"{len(cells)} runs in {elapsed:.0f} s with --jobs {args.jobs} and "
-              f"--threads {args.threads}. Mean time of a finished run per rule: "
+    reused = len(results) - len(ran)
+    timing = (f"{len(ran)} runs in {elapsed:.0f} s with --jobs {args.jobs} and "
+              f"--threads {args.threads}"
+              + (f" ({reused} more read from earlier runs with --reuse)" if reused else "")
+              + ". Mean wall time of a finished run per rule: "
               + (", ".join(per_rule) if per_rule else "n/a") + ".\n")
     md_path = os.path.join(args.results, "robust_validation.md")
     write_markdown(md_path, results, attacks, rules, seeds, proto, checks, timing)
