@@ -133,7 +133,7 @@ def one_run(args, attack, rule, seed):
     if args.reuse and os.path.exists(os.path.join(folder, "summary.json")):
         s = read_summary(folder)
         row.update(status="ok", test_accuracy=100.0 * s["test_accuracy"],
-                   test_loss=s["test_loss"], rounds=s["rounds"], wall_s=s["wall_s"],
+                   test_loss=s["test_loss"], rounds=s["rounds"], wall_s=round(s["wall_s"], 2),
                    weights_fnv1a64=s.get("weights_fnv1a64", ""), message="reused")
         return row
     for stale in (folder, folder + ".partial"):
@@ -144,7 +144,12 @@ def one_run(args, attack, rule, seed):
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     row["wall_s"] = round(time.monotonic() - t0, 2)
     if proc.returncode == 0:
-        s = read_summary(folder)
+        try:
+            s = read_summary(folder)
+        except (OSError, ValueError) as e:
+            row.update(status="error", message=f"fedtrain exited 0 but {folder}/summary.json "
+                                              f"could not be read: {e}")
+            return row
         acc = 100.0 * s["test_accuracy"]
         row.update(test_accuracy=acc, test_loss=s["test_loss"], rounds=s["rounds"],
                    weights_fnv1a64=s.get("weights_fnv1a64", ""))
