@@ -180,24 +180,9 @@ absl::Status FlagAggregateInto(absl::Span<const ConstVec> x, const FlagOptions& 
     std::vector<double> c(p);
     for (size_t i = 0; i < p; ++i)
       c[i] = coef[static_cast<Eigen::Index>(i)] * scale[static_cast<Eigen::Index>(i)];
-    // Blocked so the float64 partial sums stay in L1; per coordinate the sum runs in input
-    // order.
-    constexpr size_t kBlock = 1024;
-    double acc[kBlock];
-    for (size_t k0 = 0; k0 < n; k0 += kBlock) {
-      const size_t len = std::min(kBlock, n - k0);
-      std::fill(acc, acc + len, 0.0);
-      for (size_t i = 0; i < p; ++i) {
-        const float* xi = x[i].data() + k0;
-        const double ci = c[i];
-        for (size_t t = 0; t < len; ++t) acc[t] += ci * xi[t];
-      }
-      if (to_float) {
-        for (size_t t = 0; t < len; ++t) out_float[k0 + t] = static_cast<float>(acc[t]);
-      } else {
-        std::copy(acc, acc + len, out->data() + k0);
-      }
-    }
+    // Per coordinate the sum runs in input order (robust_kernels.h).
+    LinearCombination(x, c, to_float ? out_float.data() : nullptr,
+                      to_float ? nullptr : out->data());
   } else if (o.random_init && Z.rows() > 0) {
     // The random start was kept: out = (1/m) M (M^T M)^-1 M^T Gh 1, M regenerated.
     d.used_random_start = true;

@@ -52,9 +52,23 @@ absl::Status CleanNonFinite(absl::Span<const ConstVec> in, const RobustCommon& c
 
 // K[i*p + j] = sum_k x_i[k] x_j[k] in float64 (symmetric, p x p, row-major). Coordinates are
 // taken in blocks of kGramBlock; within a block each entry sums in eight interleaved partial
-// sums combined in a fixed order, and block sums are added in block order.
+// sums (partial u takes the block's coordinates t with t % 8 == u, in increasing t) combined
+// as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), and block sums are added in block
+// order. `path` picks the code (tests compare them; every path gives the same bits).
 inline constexpr size_t kGramBlock = 256;
-void Gram(absl::Span<const ConstVec> x, std::vector<double>* K);
+// kAuto: the AVX2 build where the CPU has AVX2 and FMA, else the baseline build.
+enum class KernelPath { kAuto, kBaseline, kAvx2 };
+// Whether this CPU can run `path`.
+bool KernelPathAvailable(KernelPath path);
+void Gram(absl::Span<const ConstVec> x, std::vector<double>* K,
+          KernelPath path = KernelPath::kAuto);
+
+// out[k] = sum_i c[i] x_i[k]: per coordinate a float64 sum from 0.0 that adds the products
+// c[i] * x_i[k] (each rounded to float64, no fused multiply-add) in input order. Exactly one
+// of out_float (rounded once to float32) and out_double is non-null; it has n entries.
+void LinearCombination(absl::Span<const ConstVec> x, absl::Span<const double> c,
+                       float* out_float, double* out_double,
+                       KernelPath path = KernelPath::kAuto);
 
 // D[i*p + j] = max(0, K_ii + K_jj - 2 K_ij): squared Euclidean distances from the Gram.
 std::vector<double> SquaredDistances(const std::vector<double>& K, size_t p);

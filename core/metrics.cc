@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/status_macros.h"
@@ -61,7 +62,11 @@ std::string ValueText(const MetricsRow::Value& v, bool json) {
   if (const double* d = std::get_if<double>(&v)) return json ? JsonNumber(*d) : absl::StrFormat("%.9g", *d);
   if (const int64_t* i = std::get_if<int64_t>(&v)) return absl::StrCat(*i);
   const std::string& s = std::get<std::string>(v);
-  return json ? JsonQuote(s) : s;
+  if (json) return JsonQuote(s);
+  // CSV (RFC 4180): a text holding a comma, a quote or a line break goes in quotes, with
+  // its quotes doubled (a reducer's JSON diagnostics, for instance).
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
 }
 }  // namespace
 

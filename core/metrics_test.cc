@@ -19,13 +19,13 @@ TEST(MetricsTest, WritesJsonlAndCsv) {
     r.Set("round", int64_t{0}).Set("loss", 0.5).Set("name", std::string("a\"b"));
     FT_ASSERT_OK(sink->Write(r));
     MetricsRow r2;
-    r2.Set("round", int64_t{1}).Set("loss", std::nan("")).Set("name", std::string("c"));
+    r2.Set("round", int64_t{1}).Set("loss", std::nan("")).Set("name", std::string("c,d"));
     FT_ASSERT_OK(sink->Write(r2));
   }
   EXPECT_EQ(testing::ReadFileBytes(dir.File("metrics.jsonl")),
             "{\"round\":0,\"loss\":0.5,\"name\":\"a\\\"b\"}\n"
-            "{\"round\":1,\"loss\":null,\"name\":\"c\"}\n");
-  EXPECT_EQ(testing::ReadFileBytes(dir.File("metrics.csv")), "round,loss,name\n0,0.5,a\"b\n1,nan,c\n");
+            "{\"round\":1,\"loss\":null,\"name\":\"c,d\"}\n");
+  EXPECT_EQ(testing::ReadFileBytes(dir.File("metrics.csv")), "round,loss,name\n0,0.5,\"a\"\"b\"\n1,nan,\"c,d\"\n");
 }
 
 }  // namespace

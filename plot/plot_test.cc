@@ -131,6 +131,21 @@ TEST(ParseMetricsCsvTest, WrongFieldCountNamesLine) {
                        AllOf(HasSubstr("m.csv:3"), HasSubstr("3 fields"), HasSubstr("13"))));
 }
 
+TEST(ParseMetricsCsvTest, QuotedFieldsMayHoldCommasAndQuotes) {
+  // As core/metrics.cc writes a reducer's JSON diagnostics (RFC 4180 quoting).
+  const std::string csv =
+      "round,test_accuracy,test_loss,cum_bytes_up,reducer_diag,after\n"
+      "0,0.5,1,10,\"{\"\"rule\"\":\"\"krum\"\",\"\"chosen\"\":[1,2]}\",3\n";
+  FT_ASSERT_OK_AND_ASSIGN(RunMetrics m, ParseMetricsCsv(csv, "m.csv"));
+  ASSERT_EQ(m.num_rows(), 1u);
+  EXPECT_THAT(*m.Column("after"), ElementsAre(3));
+  EXPECT_TRUE(std::isnan((*m.Column("reducer_diag"))[0]));
+  EXPECT_THAT(ParseMetricsCsv("round,test_accuracy,test_loss,cum_bytes_up\n1,0.5,\"1,10\n",
+                              "m.csv"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("m.csv:2"), HasSubstr("not closed"))));
+}
+
 TEST(ParseMetricsCsvTest, NonNumericRequiredCellNamesLineAndColumn) {
   const std::string csv = "round,test_accuracy,test_loss,cum_bytes_up\n1,0.5,1,10\n2,high,1,20\n";
   EXPECT_THAT(

@@ -24,6 +24,42 @@ const std::vector<double>* RunMetrics::Column(absl::string_view name) const {
   return nullptr;
 }
 
+namespace {
+
+// One CSV line (RFC 4180 quoting: "a,b" is one field, "" inside quotes is a quote) into
+// fields with surrounding blanks removed. False for an unterminated quoted field. Metrics
+// files never hold a line break inside a field, so lines are split first.
+bool SplitCsvLine(absl::string_view line, std::vector<std::string>* fields) {
+  fields->clear();
+  std::string cur;
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char ch = line[i];
+    if (quoted) {
+      if (ch != '"') {
+        cur += ch;
+      } else if (i + 1 < line.size() && line[i + 1] == '"') {
+        cur += '"';
+        ++i;
+      } else {
+        quoted = false;
+      }
+    } else if (ch == '"') {
+      quoted = true;
+    } else if (ch == ',') {
+      fields->emplace_back(absl::StripAsciiWhitespace(cur));
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  if (quoted) return false;
+  fields->emplace_back(absl::StripAsciiWhitespace(cur));
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<RunMetrics> ParseMetricsCsv(absl::string_view text, const std::string& source) {
   // A BOM appears when a spreadsheet re-saves the file; it is not part of the first name.
   if (absl::StartsWith(text, "\xEF\xBB\xBF")) text.remove_prefix(3);
@@ -36,8 +72,10 @@ absl::StatusOr<RunMetrics> ParseMetricsCsv(absl::string_view text, const std::st
     ++line_no;
     if (absl::EndsWith(line, "\r")) line.remove_suffix(1);   // Files written on Windows.
     if (absl::StripAsciiWhitespace(line).empty()) continue;  // Trailing newline, blank lines.
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
-    for (absl::string_view& f : fields) f = absl::StripAsciiWhitespace(f);
+    std::vector<std::string> fields;
+    if (!SplitCsvLine(line, &fields))
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ":", line_no, ": a quoted field is not closed"));
     if (!have_header) {
       have_header = true;
       for (absl::string_view f : fields) {
