@@ -131,8 +131,10 @@ absl::Status AttackVector(const AttackOptions& o, uint64_t round, ClientId id, d
   out->assign(n, 0.0f);
   std::vector<float>& v = *out;
   RngStream rng = RngStream::For(o.seed, round, id, Purpose::kAttack);
+  // The message of a gradient g is -g (see the sign convention in attack.h).
+  const double sign = o.gradient_space ? -1.0 : 1.0;
   if (o.name == "random_uniform") {
-    for (float& e : v) e = static_cast<float>(rng.Uniform());
+    for (float& e : v) e = static_cast<float>(sign * rng.Uniform());
   } else if (o.name == "gaussian") {
     for (float& e : v) e = static_cast<float>(rng.Normal(0.0, o.sigma));
   } else if (o.name == "sign_flip") {
@@ -140,7 +142,8 @@ absl::Status AttackVector(const AttackOptions& o, uint64_t round, ClientId id, d
       v[k] = static_cast<float>(-o.scale * (o.omniscient ? stats.mean[k]
                                                          : static_cast<double>(own[k])));
   } else if (o.name == "alie") {
-    for (size_t k = 0; k < n; ++k) v[k] = static_cast<float>(stats.mean[k] - z * stats.stdev[k]);
+    for (size_t k = 0; k < n; ++k)
+      v[k] = static_cast<float>(stats.mean[k] - sign * z * stats.stdev[k]);
   } else if (o.name == "ipm") {
     for (size_t k = 0; k < n; ++k) v[k] = static_cast<float>(-o.eps * stats.mean[k]);
   } else if (o.name == "crash_zero") {

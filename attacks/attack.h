@@ -27,6 +27,13 @@
 //   crash_zero      the zero vector;  crash_omit: no update at all (the reducer sees p - f)
 //   nan             a vector of NaN (exercises the reducers' non-finite policy)
 //   partial_drop    own vector with each coordinate set to 0 with probability drop_prob
+// Sign convention (AttackOptions::gradient_space): the literature defines the attacks on
+// gradients; a client's message is an update, which for one local step of rate 1 is minus
+// the gradient. In gradient space (the default) each attack is computed on g = -update and
+// sent as -g: random_uniform sends -U[0, 1), alie sends mean + z std of the honest updates
+// (= -(mean_g - z std_g)); the odd attacks (sign_flip, ipm, partial_drop, crash_zero) and the
+// symmetric ones (gaussian, nan) are the same in both spaces. attack.space "update" applies
+// the formulas to the updates as they are.
 // Colluding attacks (sign_flip omniscient, alie, ipm) send the same vector from every faulty
 // client. Randomness: RngStream(seed, round, client, kAttack). Means and stds accumulate in
 // float64 in client-id order. Pure; not thread-safe (one call per round).
@@ -60,6 +67,7 @@ struct AttackOptions {
   double drop_prob = 0.1;
   int64_t stale_rounds = 1;  // stale: how many participations old the re-sent update is
   double rho = 1.0;          // augmented: the fraction of the client's images warped
+  bool gradient_space = true;  // attack.space "gradient" (see the sign convention above)
   bool active() const { return name != "none" && !clients.empty(); }
 };
 

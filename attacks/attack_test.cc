@@ -85,6 +85,40 @@ TEST(AttackTest, AlieWithZeroZIsTheHonestMeanAndIpmIsMinusEpsMean) {
   }
 }
 
+// The sign convention: in gradient space (the default) ALIE sends mean + z std of the updates
+// (the spec's mean_g - z std_g of the gradients g = -update) and random_uniform sends -U; in
+// update space mean - z std and +U.
+TEST(AttackTest, GradientSpaceMirrorsAlieAndRandomUniform) {
+  for (bool grad : {true, false}) {
+    Round r;
+    Make(&r, 5, 3);
+    AttackOptions o = Opts("alie");
+    o.z = 0.5;
+    o.gradient_space = grad;
+    FT_ASSERT_OK(ApplyAttack(o, 0, &r.updates, &r.storage).status());
+    for (size_t k = 0; k < 3; ++k) {
+      const double v[3] = {r.data[1][k], r.data[3][k], r.data[4][k]};
+      const double mean = (v[0] + v[1] + v[2]) / 3;
+      double ss = 0;
+      for (double x : v) ss += (x - mean) * (x - mean);
+      const double sd = std::sqrt(ss / 2);
+      EXPECT_FLOAT_EQ(r.updates[0].parts[0][k], static_cast<float>(grad ? mean + 0.5 * sd
+                                                                         : mean - 0.5 * sd));
+    }
+    Make(&r, 5, 64);
+    o = Opts("random_uniform");
+    o.gradient_space = grad;
+    FT_ASSERT_OK(ApplyAttack(o, 0, &r.updates, &r.storage).status());
+    for (float x : Part(r, 0)) {
+      if (grad) {
+        EXPECT_TRUE(x <= 0.0f && x > -1.0f) << x;
+      } else {
+        EXPECT_TRUE(x >= 0.0f && x < 1.0f) << x;
+      }
+    }
+  }
+}
+
 TEST(AttackTest, AlieZTable) {
   // The table of z_max for (p, f); 1e-4 is the table's rounding.
   EXPECT_NEAR(AlieZ(15, 1), 0.0837, 1e-4);

@@ -35,7 +35,15 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* f, registry.Find(cfg.algorithm().name()));
   FT_RETURN_IF_ERROR(f->Validate(cfg.algorithm()));
   FT_RETURN_IF_ERROR(CheckFeedback(cfg, f->traits(cfg.algorithm())));
+  FT_RETURN_IF_ERROR(CheckAttackConfig(cfg));
+  return cfg;
+}
+
+absl::Status CheckAttackConfig(const v1::ExperimentConfig& cfg) {
   FT_RETURN_IF_ERROR(ParseAttackAt(cfg.attack().at(), cfg.attack().name()).status());
+  if (cfg.attack().space() != "gradient" && cfg.attack().space() != "update")
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attack.space must be \"gradient\" or \"update\", got '", cfg.attack().space(), "'"));
   FT_RETURN_IF_ERROR(ValidateAttack(AttackFromConfig(cfg)));
   FT_RETURN_IF_ERROR(CheckDataAttack(cfg));
   for (int64_t id : cfg.attack().clients())
@@ -43,7 +51,7 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
       return absl::InvalidArgumentError(absl::StrCat(
           "attack.clients holds ", id, ", not a client id in [0, federation.num_clients = ",
           cfg.federation().num_clients(), ")"));
-  return cfg;
+  return absl::OkStatus();
 }
 
 AttackOptions AttackFromConfig(const v1::ExperimentConfig& cfg) {
@@ -60,6 +68,7 @@ AttackOptions AttackFromConfig(const v1::ExperimentConfig& cfg) {
   o.drop_prob = a.drop_prob();
   o.stale_rounds = a.stale_rounds();
   o.rho = a.rho();
+  o.gradient_space = a.space() != "update";
   // An unknown attack.at is refused by ResolveConfig; here it reads as the default.
   o.at = ParseAttackAt(a.at(), a.name()).value_or(DefaultAttackAt(a.name()));
   return o;

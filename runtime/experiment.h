@@ -54,6 +54,9 @@ inline constexpr uint64_t kMaxPooledBytes = uint64_t{1} << 30;
 // Fills defaults, derives seeds (data.seed and sampling_seed default to seed), validates the
 // config and the algorithm's fields. Errors name the field.
 // The attack of the config (attack.seed 0 means the experiment seed).
+// The attack section's checks (names, placement, space, ranges, client ids), InvalidArgument
+// naming the field; part of ResolveConfig, and run again on a Byzantine worker's own section.
+absl::Status CheckAttackConfig(const v1::ExperimentConfig& cfg);
 AttackOptions AttackFromConfig(const v1::ExperimentConfig& cfg);
 
 absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,

@@ -11,7 +11,6 @@
 #include "client/file_client_state_store.h"
 #include "core/status_macros.h"
 #include "proto/config_io.h"
-#include "runtime/attack_data.h"
 #include "runtime/experiment.h"
 #include "runtime/plugins.h"
 #include "runtime/worker_factory.h"
@@ -48,13 +47,8 @@ absl::StatusOr<v1::ExperimentConfig> WithWorkerAttack(const v1::ExperimentConfig
     FT_RETURN_IF_ERROR(ApplyOverride(absl::StrCat("attack.", kv), &out));
   out.mutable_attack()->set_at("worker");
   FillDefaults(out.mutable_attack());
-  FT_RETURN_IF_ERROR(ValidateAttack(AttackFromConfig(out)));
-  FT_RETURN_IF_ERROR(CheckDataAttack(out));
-  for (int64_t id : out.attack().clients())
-    if (id < 0 || id >= out.federation().num_clients())
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--attack clients holds ", id, ", not a client id in [0, federation.num_clients = ",
-          out.federation().num_clients(), ")"));
+  if (absl::Status st = CheckAttackConfig(out); !st.ok())
+    return absl::Status(st.code(), absl::StrCat("--attack: ", st.message()));
   return out;
 }
 
