@@ -1,0 +1,288 @@
+// RQM (docs/privacy.md §1), codec "rqm/1".
+//
+// Payload (after the 16-byte header of compressor_internal.h; kind 8, a = m, b = 0):
+//   d indices z_j in 0..m-1 of ceil(log2 m) bits each, bit-packed LSB first (bit_io.h),
+//   zero-padded to a byte.                                           d ceil(log2 m)
+// (c, Δ, q) are configuration shared by both ends and do not travel.
+//
+// Sampling of one coordinate x (clipped to [-c, c]), j = Interval(x):
+//   left neighbour  L = j - k_L,     k_L = min(j,         #{i >= 1 : u_L < (1-q)^i})
+//   right neighbour R = j + 1 + k_R, k_R = min(m - 2 - j, #{i >= 1 : u_R < (1-q)^i})
+//   z = R if u_Z < (x - B(L)) / (B(R) - B(L)), else L.
+// k_L is the number of dropped levels the walk l = j, j-1, ... passes before it meets a kept
+// one (each interior level kept independently with probability q): P(k_L >= i) = (1-q)^i, a
+// geometric law, sampled here by inversion from one 53-bit uniform instead of one Bernoulli
+// draw per level visited (the same distribution, up to the 2^-53 resolution of the
+// thresholds; no branch per level). The three uniforms u_L, u_R, u_Z of coordinate j are
+// 53-bit: the top 53 bits of two 32-bit Philox4x32-10 words (philox_simd.cc), compared as
+// integers n < ceil(p 2^53), which is exactly n 2^-53 < p. Philox is keyed by one 64-bit draw
+// from the caller's RngStream (seed, round, client, purpose); coordinate j of 128-block b
+// uses word j mod 128 of Philox blocks 6b .. 6b + 5 (u_L: 6b, 6b+1; u_R: 6b+2, 6b+3; u_Z:
+// 6b+4, 6b+5; high word first).
+#include "compression/rqm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "compression/bit_io.h"
+#include "compression/compressor_internal.h"
+#include "core/status_macros.h"
+// Last: it turns FP contraction off for the rest of this file (see there).
+#include "compression/quantizer_internal.h"
+
+namespace fedtrain {
+
+absl::Status ValidateRqmOptions(const RqmOptions& o) {
+  if (!(o.clip > 0.0) || !std::isfinite(o.clip))
+    return absl::InvalidArgumentError(
+        absl::StrCat("privacy.clip = ", o.clip, " must be finite and > 0"));
+  if (!(o.delta > 0.0) || !std::isfinite(o.delta))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "privacy.range_extension = ", o.delta,
+        " must be finite and > 0 (0 puts the extreme levels at +-clip: infinite "
+        "privacy loss)"));
+  if (o.delta < 1e-9 * o.clip || o.delta > 1e9 * o.clip)
+    return absl::InvalidArgumentError(absl::StrCat("privacy.range_extension = ", o.delta,
+                                                   " must be within [1e-9, 1e9] x privacy.clip"));
+  if (o.levels < 2 || o.levels > 65536)
+    return absl::InvalidArgumentError(
+        absl::StrCat("privacy.levels = ", o.levels, " must be in [2, 65536]"));
+  if (!(o.keep > 0.0 && o.keep < 1.0))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "privacy.keep_prob = ", o.keep,
+        " must be in (0, 1) (1 is plain stochastic rounding: infinite privacy loss)"));
+  return absl::OkStatus();
+}
+
+RqmGrid::RqmGrid(const RqmOptions& o) : o_(o) {
+  X_ = o.clip + o.delta;
+  w_ = (2.0 * X_) / static_cast<double>(o.levels - 1);
+  miss_pow_.resize(static_cast<size_t>(o.levels));
+  double p = 1.0;
+  for (size_t i = 0; i < miss_pow_.size(); ++i) {
+    miss_pow_[i] = p;
+    p *= 1.0 - o.keep;
+  }
+}
+
+int64_t RqmGrid::Interval(double x) const {
+  const int64_t top = o_.levels - 2;
+  double f = std::floor((x + X_) / w_);
+  int64_t j = f < 0 ? 0 : f > static_cast<double>(top) ? top : static_cast<int64_t>(f);
+  // The quotient may round across a level; settle on the levels as Level() computes them.
+  while (j > 0 && x < Level(j)) --j;
+  while (j < top && x >= Level(j + 1)) ++j;
+  return j;
+}
+
+void RqmGrid::Pmf(double x, std::vector<double>* p) const {
+  const int64_t m = o_.levels;
+  const double q = o_.keep;
+  p->assign(static_cast<size_t>(m), 0.0);
+  const int64_t j = Interval(x);
+  std::vector<double> pl(static_cast<size_t>(j + 1)), pr(static_cast<size_t>(m));
+  pl[0] = MissPow(j);
+  for (int64_t l = 1; l <= j; ++l) pl[static_cast<size_t>(l)] = q * MissPow(j - l);
+  pr[static_cast<size_t>(m - 1)] = MissPow(m - 2 - j);
+  for (int64_t r = j + 1; r <= m - 2; ++r) pr[static_cast<size_t>(r)] = q * MissPow(r - j - 1);
+  for (int64_t l = 0; l <= j; ++l) {
+    for (int64_t r = j + 1; r < m; ++r) {
+      const double both = pl[static_cast<size_t>(l)] * pr[static_cast<size_t>(r)];
+      const double bl = Level(l), br = Level(r);
+      const double up = (x - bl) / (br - bl);
+      (*p)[static_cast<size_t>(r)] += both * up;
+      (*p)[static_cast<size_t>(l)] += both * (1.0 - up);
+    }
+  }
+}
+
+double RqmGrid::DecodeSum(uint64_t z_sum, uint64_t num_clients) const {
+  return -X_ + w_ * static_cast<double>(z_sum) / static_cast<double>(num_clients);
+}
+
+int RqmGrid::IndexBits() const { return CeilLog2(static_cast<uint64_t>(o_.levels)); }
+
+namespace compression_internal {
+namespace {
+
+constexpr uint8_t kKindRqm = 8;
+
+// ceil(p 2^53) for p in [0, 1]: n < Threshold(p) <=> n 2^-53 < p for integers n < 2^53.
+uint64_t Threshold(double p) { return static_cast<uint64_t>(std::ceil(std::ldexp(p, 53))); }
+
+class RqmCompressor final : public CompressorBase<RqmCompressor> {
+ public:
+  RqmCompressor(const RqmOptions& o, size_t d) : grid_(o), d_(d) {
+    const int64_t m = grid_.m();
+    bits_ = grid_.IndexBits();
+    levels_.resize(static_cast<size_t>(m));
+    levels_f_.resize(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) {
+      levels_[static_cast<size_t>(i)] = grid_.Level(i);
+      levels_f_[static_cast<size_t>(i)] = static_cast<float>(grid_.Level(i));
+    }
+    // thresholds_[i - 1] = ceil((1-q)^i 2^53), i = 1..m-2, padded with zeros to kSmall.
+    thresholds_.assign(static_cast<size_t>(std::max<int64_t>(m - 2, kSmall)), 0);
+    for (int64_t i = 1; i <= m - 2; ++i)
+      thresholds_[static_cast<size_t>(i - 1)] = Threshold(grid_.MissPow(i));
+  }
+
+  std::string codec() const override { return "rqm/1"; }
+  size_t dim() const override { return d_; }
+  // Unbiased only for inputs inside [-c, c] (clipping biases the rest); no ω relative to ‖x‖.
+  CompressorInfo info() const override { return {false, false, 0.0, 0.0}; }
+  uint64_t PayloadBits() const override { return static_cast<uint64_t>(bits_) * d_; }
+  const RqmGrid& grid() const { return grid_; }
+
+  template <typename T>
+  absl::Status EncodeT(absl::Span<const T> x, RngStream& rng, Encoded* out,
+                       absl::Span<T> decoded) const {
+    FT_RETURN_IF_ERROR(CheckEncodeArgs(*this, x.size(), decoded.size()));
+    FT_RETURN_IF_ERROR(CheckFinite(x, "rqm input"));
+    const size_t d = d_;
+    out->codec = codec();
+    out->dim = d;
+    out->bytes.clear();
+    WriteHeader(MakeHeader(kKindRqm, kF32, d, static_cast<uint32_t>(grid_.m()), 0), &out->bytes);
+    const size_t payload = (static_cast<size_t>(bits_) * d + 7) / 8;
+    out->bytes.resize(kHeaderBytes + payload);
+    char* codes = out->bytes.data() + kHeaderBytes;
+    const uint64_t key = rng.NextU64();
+    const PhiloxFn philox = SelectPhilox();
+    uint32_t u[6][kPhiloxBlock];
+    uint32_t code[kPhiloxBlock];
+    const double c = grid_.options().clip;
+    const double X = grid_.X(), w = grid_.w();
+    const int64_t m = grid_.m();
+    const int64_t top = m - 2;
+    const uint64_t* th = thresholds_.data();
+    const bool small = m - 2 <= kSmall;
+    for (size_t blk = 0; blk * kPhiloxBlock < d; ++blk) {
+      const size_t j0 = blk * kPhiloxBlock;
+      const size_t n = std::min(kPhiloxBlock, d - j0);
+      for (int s = 0; s < 6; ++s) philox(key, 6 * blk + static_cast<uint64_t>(s), u[s]);
+      for (size_t i = 0; i < n; ++i) {
+        double v = static_cast<double>(x[j0 + i]);
+        v = v < -c ? -c : v > c ? c : v;
+        // Interval(v), inlined on the level table.
+        const double f = std::floor((v + X) / w);
+        int64_t j = f < 0 ? 0 : f > static_cast<double>(top) ? top : static_cast<int64_t>(f);
+        while (j > 0 && v < levels_[static_cast<size_t>(j)]) --j;
+        while (j < top && v >= levels_[static_cast<size_t>(j + 1)]) ++j;
+        const uint64_t nl = ((static_cast<uint64_t>(u[0][i]) << 32) | u[1][i]) >> 11;
+        const uint64_t nr = ((static_cast<uint64_t>(u[2][i]) << 32) | u[3][i]) >> 11;
+        const uint64_t nz = ((static_cast<uint64_t>(u[4][i]) << 32) | u[5][i]) >> 11;
+        int64_t kl = 0, kr = 0;
+        if (small) {
+          // The thresholds decrease, so the count of those above n is the walk length; the
+          // caps below make it stop at the outermost levels. Fixed trip count: no branches.
+          for (int64_t t = 0; t < kSmall; ++t) {
+            kl += nl < th[t];
+            kr += nr < th[t];
+          }
+        } else {
+          while (kl < j && nl < th[kl]) ++kl;
+          while (kr < top - j && nr < th[kr]) ++kr;
+        }
+        kl = std::min<int64_t>(kl, j);
+        kr = std::min<int64_t>(kr, top - j);
+        const int64_t l = j - kl, r = j + 1 + kr;
+        const double bl = levels_[static_cast<size_t>(l)];
+        const double p = (v - bl) / (levels_[static_cast<size_t>(r)] - bl);
+        code[i] = static_cast<uint32_t>(static_cast<double>(nz) < std::ldexp(p, 53) ? r : l);
+      }
+      PackBits(code, n, bits_, codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(bits_));
+      if (!decoded.empty())
+        for (size_t i = 0; i < n; ++i) decoded[j0 + i] = Value<T>(code[i]);
+    }
+    return absl::OkStatus();
+  }
+
+  template <typename T>
+  absl::Status DecodeT(const EncodedView& in, absl::Span<T> out) const {
+    FT_RETURN_IF_ERROR(CheckEnvelope(*this, in, out.size()));
+    return DecodeCodes(in, [&](size_t j0, size_t n, const uint32_t* code) {
+      for (size_t i = 0; i < n; ++i) out[j0 + i] = Value<T>(code[i]);
+    });
+  }
+
+  // Validates the message and calls sink(first index, count, codes) block by block.
+  template <typename Sink>
+  absl::Status DecodeCodes(const EncodedView& in, Sink sink) const {
+    Header h;
+    FT_RETURN_IF_ERROR(ReadHeader(in.bytes, &h));
+    FT_RETURN_IF_ERROR(
+        CheckQuantHeader(*this, h, kKindRqm, kF32, d_, static_cast<uint32_t>(grid_.m()), 0));
+    const size_t bits = static_cast<size_t>(bits_) * d_;
+    FT_RETURN_IF_ERROR(CheckLength(*this, in.bytes.size(), kHeaderBytes + (bits + 7) / 8));
+    const char* codes = in.bytes.data() + kHeaderBytes;
+    if (!PaddingIsZero(codes, bits))
+      return absl::InvalidArgumentError("rqm/1: non-zero padding bits");
+    const uint32_t m = static_cast<uint32_t>(grid_.m());
+    uint32_t code[kPhiloxBlock];
+    for (size_t blk = 0; blk * kPhiloxBlock < d_; ++blk) {
+      const size_t j0 = blk * kPhiloxBlock;
+      const size_t n = std::min(kPhiloxBlock, d_ - j0);
+      UnpackBits(codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(bits_), n, bits_, code);
+      uint32_t bad = 0;
+      for (size_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>(code[i] >= m);
+      if (bad != 0)
+        for (size_t i = 0; i < n; ++i)
+          if (code[i] >= m)
+            return absl::InvalidArgumentError(absl::StrCat(
+                "rqm/1: index ", code[i], " at coordinate ", j0 + i, " is not below m = ", m));
+      sink(j0, n, code);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static constexpr int64_t kSmall = 14;  // m <= 16: the branch-free walk
+
+  template <typename T>
+  T Value(uint32_t z) const {
+    if constexpr (std::is_same_v<T, float>) {
+      return levels_f_[z];
+    } else {
+      return static_cast<T>(levels_[z]);
+    }
+  }
+
+  RqmGrid grid_;
+  size_t d_;
+  int bits_ = 1;
+  std::vector<double> levels_;
+  std::vector<float> levels_f_;
+  std::vector<uint64_t> thresholds_;
+};
+
+}  // namespace
+}  // namespace compression_internal
+
+absl::StatusOr<std::unique_ptr<Compressor>> MakeRqmCompressor(const RqmOptions& o, size_t dim) {
+  FT_RETURN_IF_ERROR(ValidateRqmOptions(o));
+  if (dim > UINT32_MAX)
+    return absl::InvalidArgumentError(
+        absl::StrCat("rqm takes vectors of at most 2^32-1 values, not ", dim));
+  return std::unique_ptr<Compressor>(new compression_internal::RqmCompressor(o, dim));
+}
+
+absl::Status RqmDecodeIndices(const Compressor& rqm, const EncodedView& in,
+                              std::vector<uint32_t>* out) {
+  const auto* c = dynamic_cast<const compression_internal::RqmCompressor*>(&rqm);
+  if (c == nullptr)
+    return absl::InvalidArgumentError(
+        absl::StrCat("RqmDecodeIndices: compressor '", rqm.codec(), "' is not rqm/1"));
+  FT_RETURN_IF_ERROR(compression_internal::CheckEnvelope(*c, in, c->dim()));
+  out->resize(c->dim());
+  return c->DecodeCodes(in, [&](size_t j0, size_t n, const uint32_t* code) {
+    std::copy(code, code + n, out->begin() + static_cast<std::ptrdiff_t>(j0));
+  });
+}
+
+}  // namespace fedtrain
