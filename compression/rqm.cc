@@ -13,12 +13,18 @@
 // one (each interior level kept independently with probability q): P(k_L >= i) = (1-q)^i, a
 // geometric law, sampled here by inversion from one 53-bit uniform instead of one Bernoulli
 // draw per level visited (the same distribution, up to the 2^-53 resolution of the
-// thresholds; no branch per level). The three uniforms u_L, u_R, u_Z of coordinate j are
-// 53-bit: the top 53 bits of two 32-bit Philox4x32-10 words (philox_simd.cc), compared as
-// integers n < ceil(p 2^53), which is exactly n 2^-53 < p. Philox is keyed by one 64-bit draw
-// from the caller's RngStream (seed, round, client, purpose); coordinate j of 128-block b
-// uses word j mod 128 of Philox blocks 6b .. 6b + 5 (u_L: 6b, 6b+1; u_R: 6b+2, 6b+3; u_Z:
-// 6b+4, 6b+5; high word first).
+// thresholds; no branch per level).
+//
+// The three uniforms u_L, u_R, u_Z of a coordinate are 53-bit: u = (h 2^21 + l) 2^-53 with a
+// high word h (32 bits) and a low part l (21 bits), compared as integers with ceil(p 2^53)
+// (exactly u < p). The high words come from Philox4x32-10 (philox_simd.cc) keyed by one
+// 64-bit draw from the caller's RngStream (seed, round, client, purpose): coordinate j of
+// 128-block b takes word j mod 128 of Philox blocks 3b (u_L), 3b + 1 (u_R), 3b + 2 (u_Z).
+// Almost every comparison is settled by h alone; only when h equals the high word of the
+// threshold (probability 2^-32 per comparison) is the low part needed, and it is then taken
+// from Philox block kLowBlocks + 3b + s, word j mod 128, top 21 bits. Drawing it only then
+// changes which bits are computed, not the value of u or the outcome: the result is the
+// comparison of the full 53-bit uniform.
 #include "compression/rqm.h"
 
 #include <algorithm>
@@ -56,6 +62,9 @@ absl::Status ValidateRqmOptions(const RqmOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat(
         "privacy.keep_prob = ", o.keep,
         " must be in (0, 1) (1 is plain stochastic rounding: infinite privacy loss)"));
+  if (o.keep < 1e-6)
+    return absl::InvalidArgumentError(
+        absl::StrCat("privacy.keep_prob = ", o.keep, " must be at least 1e-6"));
   return absl::OkStatus();
 }
 
@@ -113,7 +122,14 @@ namespace {
 constexpr uint8_t kKindRqm = 8;
 
 // ceil(p 2^53) for p in [0, 1]: n < Threshold(p) <=> n 2^-53 < p for integers n < 2^53.
-uint64_t Threshold(double p) { return static_cast<uint64_t>(std::ceil(std::ldexp(p, 53))); }
+// p 2^53 is exact (a power-of-two scale); truncation is the floor of a non-negative value.
+// No libm calls: this runs once per coordinate.
+inline uint64_t Threshold(double p) {
+  const double y = p * 0x1p53;
+  uint64_t t = static_cast<uint64_t>(y);
+  if (static_cast<double>(t) < y) ++t;
+  return t;
+}
 
 class RqmCompressor final : public CompressorBase<RqmCompressor> {
  public:
@@ -126,10 +142,30 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
       levels_[static_cast<size_t>(i)] = grid_.Level(i);
       levels_f_[static_cast<size_t>(i)] = static_cast<float>(grid_.Level(i));
     }
-    // thresholds_[i - 1] = ceil((1-q)^i 2^53), i = 1..m-2, padded with zeros to kSmall.
+    // thresholds_[i - 1] = ceil((1-q)^i 2^53), i = 1..m-2, padded with zeros to kSmall;
+    // th_hi_ their high 32 bits (a uniform whose high word is below it is below the
+    // threshold, above it above; equal: the low 21 bits decide).
     thresholds_.assign(static_cast<size_t>(std::max<int64_t>(m - 2, kSmall)), 0);
     for (int64_t i = 1; i <= m - 2; ++i)
       thresholds_[static_cast<size_t>(i - 1)] = Threshold(grid_.MissPow(i));
+    th_hi_.resize(thresholds_.size());
+    for (size_t i = 0; i < thresholds_.size(); ++i)
+      th_hi_[i] = static_cast<uint32_t>(thresholds_[i] >> 21);
+    // 1 / (B(r) - B(l)) for l < r: the rounding probability (x - B(l)) / (B(r) - B(l)) as a
+    // product (rounded differently from the quotient, by at most 1 ulp of the probability).
+    inv_gap_.assign(static_cast<size_t>(m * m), 0.0);
+    for (int64_t l = 0; l < m; ++l)
+      for (int64_t r = l + 1; r < m; ++r)
+        inv_gap_[static_cast<size_t>(l * m + r)] = 1.0 / (levels_[static_cast<size_t>(r)] -
+                                                          levels_[static_cast<size_t>(l)]);
+  }
+
+  // The walk length for a 53-bit uniform (h 2^21 + lo): #{i : u < (1-q)^i}, uncapped.
+  int64_t Walk(uint32_t h, uint64_t lo) const {
+    const uint64_t n = (static_cast<uint64_t>(h) << 21) | lo;
+    int64_t k = 0;
+    while (k < grid_.m() - 2 && n < thresholds_[static_cast<size_t>(k)]) ++k;
+    return k;
   }
 
   std::string codec() const override { return "rqm/1"; }
@@ -154,47 +190,62 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
     char* codes = out->bytes.data() + kHeaderBytes;
     const uint64_t key = rng.NextU64();
     const PhiloxFn philox = SelectPhilox();
-    uint32_t u[6][kPhiloxBlock];
+    uint32_t u[3][kPhiloxBlock];
     uint32_t code[kPhiloxBlock];
     const double c = grid_.options().clip;
-    const double X = grid_.X(), w = grid_.w();
+    const double X = grid_.X(), inv_w = 1.0 / grid_.w();
     const int64_t m = grid_.m();
     const int64_t top = m - 2;
-    const uint64_t* th = thresholds_.data();
+    const uint32_t* th_hi = th_hi_.data();
     const bool small = m - 2 <= kSmall;
     for (size_t blk = 0; blk * kPhiloxBlock < d; ++blk) {
       const size_t j0 = blk * kPhiloxBlock;
       const size_t n = std::min(kPhiloxBlock, d - j0);
-      for (int s = 0; s < 6; ++s) philox(key, 6 * blk + static_cast<uint64_t>(s), u[s]);
+      for (int s = 0; s < 3; ++s) philox(key, 3 * blk + static_cast<uint64_t>(s), u[s]);
+      // The low 21 bits of the uniform (s, i), drawn only when its high word ties a threshold.
+      auto low = [&](int s, size_t i) {
+        uint32_t w[kPhiloxBlock];
+        philox(key, kLowBlocks + 3 * blk + static_cast<uint64_t>(s), w);
+        return static_cast<uint64_t>(w[i] >> 11);
+      };
       for (size_t i = 0; i < n; ++i) {
         double v = static_cast<double>(x[j0 + i]);
         v = v < -c ? -c : v > c ? c : v;
-        // Interval(v), inlined on the level table.
-        const double f = std::floor((v + X) / w);
-        int64_t j = f < 0 ? 0 : f > static_cast<double>(top) ? top : static_cast<int64_t>(f);
+        // Interval(v) on the level table: (v + X) / w >= 0, so truncation is the floor.
+        const double f = (v + X) * inv_w;
+        int64_t j = f > static_cast<double>(top) ? top : static_cast<int64_t>(f);
         while (j > 0 && v < levels_[static_cast<size_t>(j)]) --j;
         while (j < top && v >= levels_[static_cast<size_t>(j + 1)]) ++j;
-        const uint64_t nl = ((static_cast<uint64_t>(u[0][i]) << 32) | u[1][i]) >> 11;
-        const uint64_t nr = ((static_cast<uint64_t>(u[2][i]) << 32) | u[3][i]) >> 11;
-        const uint64_t nz = ((static_cast<uint64_t>(u[4][i]) << 32) | u[5][i]) >> 11;
-        int64_t kl = 0, kr = 0;
+        const uint32_t hl = u[0][i], hr = u[1][i];
+        int64_t kl = 0, kr = 0, tie_l = 0, tie_r = 0;
         if (small) {
-          // The thresholds decrease, so the count of those above n is the walk length; the
+          // The thresholds decrease, so the count of those above u is the walk length; the
           // caps below make it stop at the outermost levels. Fixed trip count: no branches.
           for (int64_t t = 0; t < kSmall; ++t) {
-            kl += nl < th[t];
-            kr += nr < th[t];
+            kl += hl < th_hi[t];
+            kr += hr < th_hi[t];
+            tie_l |= hl == th_hi[t];
+            tie_r |= hr == th_hi[t];
           }
         } else {
-          while (kl < j && nl < th[kl]) ++kl;
-          while (kr < top - j && nr < th[kr]) ++kr;
+          while (kl < j && hl < th_hi[kl]) ++kl;
+          while (kr < top - j && hr < th_hi[kr]) ++kr;
+          tie_l = kl < top && hl == th_hi[kl];
+          tie_r = kr < top && hr == th_hi[kr];
         }
+        if (tie_l) kl = Walk(hl, low(0, i));  // rare: settle with all 53 bits
+        if (tie_r) kr = Walk(hr, low(1, i));
         kl = std::min<int64_t>(kl, j);
         kr = std::min<int64_t>(kr, top - j);
         const int64_t l = j - kl, r = j + 1 + kr;
         const double bl = levels_[static_cast<size_t>(l)];
-        const double p = (v - bl) / (levels_[static_cast<size_t>(r)] - bl);
-        code[i] = static_cast<uint32_t>(static_cast<double>(nz) < std::ldexp(p, 53) ? r : l);
+        const double p = (v - bl) * inv_gap_[static_cast<size_t>(l * m + r)];
+        // u_Z < p on 53 bits: high word first, the low part only on a tie.
+        const uint64_t t = Threshold(p);
+        const uint64_t t_hi = t >> 21;
+        const uint64_t hz = u[2][i];
+        const bool up = hz < t_hi || (hz == t_hi && low(2, i) < (t & 0x1fffff));
+        code[i] = static_cast<uint32_t>(up ? r : l);
       }
       PackBits(code, n, bits_, codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(bits_));
       if (!decoded.empty())
@@ -243,6 +294,8 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
 
  private:
   static constexpr int64_t kSmall = 14;  // m <= 16: the branch-free walk
+  // Philox block numbers of the low parts (far above any high-word block 3b + 2, b < 2^32).
+  static constexpr uint64_t kLowBlocks = uint64_t{1} << 40;
 
   template <typename T>
   T Value(uint32_t z) const {
@@ -259,6 +312,8 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
   std::vector<double> levels_;
   std::vector<float> levels_f_;
   std::vector<uint64_t> thresholds_;
+  std::vector<uint32_t> th_hi_;
+  std::vector<double> inv_gap_;
 };
 
 }  // namespace
