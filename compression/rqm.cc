@@ -131,6 +131,79 @@ inline uint64_t Threshold(double p) {
   return t;
 }
 
+// What the block kernel reads: the level table, 1/(B(r) - B(l)) per pair, the thresholds'
+// high words (kRqmSmall of them, zero-padded) and the scalars.
+struct RqmTables {
+  const double* levels;
+  const double* inv_gap;
+  const uint32_t* th_hi;
+  int32_t m, top;
+  double c, X, w, inv_w;
+};
+constexpr int kRqmSmall = 14;  // m <= 16: the branch-free block kernel
+
+// One 128-block of coordinates for m <= 16, written without branches so that the compiler
+// vectorizes it (gathers for the tables). Writes code[i] and, in tie[i], whether one of the
+// three comparisons needs the low 21 bits (then code[i] is recomputed by the caller).
+// Returns whether any tie occurred. The same C++ is compiled for the baseline ISA and for
+// AVX-512 (no FMA in this file): both give the same bits.
+template <int K, typename T>
+FT_ALWAYS_INLINE bool RqmBlockKernel(const RqmTables& tb, const T* __restrict x, size_t n,
+                                     const uint32_t* __restrict hl, const uint32_t* __restrict hr,
+                                     const uint32_t* __restrict hz, uint32_t* __restrict code,
+                                     uint32_t* __restrict tie) {
+  uint32_t any = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double v = static_cast<double>(x[i]);
+    v = v < -tb.c ? -tb.c : v;
+    v = v > tb.c ? tb.c : v;
+    const double f = (v + tb.X) * tb.inv_w;  // >= 0: truncation is the floor
+    int32_t j = static_cast<int32_t>(f);
+    j = j < tb.top ? j : tb.top;
+    // (v + X) / w is within a few ulps of the exact quotient: one step each way settles j.
+    // Levels as RqmGrid::Level computes them (the same double expression, so the same values
+    // as the tables the general path reads), computed here instead of gathered.
+    j -= static_cast<int32_t>((j > 0) & (v < -tb.X + static_cast<double>(j) * tb.w));
+    j += static_cast<int32_t>((j < tb.top) & (v >= -tb.X + static_cast<double>(j + 1) * tb.w));
+    int32_t kl = 0, kr = 0;
+    uint32_t t = 0;
+    for (int k = 0; k < K; ++k) {  // K >= m - 2 thresholds, zero-padded
+      kl += static_cast<int32_t>(hl[i] < tb.th_hi[k]);
+      kr += static_cast<int32_t>(hr[i] < tb.th_hi[k]);
+      t |= static_cast<uint32_t>(hl[i] == tb.th_hi[k]) | static_cast<uint32_t>(hr[i] == tb.th_hi[k]);
+    }
+    kl = kl < j ? kl : j;
+    kr = kr < tb.top - j ? kr : tb.top - j;
+    const int32_t l = j - kl, r = j + 1 + kr;
+    const double bl = -tb.X + static_cast<double>(l) * tb.w;
+    const double br = -tb.X + static_cast<double>(r) * tb.w;
+    const double p = (v - bl) * (1.0 / (br - bl));  // the value of inv_gap_[l m + r]
+    const double y = p * 0x1p53;
+    uint64_t th = static_cast<uint64_t>(y);
+    th += static_cast<uint64_t>(static_cast<double>(th) < y);
+    const uint64_t th_hi = th >> 21;
+    t |= static_cast<uint32_t>(hz[i] == th_hi);
+    code[i] = hz[i] < th_hi ? static_cast<uint32_t>(r) : static_cast<uint32_t>(l);
+    tie[i] = t;
+    any |= t;
+  }
+  return any != 0;
+}
+
+template <int K, typename T>
+bool RqmBlockBaseline(const RqmTables& tb, const T* x, size_t n, const uint32_t* hl,
+                      const uint32_t* hr, const uint32_t* hz, uint32_t* code, uint32_t* tie) {
+  return RqmBlockKernel<K>(tb, x, n, hl, hr, hz, code, tie);
+}
+#if FT_QUANT_X86
+template <int K, typename T>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
+bool RqmBlockAvx512(const RqmTables& tb, const T* x, size_t n, const uint32_t* hl,
+                    const uint32_t* hr, const uint32_t* hz, uint32_t* code, uint32_t* tie) {
+  return RqmBlockKernel<K>(tb, x, n, hl, hr, hz, code, tie);
+}
+#endif
+
 class RqmCompressor final : public CompressorBase<RqmCompressor> {
  public:
   RqmCompressor(const RqmOptions& o, size_t d) : grid_(o), d_(d) {
@@ -198,6 +271,18 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
     const int64_t top = m - 2;
     const uint32_t* th_hi = th_hi_.data();
     const bool small = m - 2 <= kSmall;
+    const RqmTables tables{levels_.data(), inv_gap_.data(), th_hi_.data(),
+                           static_cast<int32_t>(m), static_cast<int32_t>(top), c, X,
+                           grid_.w(), inv_w};
+    uint32_t tie[kPhiloxBlock];
+    // The kernel for the smallest padded threshold count K >= m - 2 (2, 6 or 14).
+    auto block = m <= 4 ? &RqmBlockBaseline<2, T> : m <= 8 ? &RqmBlockBaseline<6, T>
+                                                            : &RqmBlockBaseline<kRqmSmall, T>;
+#if FT_QUANT_X86
+    if (HasAvx512())
+      block = m <= 4 ? &RqmBlockAvx512<2, T> : m <= 8 ? &RqmBlockAvx512<6, T>
+                                                     : &RqmBlockAvx512<kRqmSmall, T>;
+#endif
     for (size_t blk = 0; blk * kPhiloxBlock < d; ++blk) {
       const size_t j0 = blk * kPhiloxBlock;
       const size_t n = std::min(kPhiloxBlock, d - j0);
@@ -208,7 +293,8 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
         philox(key, kLowBlocks + 3 * blk + static_cast<uint64_t>(s), w);
         return static_cast<uint64_t>(w[i] >> 11);
       };
-      for (size_t i = 0; i < n; ++i) {
+      // The general per-coordinate path (m > 16, and the rare ties of the block kernel).
+      auto one = [&](size_t i) -> uint32_t {
         double v = static_cast<double>(x[j0 + i]);
         v = v < -c ? -c : v > c ? c : v;
         // Interval(v) on the level table: (v + X) / w >= 0, so truncation is the floor.
@@ -217,24 +303,11 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
         while (j > 0 && v < levels_[static_cast<size_t>(j)]) --j;
         while (j < top && v >= levels_[static_cast<size_t>(j + 1)]) ++j;
         const uint32_t hl = u[0][i], hr = u[1][i];
-        int64_t kl = 0, kr = 0, tie_l = 0, tie_r = 0;
-        if (small) {
-          // The thresholds decrease, so the count of those above u is the walk length; the
-          // caps below make it stop at the outermost levels. Fixed trip count: no branches.
-          for (int64_t t = 0; t < kSmall; ++t) {
-            kl += hl < th_hi[t];
-            kr += hr < th_hi[t];
-            tie_l |= hl == th_hi[t];
-            tie_r |= hr == th_hi[t];
-          }
-        } else {
-          while (kl < j && hl < th_hi[kl]) ++kl;
-          while (kr < top - j && hr < th_hi[kr]) ++kr;
-          tie_l = kl < top && hl == th_hi[kl];
-          tie_r = kr < top && hr == th_hi[kr];
-        }
-        if (tie_l) kl = Walk(hl, low(0, i));  // rare: settle with all 53 bits
-        if (tie_r) kr = Walk(hr, low(1, i));
+        int64_t kl = 0, kr = 0;
+        while (kl < top && hl < th_hi[kl]) ++kl;
+        while (kr < top && hr < th_hi[kr]) ++kr;
+        if (kl < top && hl == th_hi[kl]) kl = Walk(hl, low(0, i));  // settle with all 53 bits
+        if (kr < top && hr == th_hi[kr]) kr = Walk(hr, low(1, i));
         kl = std::min<int64_t>(kl, j);
         kr = std::min<int64_t>(kr, top - j);
         const int64_t l = j - kl, r = j + 1 + kr;
@@ -245,7 +318,15 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
         const uint64_t t_hi = t >> 21;
         const uint64_t hz = u[2][i];
         const bool up = hz < t_hi || (hz == t_hi && low(2, i) < (t & 0x1fffff));
-        code[i] = static_cast<uint32_t>(up ? r : l);
+        return static_cast<uint32_t>(up ? r : l);
+      };
+      if (small) {
+        const bool any = block(tables, x.data() + j0, n, u[0], u[1], u[2], code, tie);
+        if (any)
+          for (size_t i = 0; i < n; ++i)
+            if (tie[i]) code[i] = one(i);
+      } else {
+        for (size_t i = 0; i < n; ++i) code[i] = one(i);
       }
       PackBits(code, n, bits_, codes + blk * (kPhiloxBlock / 8) * static_cast<size_t>(bits_));
       if (!decoded.empty())
@@ -293,7 +374,7 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
   }
 
  private:
-  static constexpr int64_t kSmall = 14;  // m <= 16: the branch-free walk
+  static constexpr int64_t kSmall = kRqmSmall;
   // Philox block numbers of the low parts (far above any high-word block 3b + 2, b < 2^32).
   static constexpr uint64_t kLowBlocks = uint64_t{1} << 40;
 
