@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "aggregators/registry.h"
 #include "cli/flags.h"
 #include "compression/privacy_accountant.h"
@@ -42,6 +43,8 @@ With flags (a quick question):
   rqm:      --clip C (1), --range-extension DELTA, --levels M (8), --keep-prob Q (0.5)
   --target-epsilon E   instead of epsilon, print the smallest noise (rqm: range extension;
                        gaussian: noise multiplier) that meets epsilon <= E after the rounds
+  --order A            use the single Renyi order A (instead of the default grid) and also
+                       print "rdp", the composed RDP at that order
 
 Exit 1 when the question has no answer (a refused combination, an unreachable target), 2 on
 bad usage.
@@ -84,6 +87,7 @@ int PrivacyCommand(const std::vector<std::string>& args, std::FILE* out) {
   std::vector<std::string> sets;
   int64_t rounds = 1, dim = 0, levels = 8;
   double delta = 1e-5, rate = 1.0, z = 0.0, clip = 1.0, range = 0.0, keep = 0.5, target = 0.0;
+  double order = 0.0;
   auto num = [](double* v) { return [v](const std::string& s) { return ParseDouble(s, v); }; };
   Flags flags(kPrivacyHelp);
   flags.String("--config", &config, "--config needs a file", true)
@@ -101,7 +105,8 @@ int PrivacyCommand(const std::vector<std::string>& args, std::FILE* out) {
       .Custom("--clip", num(&clip), "--clip needs a number")
       .Custom("--range-extension", num(&range), "--range-extension needs a number")
       .Custom("--keep-prob", num(&keep), "--keep-prob needs a number")
-      .Custom("--target-epsilon", num(&target), "--target-epsilon needs a number");
+      .Custom("--target-epsilon", num(&target), "--target-epsilon needs a number")
+      .Custom("--order", num(&order), "--order needs a number > 1");
   if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (config.empty() == mechanism.empty())
     return flags.Usage("privacy needs either --config FILE or --mechanism M");
@@ -145,6 +150,10 @@ int PrivacyCommand(const std::vector<std::string>& args, std::FILE* out) {
   o.rqm.delta = range;
   o.rqm.levels = levels;
   o.rqm.keep = keep;
+  if (order != 0) {
+    if (!(order > 1)) return flags.Usage("--order needs a number > 1");
+    o.orders = {order};
+  }
   if (!sampling.empty()) {
     o.sampling = sampling;
     o.amplification = o.secret_sampling = true;
@@ -170,7 +179,14 @@ int PrivacyCommand(const std::vector<std::string>& args, std::FILE* out) {
   }
   absl::StatusOr<PrivacyAccountant> acc = PrivacyAccountant::Create(o);
   if (!acc.ok()) return Fail("privacy", std::string(acc.status().message()));
-  std::fprintf(out, "%s\n", Answer(o, t, target, calibrated, acc->After(t, t)).c_str());
+  std::string json = Answer(o, t, target, calibrated, acc->After(t, t));
+  if (order != 0) {
+    const double per = (o.amplification ? acc->round_rdp() : acc->message_rdp())[0];
+    json.pop_back();  // the closing brace
+    absl::StrAppend(&json, ",\"order\":", order, ",\"rdp\":",
+                    absl::StrFormat("%.17g", per * static_cast<double>(t)), "}");
+  }
+  std::fprintf(out, "%s\n", json.c_str());
   return 0;
 }
 

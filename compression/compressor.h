@@ -64,7 +64,7 @@ struct CompressorInfo {
 // name them.
 struct CompressorOptions {
   // "identity", "topk", "randk" (unscaled, contractive), "randk_scaled" (d/k, unbiased),
-  // "qsgd", "sign" (scaled sign), "natural", "rqm" (randomized quantization, a DP mechanism).
+  // "qsgd", "sign" (scaled sign), "natural", "rqm" (randomized quantization, a DP mechanism), "gaussian" (clip + noise, DP).
   std::string compressor = "identity";
   double k_fraction = 0.0;  // topk / randk: k = max(1, round(k_fraction * d)) when k == 0
   int64_t k = 0;            // explicit k; wins over k_fraction
@@ -81,6 +81,11 @@ struct CompressorOptions {
   double rqm_range_extension = 1.0;
   int64_t rqm_levels = 8;
   double rqm_keep = 0.5;
+  // "gaussian" (compression/gaussian_mechanism.h; from the privacy section): placement
+  // "local" or "distributed", clip c or S, per-coordinate noise deviation σ.
+  std::string gaussian_placement = "local";
+  double gaussian_clip = 1.0;
+  double gaussian_sigma = 1.0;
 };
 
 class Compressor {

@@ -197,8 +197,7 @@ bool RqmBlockBaseline(const RqmTables& tb, const T* x, size_t n, const uint32_t*
 }
 #if FT_QUANT_X86
 template <int K, typename T>
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
-bool RqmBlockAvx512(const RqmTables& tb, const T* x, size_t n, const uint32_t* hl,
+FT_AVX512_TARGET bool RqmBlockAvx512(const RqmTables& tb, const T* x, size_t n, const uint32_t* hl,
                     const uint32_t* hr, const uint32_t* hz, uint32_t* code, uint32_t* tie) {
   return RqmBlockKernel<K>(tb, x, n, hl, hr, hz, code, tie);
 }

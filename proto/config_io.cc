@@ -295,32 +295,56 @@ absl::Status ValidateCompression(const v1::ExperimentConfig& cfg) {
 // (runtime/privacy_setup.h).
 absl::Status ValidatePrivacy(const v1::ExperimentConfig& cfg) {
   const auto& p = cfg.privacy();
-  FT_RETURN_IF_ERROR(OneOf("privacy.mechanism", p.mechanism(), {"none", "rqm"}));
+  FT_RETURN_IF_ERROR(OneOf("privacy.mechanism", p.mechanism(), {"none", "rqm", "gaussian"}));
   FT_RETURN_IF_ERROR(NonNegative("privacy.target_epsilon", p.target_epsilon()));
   FT_RETURN_IF_ERROR(NonNegative("privacy.budget_epsilon", p.budget_epsilon()));
   if (p.mechanism() == "none") {
     if (p.target_epsilon() > 0 || p.budget_epsilon() > 0)
       return absl::InvalidArgumentError(
-          "privacy.target_epsilon and privacy.budget_epsilon need a privacy.mechanism (rqm)");
+          "privacy.target_epsilon and privacy.budget_epsilon need a privacy.mechanism (rqm or "
+          "gaussian)");
     return absl::OkStatus();
   }
   FT_RETURN_IF_ERROR(Positive("privacy.clip", p.clip()));
-  FT_RETURN_IF_ERROR(NonNegative("privacy.range_extension", p.range_extension()));
-  if (p.range_extension() == 0 && p.target_epsilon() == 0)
-    return absl::InvalidArgumentError(
-        "privacy.range_extension must be > 0 (at 0 the privacy loss is infinite), or 0 with "
-        "privacy.target_epsilon > 0 to calibrate it");
-  if (p.range_extension() > 0 && p.target_epsilon() > 0)
-    return absl::InvalidArgumentError(
-        "privacy.target_epsilon calibrates privacy.range_extension: leave range_extension at 0 "
-        "(or drop target_epsilon)");
-  if (p.levels() < 2 || p.levels() > 256)
-    return absl::InvalidArgumentError(
-        absl::StrCat("privacy.levels must be in [2, 256], got ", p.levels()));
-  if (!(p.keep_prob() > 0 && p.keep_prob() < 1))
-    return absl::InvalidArgumentError(absl::StrCat(
-        "privacy.keep_prob must be in (0, 1), got ", p.keep_prob(),
-        " (1 is plain stochastic rounding: infinite privacy loss)"));
+  if (p.mechanism() == "rqm") {
+    FT_RETURN_IF_ERROR(NonNegative("privacy.range_extension", p.range_extension()));
+    if (p.range_extension() == 0 && p.target_epsilon() == 0)
+      return absl::InvalidArgumentError(
+          "privacy.range_extension must be > 0 (at 0 the privacy loss is infinite), or 0 with "
+          "privacy.target_epsilon > 0 to calibrate it");
+    if (p.range_extension() > 0 && p.target_epsilon() > 0)
+      return absl::InvalidArgumentError(
+          "privacy.target_epsilon calibrates privacy.range_extension: leave range_extension at "
+          "0 (or drop target_epsilon)");
+    if (p.levels() < 2 || p.levels() > 256)
+      return absl::InvalidArgumentError(
+          absl::StrCat("privacy.levels must be in [2, 256], got ", p.levels()));
+    if (!(p.keep_prob() > 0 && p.keep_prob() < 1))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "privacy.keep_prob must be in (0, 1), got ", p.keep_prob(),
+          " (1 is plain stochastic rounding: infinite privacy loss)"));
+  } else {  // gaussian
+    FT_RETURN_IF_ERROR(OneOf("privacy.placement", p.placement(), {"local", "distributed"}));
+    FT_RETURN_IF_ERROR(NonNegative("privacy.noise_multiplier", p.noise_multiplier()));
+    if (p.noise_multiplier() == 0 && p.target_epsilon() == 0)
+      return absl::InvalidArgumentError(
+          "privacy.noise_multiplier must be > 0 (no noise: infinite privacy loss), or 0 with "
+          "privacy.target_epsilon > 0 to calibrate it");
+    if (p.noise_multiplier() > 0 && p.target_epsilon() > 0)
+      return absl::InvalidArgumentError(
+          "privacy.target_epsilon calibrates privacy.noise_multiplier: leave noise_multiplier "
+          "at 0 (or drop target_epsilon)");
+    if (p.placement() == "distributed") {
+      if (p.guarantee() != "trusted_aggregator")
+        return absl::InvalidArgumentError(
+            "privacy.placement distributed needs privacy.guarantee trusted_aggregator (each "
+            "client adds only a share of the noise)");
+      if (cfg.algorithm().weighting() != "uniform")
+        return absl::InvalidArgumentError(
+            "privacy.placement distributed needs algorithm.weighting uniform (the noise is "
+            "calibrated to the plain mean of the clipped updates)");
+    }
+  }
   if (!(p.delta() > 0 && p.delta() < 1))
     return absl::InvalidArgumentError(
         absl::StrCat("privacy.delta must be in (0, 1), got ", p.delta()));

@@ -110,7 +110,8 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   result.privacy = loop.privacy;
   if (privacy) {
     result.privacy_guarantee = privacy->guarantee;
-    result.privacy_range_extension = privacy->rqm.delta;
+    if (privacy->mechanism == "rqm") result.privacy_range_extension = privacy->rqm.delta;
+    if (privacy->mechanism == "gaussian") result.privacy_noise_multiplier = privacy->noise_multiplier;
   }
   if (const auto* file = dynamic_cast<const FileClientStateStore*>(store.get())) {
     result.state_bytes_read = file->stats().bytes_read;

@@ -70,7 +70,8 @@ struct RunResult {
   // range extension (calibrated or given), and why training stopped early ("" if it did not).
   std::optional<DpGuarantee> privacy;
   std::string privacy_guarantee;
-  double privacy_range_extension = 0.0;
+  double privacy_range_extension = 0.0;  // rqm
+  double privacy_noise_multiplier = 0.0;  // gaussian
   std::string stop_reason;
 };
 

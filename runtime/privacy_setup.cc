@@ -32,6 +32,8 @@ AccountantOptions AccountantOptionsFor(const v1::ExperimentConfig& cfg, size_t d
   o.rqm.levels = p.levels();
   o.rqm.keep = p.keep_prob();
   o.delta = p.delta();
+  o.placement = p.placement();
+  o.noise_multiplier = p.noise_multiplier();
   return o;
 }
 
@@ -41,12 +43,23 @@ absl::StatusOr<std::optional<PrivacyPlan>> MakePrivacyPlan(const v1::ExperimentC
   if (p.mechanism() == "none") return std::optional<PrivacyPlan>();
   AccountantOptions o = AccountantOptionsFor(cfg, dim);
   PrivacyPlan plan;
-  if (p.range_extension() == 0) {
-    FT_ASSIGN_OR_RETURN(o.rqm.delta, CalibrateRqmDelta(o, static_cast<uint64_t>(cfg.rounds()),
-                                                       p.target_epsilon()));
+  plan.mechanism = p.mechanism();
+  const uint64_t rounds = static_cast<uint64_t>(cfg.rounds());
+  if (p.mechanism() == "rqm" && p.range_extension() == 0) {
+    FT_ASSIGN_OR_RETURN(o.rqm.delta, CalibrateRqmDelta(o, rounds, p.target_epsilon()));
+    plan.calibrated = true;
+  }
+  if (p.mechanism() == "gaussian" && p.noise_multiplier() == 0) {
+    FT_ASSIGN_OR_RETURN(o.noise_multiplier,
+                        CalibrateNoiseMultiplier(o, rounds, p.target_epsilon()));
     plan.calibrated = true;
   }
   plan.rqm = o.rqm;
+  plan.noise_multiplier = o.noise_multiplier;
+  plan.sigma = p.placement() == "local"
+                   ? o.noise_multiplier * p.clip()
+                   : o.noise_multiplier * p.clip() /
+                         std::sqrt(static_cast<double>(cfg.federation().clients_per_round()));
   FT_ASSIGN_OR_RETURN(PrivacyAccountant acc, PrivacyAccountant::Create(o));
   plan.accountant = std::make_shared<const PrivacyAccountant>(std::move(acc));
   plan.budget_epsilon = p.budget_epsilon();

@@ -19,8 +19,13 @@
 namespace fedtrain {
 
 struct PrivacyPlan {
-  RqmOptions rqm;          // Δ resolved (calibrated when privacy.target_epsilon is set)
-  bool calibrated = false;  // Δ came from privacy.target_epsilon
+  std::string mechanism;    // "rqm" or "gaussian"
+  RqmOptions rqm;           // rqm: Δ resolved (calibrated when privacy.target_epsilon is set)
+  // gaussian: the noise multiplier (calibrated or given) and the per-coordinate deviation of
+  // each client's noise (z c local; z S / sqrt(clients_per_round) distributed).
+  double noise_multiplier = 0.0;
+  double sigma = 0.0;
+  bool calibrated = false;  // the parameter came from privacy.target_epsilon
   std::shared_ptr<const PrivacyAccountant> accountant;
   double budget_epsilon = 0.0;  // 0: no budget
   std::string guarantee;        // "untrusted_server" / "trusted_aggregator"

@@ -221,8 +221,12 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
           .Set("privacy_guarantee", r.privacy_guarantee)
           .Set("epsilon", r.privacy ? r.privacy->epsilon : 0.0)
           .Set("delta", cfg.privacy().delta())
-          .Set("rdp_order", r.privacy ? r.privacy->order : std::nan(""))
-          .Set("range_extension", r.privacy_range_extension);
+          .Set("rdp_order", r.privacy ? r.privacy->order : std::nan(""));
+      if (cfg.privacy().mechanism() == "rqm")
+        summary.Set("range_extension", r.privacy_range_extension);
+      else
+        summary.Set("noise_multiplier", r.privacy_noise_multiplier)
+            .Set("placement", cfg.privacy().placement());
     }
     if (!r.stop_reason.empty()) summary.Set("stop_reason", r.stop_reason);
     FT_RETURN_IF_ERROR(WriteText(partial + "/summary.json", summary.ToJson() + "\n"));

@@ -20,7 +20,12 @@ absl::StatusOr<std::unique_ptr<UplinkCodec>> MakeUplinkCodec(const v1::Experimen
   o.index_encoding = cc.index_encoding();
   o.value_type = cc.value_type();
   FT_ASSIGN_OR_RETURN(const std::optional<PrivacyPlan> plan, MakePrivacyPlan(cfg, dim));
-  if (plan) {  // privacy.mechanism rqm (config_io.cc checked compressor identity, feedback none)
+  if (plan && plan->mechanism == "gaussian") {
+    o.compressor = "gaussian";
+    o.gaussian_placement = cfg.privacy().placement();
+    o.gaussian_clip = cfg.privacy().clip();
+    o.gaussian_sigma = plan->sigma;
+  } else if (plan) {  // rqm (config_io.cc checked compressor identity, feedback none)
     o.compressor = "rqm";
     o.rqm_clip = plan->rqm.clip;
     o.rqm_range_extension = plan->rqm.delta;

@@ -190,6 +190,59 @@ TEST(PrivacyRunTest, BadConfigsAreRefusedNamingTheField) {
   }
 }
 
+// The Gaussian baseline: local noise calibrated to a target, epsilon per round from the
+// accountant; distributed noise needs the trusted aggregator and uniform weighting.
+TEST(PrivacyRunTest, GaussianLocalAndDistributed) {
+  TempDir dir;
+  Result r = RunBin(dir, SimArgs(dir.File("runs"),
+                                 {"privacy.mechanism=gaussian", "privacy.placement=local",
+                                  "privacy.clip=0.05", "privacy.target_epsilon=20000",
+                                  "rounds=4"}));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("noise_multiplier"));
+  const std::string run = dir.File(absl::StrCat("runs/", kRunName));
+  const std::vector<double> eps = Column(run + "/metrics.csv", "epsilon");
+  ASSERT_EQ(eps.size(), 4u);
+  const std::string summary = ReadFileBytes(run + "/summary.json");
+  AccountantOptions o;
+  o.mechanism = "gaussian";
+  o.placement = "local";
+  o.dim = kDim;
+  o.rate = 10.0 / 30.0;
+  o.noise_multiplier = JsonNumber(summary, "noise_multiplier");
+  FT_ASSERT_OK_AND_ASSIGN(PrivacyAccountant acc, PrivacyAccountant::Create(o));
+  // Calibrated for 4 messages: at most 20000 after the run (which may send fewer).
+  EXPECT_LE(eps.back(), 20000.0 * (1 + 1e-8));
+  for (size_t t = 0; t < eps.size(); ++t) {
+    bool matches = false;
+    for (uint64_t k = 1; k <= t + 1; ++k)  // 9 significant digits in metrics.csv
+      matches |= std::fabs(acc.After(t + 1, k).epsilon - eps[t]) <= 1e-8 * eps[t];
+    EXPECT_TRUE(matches) << "round " << t << " epsilon " << eps[t];
+  }
+  TempDir d2;
+  Result bad = RunBin(d2, SimArgs(d2.File("runs"), {"privacy.mechanism=gaussian",
+                                                    "privacy.placement=distributed",
+                                                    "privacy.noise_multiplier=1"}));
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_THAT(bad.err, HasSubstr("privacy.guarantee"));
+  TempDir d3;
+  Result bad2 = RunBin(d3, SimArgs(d3.File("runs"), {"privacy.mechanism=gaussian",
+                                                     "privacy.placement=distributed",
+                                                     "privacy.guarantee=trusted_aggregator",
+                                                     "privacy.noise_multiplier=1"}));
+  EXPECT_EQ(bad2.rc, 1);
+  EXPECT_THAT(bad2.err, HasSubstr("algorithm.weighting"));
+  TempDir d4;
+  Result good = RunBin(d4, SimArgs(d4.File("runs"), {"privacy.mechanism=gaussian",
+                                                     "privacy.placement=distributed",
+                                                     "privacy.guarantee=trusted_aggregator",
+                                                     "algorithm.weighting=uniform",
+                                                     "privacy.clip=1", "privacy.noise_multiplier=1",
+                                                     "rounds=3"}));
+  ASSERT_EQ(good.rc, 0) << good.err;
+  EXPECT_THAT(good.out, HasSubstr("trusted_aggregator"));
+}
+
 TEST(PrivacyCommandTest, FlagsAnswerEqualsTheAccountant) {
   TempDir dir;
   Result r = RunBin(dir, {"privacy", "--mechanism", "gaussian", "--sampling", "poisson", "--rate",
