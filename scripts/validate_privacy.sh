@@ -62,6 +62,7 @@ base=(--config examples/synthetic_logreg.json --set output.progress=none
       --set data.synthetic.num_devices=100 --set federation.num_clients=100
       --set federation.clients_per_round=10 --set local.steps=1 --set local.lr=0.5
       --set rounds=150 --set eval_every=150)
+mkdir -p "$out/v3_runs"
 echo "mechanism,target_epsilon,epsilon,test_accuracy" > "$out/v3.csv"
 run() {  # label target extra-args...
   local label=$1 target=$2; shift 2
