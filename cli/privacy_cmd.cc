@@ -134,8 +134,9 @@ int PrivacyCommand(const std::vector<std::string>& args, std::FILE* out) {
     const uint64_t t = static_cast<uint64_t>(resolved->rounds());
     const DpGuarantee g = (*plan)->accountant->After(t, t);
     AccountantOptions o = (*plan)->accountant->options();
+    const double calibrated = o.mechanism == "rqm" ? o.rqm.delta : o.noise_multiplier;
     std::fprintf(out, "%s\n",
-                 Answer(o, t, resolved->privacy().target_epsilon(), o.rqm.delta, g).c_str());
+                 Answer(o, t, resolved->privacy().target_epsilon(), calibrated, g).c_str());
     return 0;
   }
 
