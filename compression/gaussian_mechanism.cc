@@ -97,8 +97,8 @@ absl::StatusOr<std::unique_ptr<Compressor>> MakeGaussianMechanism(
   if (o.placement != "local" && o.placement != "distributed")
     return absl::InvalidArgumentError(absl::StrCat(
         "privacy.placement '", o.placement,
-        "' is not available in training runs; known: local, distributed (central: only in "
-        "`fedtrain privacy`)"));
+        "' is unknown to the client-side mechanism; known: local, distributed (central noise "
+        "is added by the server)"));
   if (!(o.clip > 0) || !std::isfinite(o.clip))
     return absl::InvalidArgumentError(
         absl::StrCat("privacy.clip = ", o.clip, " must be finite and > 0"));

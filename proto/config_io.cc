@@ -324,7 +324,8 @@ absl::Status ValidatePrivacy(const v1::ExperimentConfig& cfg) {
           "privacy.keep_prob must be in (0, 1), got ", p.keep_prob(),
           " (1 is plain stochastic rounding: infinite privacy loss)"));
   } else {  // gaussian
-    FT_RETURN_IF_ERROR(OneOf("privacy.placement", p.placement(), {"local", "distributed"}));
+    FT_RETURN_IF_ERROR(
+        OneOf("privacy.placement", p.placement(), {"local", "distributed", "central"}));
     FT_RETURN_IF_ERROR(NonNegative("privacy.noise_multiplier", p.noise_multiplier()));
     if (p.noise_multiplier() == 0 && p.target_epsilon() == 0)
       return absl::InvalidArgumentError(
@@ -334,15 +335,15 @@ absl::Status ValidatePrivacy(const v1::ExperimentConfig& cfg) {
       return absl::InvalidArgumentError(
           "privacy.target_epsilon calibrates privacy.noise_multiplier: leave noise_multiplier "
           "at 0 (or drop target_epsilon)");
-    if (p.placement() == "distributed") {
+    if (p.placement() != "local") {
       if (p.guarantee() != "trusted_aggregator")
-        return absl::InvalidArgumentError(
-            "privacy.placement distributed needs privacy.guarantee trusted_aggregator (each "
-            "client adds only a share of the noise)");
+        return absl::InvalidArgumentError(absl::StrCat(
+            "privacy.placement ", p.placement(), " needs privacy.guarantee trusted_aggregator ",
+            "(only the aggregate carries enough noise)"));
       if (cfg.algorithm().weighting() != "uniform")
-        return absl::InvalidArgumentError(
-            "privacy.placement distributed needs algorithm.weighting uniform (the noise is "
-            "calibrated to the plain mean of the clipped updates)");
+        return absl::InvalidArgumentError(absl::StrCat(
+            "privacy.placement ", p.placement(), " needs algorithm.weighting uniform (the noise ",
+            "is calibrated to the plain mean of the clipped updates)"));
     }
   }
   if (!(p.delta() > 0 && p.delta() < 1))

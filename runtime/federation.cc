@@ -82,6 +82,8 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   if (privacy) {
     copts.privacy = privacy->accountant;
     copts.privacy_budget = privacy->budget_epsilon;
+    if (privacy->mechanism == "gaussian" && cfg.privacy().placement() == "central")
+      copts.central_noise_sigma = privacy->sigma;
   }
   ServerLoopOptions lo;
   lo.coordinator = copts;

@@ -22,7 +22,8 @@ struct PrivacyPlan {
   std::string mechanism;    // "rqm" or "gaussian"
   RqmOptions rqm;           // rqm: Δ resolved (calibrated when privacy.target_epsilon is set)
   // gaussian: the noise multiplier (calibrated or given) and the per-coordinate deviation of
-  // each client's noise (z c local; z S / sqrt(clients_per_round) distributed).
+  // the noise added to each update (z c local; z S / sqrt(clients_per_round) distributed and
+  // central).
   double noise_multiplier = 0.0;
   double sigma = 0.0;
   bool calibrated = false;  // the parameter came from privacy.target_epsilon

@@ -22,9 +22,12 @@ absl::StatusOr<std::unique_ptr<UplinkCodec>> MakeUplinkCodec(const v1::Experimen
   FT_ASSIGN_OR_RETURN(const std::optional<PrivacyPlan> plan, MakePrivacyPlan(cfg, dim));
   if (plan && plan->mechanism == "gaussian") {
     o.compressor = "gaussian";
-    o.gaussian_placement = cfg.privacy().placement();
+    // central: the clients only clip (to l2 norm S); the server adds the noise
+    // (CoordinatorOptions::central_noise_sigma).
+    const bool central = cfg.privacy().placement() == "central";
+    o.gaussian_placement = central ? "distributed" : cfg.privacy().placement();
     o.gaussian_clip = cfg.privacy().clip();
-    o.gaussian_sigma = plan->sigma;
+    o.gaussian_sigma = central ? 0.0 : plan->sigma;
   } else if (plan) {  // rqm (config_io.cc checked compressor identity, feedback none)
     o.compressor = "rqm";
     o.rqm_clip = plan->rqm.clip;

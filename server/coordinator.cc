@@ -246,6 +246,12 @@ absl::StatusOr<Coordinator::ClientRecord> Coordinator::Accept(const ReceivedUpda
   FT_RETURN_IF_ERROR(uplink_->Decode(m.up(), got.part_data, algo_->num_up_parts(), dim,
                                      &rec.payload, &rec.dense));
   FT_RETURN_IF_ERROR(algo_->CheckUpdate(View(m.client_id(), rec)));
+  if (opts_.central_noise_sigma > 0) {
+    RngStream noise = RngStream::For(opts_.seed, state_.round, m.client_id(), Purpose::kPrivacy);
+    for (std::vector<float>& part : rec.payload.parts)
+      for (float& v : part)
+        v = static_cast<float>(static_cast<double>(v) + opts_.central_noise_sigma * noise.Normal());
+  }
   // Last, so that a malformed update is refused for what is wrong with it.
   if (opts_.client_samples) {
     const uint64_t want = opts_.client_samples(m.client_id());

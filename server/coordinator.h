@@ -72,6 +72,11 @@ struct CoordinatorOptions {
   // budget, with stop_reason() saying so. Every sampled client counts as having sent.
   std::shared_ptr<const PrivacyAccountant> privacy;
   double privacy_budget = 0.0;
+  // Central Gaussian noise (privacy.placement central, docs/privacy.md §1.4): every accepted
+  // update gets N(0, σ²) added to each coordinate, drawn from RngStream(seed, round, client,
+  // kPrivacy), before the server half sees it; the mean of K updates then carries the noise
+  // of DP-FedAvg's N(0, (z S)²) on the sum. 0: off.
+  double central_noise_sigma = 0.0;
 };
 
 // Everything a Coordinator needs to continue a run (server/checkpoint.h writes it to disk).

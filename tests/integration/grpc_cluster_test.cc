@@ -185,6 +185,24 @@ TEST(GrpcClusterTest, RqmRunMatchesSimulationBitForBit) {
   EXPECT_EQ(eps_column(csv_grpc), eps_column(csv_sim));
 }
 
+// Central DP-FedAvg noise is added by the server to each accepted update: the deployed
+// server draws the same noise as the simulation.
+TEST(GrpcClusterTest, CentralGaussianRunMatchesSimulationBitForBit) {
+  TempDir dir;
+  const std::vector<std::string> sets = {"privacy.mechanism=gaussian", "privacy.placement=central",
+                                         "privacy.guarantee=trusted_aggregator",
+                                         "algorithm.weighting=uniform", "privacy.clip=1",
+                                         "privacy.noise_multiplier=0.5"};
+  const std::string sim = SimulatedModel(dir, sets);
+  ASSERT_FALSE(sim.empty());
+  ClusterOptions o;
+  o.sets = sets;
+  ClusterRun run = RunCluster(dir, 4, o);
+  ASSERT_EQ(run.server_rc, 0);
+  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
+  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 4 workers";
+}
+
 // A model of ~1.1 MiB (tasks and updates travel in two chunks) and an algorithm with
 // per-client state (SCAFFOLD's control variates stay with the client's worker). Few local
 // steps and clients keep it quick under the sanitizers.

@@ -241,6 +241,21 @@ TEST(PrivacyRunTest, GaussianLocalAndDistributed) {
                                                      "rounds=3"}));
   ASSERT_EQ(good.rc, 0) << good.err;
   EXPECT_THAT(good.out, HasSubstr("trusted_aggregator"));
+  // Central: the server adds the noise; the same accountant, hence the same epsilon column,
+  // and other weights (other noise draws).
+  TempDir d5;
+  Result central = RunBin(d5, SimArgs(d5.File("runs"), {"privacy.mechanism=gaussian",
+                                                        "privacy.placement=central",
+                                                        "privacy.guarantee=trusted_aggregator",
+                                                        "algorithm.weighting=uniform",
+                                                        "privacy.clip=1", "privacy.noise_multiplier=1",
+                                                        "rounds=3"}));
+  ASSERT_EQ(central.rc, 0) << central.err;
+  const std::string r4 = d4.File(absl::StrCat("runs/", kRunName));
+  const std::string r5 = d5.File(absl::StrCat("runs/", kRunName));
+  EXPECT_EQ(Column(r5 + "/metrics.csv", "epsilon"), Column(r4 + "/metrics.csv", "epsilon"));
+  EXPECT_NE(ReadFileBytes(r5 + "/model.ftw"), ReadFileBytes(r4 + "/model.ftw"));
+  EXPECT_THAT(ReadFileBytes(r5 + "/summary.json"), HasSubstr("\"placement\":\"central\""));
 }
 
 TEST(PrivacyCommandTest, FlagsAnswerEqualsTheAccountant) {
