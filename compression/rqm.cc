@@ -268,7 +268,6 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
     const double X = grid_.X(), inv_w = 1.0 / grid_.w();
     const int64_t m = grid_.m();
     const int64_t top = m - 2;
-    const uint32_t* th_hi = th_hi_.data();
     const bool small = m - 2 <= kSmall;
     const RqmTables tables{levels_.data(), inv_gap_.data(), th_hi_.data(),
                            static_cast<int32_t>(m), static_cast<int32_t>(top), c, X,
@@ -294,30 +293,8 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
       };
       // The general per-coordinate path (m > 16, and the rare ties of the block kernel).
       auto one = [&](size_t i) -> uint32_t {
-        double v = static_cast<double>(x[j0 + i]);
-        v = v < -c ? -c : v > c ? c : v;
-        // Interval(v) on the level table: (v + X) / w >= 0, so truncation is the floor.
-        const double f = (v + X) * inv_w;
-        int64_t j = f > static_cast<double>(top) ? top : static_cast<int64_t>(f);
-        while (j > 0 && v < levels_[static_cast<size_t>(j)]) --j;
-        while (j < top && v >= levels_[static_cast<size_t>(j + 1)]) ++j;
-        const uint32_t hl = u[0][i], hr = u[1][i];
-        int64_t kl = 0, kr = 0;
-        while (kl < top && hl < th_hi[kl]) ++kl;
-        while (kr < top && hr < th_hi[kr]) ++kr;
-        if (kl < top && hl == th_hi[kl]) kl = Walk(hl, low(0, i));  // settle with all 53 bits
-        if (kr < top && hr == th_hi[kr]) kr = Walk(hr, low(1, i));
-        kl = std::min<int64_t>(kl, j);
-        kr = std::min<int64_t>(kr, top - j);
-        const int64_t l = j - kl, r = j + 1 + kr;
-        const double bl = levels_[static_cast<size_t>(l)];
-        const double p = (v - bl) * inv_gap_[static_cast<size_t>(l * m + r)];
-        // u_Z < p on 53 bits: high word first, the low part only on a tie.
-        const uint64_t t = Threshold(p);
-        const uint64_t t_hi = t >> 21;
-        const uint64_t hz = u[2][i];
-        const bool up = hz < t_hi || (hz == t_hi && low(2, i) < (t & 0x1fffff));
-        return static_cast<uint32_t>(up ? r : l);
+        return SampleOne(static_cast<double>(x[j0 + i]), u[0][i], u[1][i], u[2][i],
+                         [&](int s) { return low(s, i); });
       };
       if (small) {
         const bool any = block(tables, x.data() + j0, n, u[0], u[1], u[2], code, tie);
@@ -333,6 +310,55 @@ class RqmCompressor final : public CompressorBase<RqmCompressor> {
     }
     return absl::OkStatus();
   }
+
+  // The general per-coordinate path: the index for input x (clipped here) from the high words
+  // hl, hr, hz of the three uniforms; low(s) gives the low 21 bits of uniform s (0 left,
+  // 1 right, 2 rounding) and is called only when the high word ties its threshold.
+  template <typename LowFn>
+  uint32_t SampleOne(double x, uint32_t hl, uint32_t hr, uint32_t hz, LowFn low) const {
+    const double c = grid_.options().clip;
+    const int64_t m = grid_.m(), top = m - 2;
+    const uint32_t* th_hi = th_hi_.data();
+    const double v = x < -c ? -c : x > c ? c : x;
+    // Interval(v) on the level table: (v + X) / w >= 0, so truncation is the floor.
+    const double f = (v + grid_.X()) * (1.0 / grid_.w());
+    int64_t j = f > static_cast<double>(top) ? top : static_cast<int64_t>(f);
+    while (j > 0 && v < levels_[static_cast<size_t>(j)]) --j;
+    while (j < top && v >= levels_[static_cast<size_t>(j + 1)]) ++j;
+    int64_t kl = 0, kr = 0;
+    while (kl < top && hl < th_hi[kl]) ++kl;
+    while (kr < top && hr < th_hi[kr]) ++kr;
+    if (kl < top && hl == th_hi[kl]) kl = Walk(hl, low(0));  // settle with all 53 bits
+    if (kr < top && hr == th_hi[kr]) kr = Walk(hr, low(1));
+    kl = std::min<int64_t>(kl, j);
+    kr = std::min<int64_t>(kr, top - j);
+    const int64_t l = j - kl, r = j + 1 + kr;
+    const double bl = levels_[static_cast<size_t>(l)];
+    const double p = (v - bl) * inv_gap_[static_cast<size_t>(l * m + r)];
+    // u_Z < p on 53 bits: high word first, the low part only on a tie.
+    const uint64_t t = Threshold(p);
+    const uint64_t t_hi = t >> 21;
+    const bool up = hz < t_hi || (hz == t_hi && low(2) < (t & 0x1fffff));
+    return static_cast<uint32_t>(up ? r : l);
+  }
+
+  // The definition, for tests: every comparison on all 53 bits of n_L, n_R, n_Z.
+  uint32_t SampleReference(double x, uint64_t nl, uint64_t nr, uint64_t nz) const {
+    const double c = grid_.options().clip;
+    const int64_t m = grid_.m(), top = m - 2;
+    const double v = x < -c ? -c : x > c ? c : x;
+    const int64_t j = grid_.Interval(v);
+    int64_t kl = 0, kr = 0;
+    while (kl < j && nl < thresholds_[static_cast<size_t>(kl)]) ++kl;
+    while (kr < top - j && nr < thresholds_[static_cast<size_t>(kr)]) ++kr;
+    const int64_t l = j - kl, r = j + 1 + kr;
+    const double bl = levels_[static_cast<size_t>(l)];
+    const double p = (v - bl) * inv_gap_[static_cast<size_t>(l * m + r)];
+    return static_cast<uint32_t>(nz < Threshold(p) ? r : l);
+  }
+
+  // thresholds_[i - 1] = ceil((1-q)^i 2^53) and the rounding threshold, for tests.
+  const std::vector<uint64_t>& thresholds() const { return thresholds_; }
 
   template <typename T>
   absl::Status DecodeT(const EncodedView& in, absl::Span<T> out) const {
@@ -406,6 +432,27 @@ absl::StatusOr<std::unique_ptr<Compressor>> MakeRqmCompressor(const RqmOptions& 
         absl::StrCat("rqm takes vectors of at most 2^32-1 values, not ", dim));
   return std::unique_ptr<Compressor>(new compression_internal::RqmCompressor(o, dim));
 }
+
+namespace rqm_internal {
+
+absl::StatusOr<uint32_t> SampleIndexForTest(const Compressor& rqm, double x, uint64_t nl,
+                                            uint64_t nr, uint64_t nz, bool fast) {
+  const auto* c = dynamic_cast<const compression_internal::RqmCompressor*>(&rqm);
+  if (c == nullptr) return absl::InvalidArgumentError("not an rqm/1 compressor");
+  if (!fast) return c->SampleReference(x, nl, nr, nz);
+  const uint64_t n[3] = {nl, nr, nz};
+  return c->SampleOne(x, static_cast<uint32_t>(nl >> 21), static_cast<uint32_t>(nr >> 21),
+                      static_cast<uint32_t>(nz >> 21),
+                      [&](int s) { return n[s] & 0x1fffff; });
+}
+
+std::vector<uint64_t> WalkThresholdsForTest(const Compressor& rqm) {
+  const auto* c = dynamic_cast<const compression_internal::RqmCompressor*>(&rqm);
+  if (c == nullptr) return {};
+  return c->thresholds();
+}
+
+}  // namespace rqm_internal
 
 absl::Status RqmDecodeIndices(const Compressor& rqm, const EncodedView& in,
                               std::vector<uint32_t>* out) {

@@ -77,6 +77,17 @@ absl::StatusOr<std::unique_ptr<Compressor>> MakeRqmCompressor(const RqmOptions& 
 absl::Status RqmDecodeIndices(const Compressor& rqm, const EncodedView& in,
                               std::vector<uint32_t>* out);
 
+namespace rqm_internal {
+// For tests. The index the rqm/1 encoder picks for input x given the three 53-bit uniforms
+// (integers below 2^53: left walk, right walk, rounding): fast = true goes through the
+// encoder's path (high 32 bits first, the low 21 bits only on a tie), fast = false compares
+// all 53 bits directly (the definition). The two must always agree.
+absl::StatusOr<uint32_t> SampleIndexForTest(const Compressor& rqm, double x, uint64_t nl,
+                                            uint64_t nr, uint64_t nz, bool fast);
+// The walk thresholds ceil((1-q)^i 2^53), i = 1..m-2 (zero-padded).
+std::vector<uint64_t> WalkThresholdsForTest(const Compressor& rqm);
+}  // namespace rqm_internal
+
 }  // namespace fedtrain
 
 #endif  // FEDTRAIN_COMPRESSION_RQM_H_

@@ -191,6 +191,57 @@ TEST(RqmTest, KernelsGiveTheSameBytes) {
   }
 }
 
+// The encoder compares the high 32 bits of each 53-bit uniform first and draws the low 21
+// bits only when the high word ties the threshold's (probability 2^-32 per comparison, so
+// random inputs never reach that path). Here uniforms are placed at and around every
+// threshold, high-word ties included, and the encoder's path must pick the same index as the
+// direct 53-bit comparisons.
+TEST(RqmTest, HighWordTiesAreSettledWithAllBits) {
+  for (int64_t m : {3, 8, 16, 40}) {
+    for (double q : {0.3, 0.5}) {
+      const RqmOptions o = Opts(1.0, 0.7, m, q);
+      auto c = Make(o, 4);
+      const std::vector<uint64_t> th = rqm_internal::WalkThresholdsForTest(*c);
+      std::vector<uint64_t> near = {0, (uint64_t{1} << 53) - 1};
+      for (uint64_t t : th) {
+        if (t == 0) continue;
+        const uint64_t base = (t >> 21) << 21;  // same high word as t
+        for (uint64_t v : {t - 1, t, t + 1, base, base | 0x1fffff, base + 0x100000}) near.push_back(v);
+      }
+      // The first four thresholds' neighbourhoods and the extremes (keeps the test short
+      // under the sanitizers; the walk stops at a tie whichever threshold it is).
+      if (near.size() > 26) near.resize(26);
+      size_t checked = 0;
+      for (double x : {-1.0, -0.61, -0.2, 0.0, 0.33, 0.9, 1.0}) {
+        for (uint64_t nl : near) {
+          for (uint64_t nr : near) {
+            // The rounding threshold for this (x, nl, nr): the smallest nz giving the left
+            // index, found by bisection on the reference (index is r iff nz < T).
+            FT_ASSERT_OK_AND_ASSIGN(const uint32_t up, rqm_internal::SampleIndexForTest(*c, x, nl, nr, 0, false));
+            FT_ASSERT_OK_AND_ASSIGN(const uint32_t down, rqm_internal::SampleIndexForTest(*c, x, nl, nr, (uint64_t{1} << 53) - 1, false));
+            uint64_t lo = 0, hi = uint64_t{1} << 53;  // T in [lo, hi]
+            while (lo < hi) {
+              const uint64_t mid = lo + (hi - lo) / 2;
+              FT_ASSERT_OK_AND_ASSIGN(const uint32_t z, rqm_internal::SampleIndexForTest(*c, x, nl, nr, mid, false));
+              if (z == up && up != down) lo = mid + 1; else hi = mid;
+            }
+            const uint64_t tz = lo, zb = (tz >> 21) << 21;
+            for (uint64_t nz : {uint64_t{0}, tz - (tz > 0), tz, tz + 1, zb, zb | 0x1fffff}) {
+              nz = std::min(nz, (uint64_t{1} << 53) - 1);
+              FT_ASSERT_OK_AND_ASSIGN(const uint32_t want, rqm_internal::SampleIndexForTest(*c, x, nl, nr, nz, false));
+              FT_ASSERT_OK_AND_ASSIGN(const uint32_t got, rqm_internal::SampleIndexForTest(*c, x, nl, nr, nz, true));
+              ASSERT_EQ(got, want) << "m " << m << " q " << q << " x " << x << " nl " << nl
+                                   << " nr " << nr << " nz " << nz;
+              ++checked;
+            }
+          }
+        }
+      }
+      EXPECT_GT(checked, 1000u);
+    }
+  }
+}
+
 // U17: the §1.3 pmf sums to 1, equals brute-force enumeration (m <= 12) to 1e-12 and is
 // unbiased: Σ_z P_x(z) B(z) = x to 1e-12 on a fine grid of [-c, c]. (1e-12: sums of at most
 // m² products of numbers <= 1 in double; the observed error is ~1e-15.)
