@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "aggregators/registry.h"
 #include "cli/aggregate_cmd.h"
+#include "cli/privacy_cmd.h"
 #include "cli/ef_validate.h"
 #include "plot/plot.h"
 #include "runtime/plugins.h"
@@ -39,6 +40,7 @@ commands:
   plot       draw test accuracy/loss of runs against rounds and uplink bytes
   ef-validate  float64 validation runs of the error-feedback methods (examples/ef/)
   aggregate  apply one (robust) reducer to the rows of a .npy matrix
+  privacy    the privacy accountant's answer (epsilon, or calibrated noise) as JSON
   help       show this help (also: fedtrain <command> --help)
 )";
 
@@ -169,6 +171,13 @@ int Simulate(const std::vector<std::string>& args) {
     std::printf("final test accuracy %.2f%%  test loss %.4f  after %lld rounds in %.1f s\n",
                 100.0 * r.final_test->accuracy, r.final_test->loss,
                 static_cast<long long>(r.rounds), r.wall_s);
+  if (r.privacy)
+    std::printf("privacy: epsilon %.6g at delta %.3g (%s), %s %.6g\n", r.privacy->epsilon,
+                r.privacy->delta, r.privacy_guarantee.c_str(),
+                r.privacy_noise_multiplier > 0 ? "noise_multiplier" : "range_extension",
+                r.privacy_noise_multiplier > 0 ? r.privacy_noise_multiplier
+                                               : r.privacy_range_extension);
+  if (!r.stop_reason.empty()) std::printf("stopped early: %s\n", r.stop_reason.c_str());
   return 0;
 }
 
@@ -222,6 +231,7 @@ int Main(int argc, char** argv) {
     if (!args.empty() && args[0] == "worker") return std::fputs(kWorkerHelp, stdout), 0;
     if (!args.empty() && args[0] == "mpi") return std::fputs(kMpiHelp, stdout), 0;
     if (!args.empty() && args[0] == "aggregate") return std::fputs(kAggregateHelp, stdout), 0;
+    if (!args.empty() && args[0] == "privacy") return std::fputs(kPrivacyHelp, stdout), 0;
     std::fputs(kMainHelp, stdout);
     return 0;
   }
@@ -234,6 +244,7 @@ int Main(int argc, char** argv) {
   if (cmd == "mpi") return MpiCommand(&argc, &argv, args);
   if (cmd == "ef-validate") return EfValidateCommand(args, stdout, stderr);
   if (cmd == "aggregate") return AggregateCommand(args, stdout);
+  if (cmd == "privacy") return PrivacyCommand(args, stdout);
   return Usage(absl::StrCat("unknown command '", cmd, "'"), kMainHelp);
 }
 

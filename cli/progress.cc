@@ -34,6 +34,9 @@ std::string Progress::Line(const RoundSummary& s, int64_t total, double last_acc
       "round %d/%d  loss %.4f  acc %s  up %.1f MB  down %.1f MB  %s elapsed  ETA %s", done, total,
       s.train_loss, acc, s.cum_bytes_up / 1e6, s.cum_bytes_down / 1e6, Duration(s.wall_s),
       Duration(eta));
+  if (s.privacy)
+    absl::StrAppend(&line, absl::StrFormat("  eps %.4g (delta %.3g, %s)", s.privacy->epsilon,
+                                           s.privacy->delta, s.privacy_guarantee));
   if (s.rejected > 0) absl::StrAppend(&line, "  rejected ", s.rejected);
   return line;
 }

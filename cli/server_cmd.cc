@@ -246,6 +246,13 @@ int ServerCommand(const std::vector<std::string>& args,
     std::printf("final test accuracy %.2f%%  test loss %.4f  after %lld rounds in %.1f s\n",
                 100.0 * r.final_test->accuracy, r.final_test->loss,
                 static_cast<long long>(r.rounds), r.wall_s);
+  if (r.privacy)
+    std::printf("privacy: epsilon %.6g at delta %.3g (%s), %s %.6g\n", r.privacy->epsilon,
+                r.privacy->delta, r.privacy_guarantee.c_str(),
+                r.privacy_noise_multiplier > 0 ? "noise_multiplier" : "range_extension",
+                r.privacy_noise_multiplier > 0 ? r.privacy_noise_multiplier
+                                               : r.privacy_range_extension);
+  if (!r.stop_reason.empty()) std::printf("stopped early: %s\n", r.stop_reason.c_str());
   return 0;
 }
 

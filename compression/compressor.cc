@@ -11,6 +11,8 @@
 #include "absl/types/optional.h"
 #include "compression/bit_io.h"
 #include "compression/compressor_internal.h"
+#include "compression/gaussian_mechanism.h"
+#include "compression/rqm.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
@@ -221,7 +223,7 @@ class IdentityF64Compressor final : public CompressorBase<IdentityF64Compressor>
 namespace {
 
 constexpr const char* kKnownCompressors =
-    "identity, topk, randk, randk_scaled, qsgd, sign, natural";
+    "identity, topk, randk, randk_scaled, qsgd, sign, natural, rqm, gaussian";
 
 absl::StatusOr<uint8_t> ParseIndexEncoding(const std::string& s) {
   using namespace compression_internal;  // NOLINT: enum constants
@@ -244,7 +246,7 @@ absl::StatusOr<std::unique_ptr<Compressor>> MakeCompressor(const CompressorOptio
   const std::string& name = o.compressor;
   const bool sparse = name == "topk" || name == "randk" || name == "randk_scaled";
   const bool known = sparse || name == "identity" || name == "qsgd" || name == "sign" ||
-                     name == "natural";
+                     name == "natural" || name == "rqm" || name == "gaussian";
   if (!known)
     return absl::NotFoundError(
         absl::StrCat("unknown compressor '", name, "'; known: ", kKnownCompressors));
@@ -262,6 +264,21 @@ absl::StatusOr<std::unique_ptr<Compressor>> MakeCompressor(const CompressorOptio
     return absl::InvalidArgumentError(absl::StrCat(
         "compression.index_encoding 'seed' is only for randk and randk_scaled, not '", name,
         "'"));
+  if (name == "rqm") {
+    RqmOptions r;
+    r.clip = o.rqm_clip;
+    r.delta = o.rqm_range_extension;
+    r.levels = o.rqm_levels;
+    r.keep = o.rqm_keep;
+    return MakeRqmCompressor(r, dim);
+  }
+  if (name == "gaussian") {
+    GaussianMechanismOptions g;
+    g.placement = o.gaussian_placement;
+    g.clip = o.gaussian_clip;
+    g.sigma = o.gaussian_sigma;
+    return MakeGaussianMechanism(g, dim);
+  }
   if (name == "identity") {
     if (vt == kF32) return std::unique_ptr<Compressor>(new IdentityCompressor(dim));
     return std::unique_ptr<Compressor>(new IdentityF64Compressor(dim));

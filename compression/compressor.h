@@ -64,7 +64,7 @@ struct CompressorInfo {
 // name them.
 struct CompressorOptions {
   // "identity", "topk", "randk" (unscaled, contractive), "randk_scaled" (d/k, unbiased),
-  // "qsgd", "sign" (scaled sign), "natural".
+  // "qsgd", "sign" (scaled sign), "natural", "rqm" (randomized quantization, a DP mechanism), "gaussian" (clip + noise, DP).
   std::string compressor = "identity";
   double k_fraction = 0.0;  // topk / randk: k = max(1, round(k_fraction * d)) when k == 0
   int64_t k = 0;            // explicit k; wins over k_fraction
@@ -75,6 +75,17 @@ struct CompressorOptions {
   // a 64-bit seed from which the server regenerates the indices).
   std::string index_encoding = "auto";
   std::string value_type = "f32";  // values on the wire: "f32" or "f64"
+  // "rqm" (compression/rqm.h; set from the config's privacy section, whose field names the
+  // errors use): l-infinity clip c, range extension Δ, levels m, keep probability q.
+  double rqm_clip = 1.0;
+  double rqm_range_extension = 1.0;
+  int64_t rqm_levels = 8;
+  double rqm_keep = 0.5;
+  // "gaussian" (compression/gaussian_mechanism.h; from the privacy section): placement
+  // "local" or "distributed", clip c or S, per-coordinate noise deviation σ.
+  std::string gaussian_placement = "local";
+  double gaussian_clip = 1.0;
+  double gaussian_sigma = 1.0;
 };
 
 class Compressor {

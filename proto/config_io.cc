@@ -290,6 +290,87 @@ absl::Status ValidateCompression(const v1::ExperimentConfig& cfg) {
   return absl::OkStatus();
 }
 
+// Names and ranges of the privacy section; what needs the accountant (a budget smaller than one
+// round, calibration) or the algorithm (one up vector) is checked when a run is set up
+// (runtime/privacy_setup.h).
+absl::Status ValidatePrivacy(const v1::ExperimentConfig& cfg) {
+  const auto& p = cfg.privacy();
+  FT_RETURN_IF_ERROR(OneOf("privacy.mechanism", p.mechanism(), {"none", "rqm", "gaussian"}));
+  FT_RETURN_IF_ERROR(NonNegative("privacy.target_epsilon", p.target_epsilon()));
+  FT_RETURN_IF_ERROR(NonNegative("privacy.budget_epsilon", p.budget_epsilon()));
+  if (p.mechanism() == "none") {
+    if (p.target_epsilon() > 0 || p.budget_epsilon() > 0)
+      return absl::InvalidArgumentError(
+          "privacy.target_epsilon and privacy.budget_epsilon need a privacy.mechanism (rqm or "
+          "gaussian)");
+    return absl::OkStatus();
+  }
+  FT_RETURN_IF_ERROR(Positive("privacy.clip", p.clip()));
+  if (p.mechanism() == "rqm") {
+    FT_RETURN_IF_ERROR(NonNegative("privacy.range_extension", p.range_extension()));
+    if (p.range_extension() == 0 && p.target_epsilon() == 0)
+      return absl::InvalidArgumentError(
+          "privacy.range_extension must be > 0 (at 0 the privacy loss is infinite), or 0 with "
+          "privacy.target_epsilon > 0 to calibrate it");
+    if (p.range_extension() > 0 && p.target_epsilon() > 0)
+      return absl::InvalidArgumentError(
+          "privacy.target_epsilon calibrates privacy.range_extension: leave range_extension at "
+          "0 (or drop target_epsilon)");
+    if (p.levels() < 2 || p.levels() > 256)
+      return absl::InvalidArgumentError(
+          absl::StrCat("privacy.levels must be in [2, 256], got ", p.levels()));
+    if (!(p.keep_prob() > 0 && p.keep_prob() < 1))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "privacy.keep_prob must be in (0, 1), got ", p.keep_prob(),
+          " (1 is plain stochastic rounding: infinite privacy loss)"));
+  } else {  // gaussian
+    FT_RETURN_IF_ERROR(
+        OneOf("privacy.placement", p.placement(), {"local", "distributed", "central"}));
+    FT_RETURN_IF_ERROR(NonNegative("privacy.noise_multiplier", p.noise_multiplier()));
+    if (p.noise_multiplier() == 0 && p.target_epsilon() == 0)
+      return absl::InvalidArgumentError(
+          "privacy.noise_multiplier must be > 0 (no noise: infinite privacy loss), or 0 with "
+          "privacy.target_epsilon > 0 to calibrate it");
+    if (p.noise_multiplier() > 0 && p.target_epsilon() > 0)
+      return absl::InvalidArgumentError(
+          "privacy.target_epsilon calibrates privacy.noise_multiplier: leave noise_multiplier "
+          "at 0 (or drop target_epsilon)");
+    if (p.placement() != "local") {
+      if (p.guarantee() != "trusted_aggregator")
+        return absl::InvalidArgumentError(absl::StrCat(
+            "privacy.placement ", p.placement(), " needs privacy.guarantee trusted_aggregator ",
+            "(only the aggregate carries enough noise)"));
+      if (cfg.algorithm().weighting() != "uniform")
+        return absl::InvalidArgumentError(absl::StrCat(
+            "privacy.placement ", p.placement(), " needs algorithm.weighting uniform (the noise ",
+            "is calibrated to the plain mean of the clipped updates)"));
+    }
+  }
+  if (!(p.delta() > 0 && p.delta() < 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("privacy.delta must be in (0, 1), got ", p.delta()));
+  FT_RETURN_IF_ERROR(
+      OneOf("privacy.guarantee", p.guarantee(), {"untrusted_server", "trusted_aggregator"}));
+  if (p.amplification() && p.guarantee() != "trusted_aggregator")
+    return absl::InvalidArgumentError(
+        "privacy.amplification needs privacy.guarantee trusted_aggregator (an untrusted server "
+        "sees who took part)");
+  if (p.amplification() && !p.secret_sampling())
+    return absl::InvalidArgumentError(
+        "privacy.amplification is claimed without privacy.secret_sampling: amplification by "
+        "client sampling holds only if the adversary cannot see who took part");
+  const auto& c = cfg.compression();
+  if (c.compressor() != "identity")
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compression.compressor must be identity with privacy.mechanism ", p.mechanism(),
+        " (the mechanism is the quantizer), got ", c.compressor()));
+  if (c.feedback() != "none")
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compression.feedback must be none with privacy.mechanism ", p.mechanism(), ", got ",
+        c.feedback()));
+  return absl::OkStatus();
+}
+
 // data.normalize and its statistics.
 absl::Status ValidateNormalize(const v1::ExperimentConfig& cfg) {
   const auto& d = cfg.data();
@@ -415,7 +496,7 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
   if (!c.algorithm().weighting().empty())  // "" = the algorithm's default
     FT_RETURN_IF_ERROR(OneOf("algorithm.weighting", c.algorithm().weighting(), {"samples", "uniform"}));
   FT_RETURN_IF_ERROR(ValidateCompression(c));
-  FT_RETURN_IF_ERROR(OneOf("privacy.mechanism", c.privacy().mechanism(), {"none"}));
+  FT_RETURN_IF_ERROR(ValidatePrivacy(c));
   FT_RETURN_IF_ERROR(Positive("rounds", c.rounds()));
   FT_RETURN_IF_ERROR(Positive("eval_every", c.eval_every()));
   FT_RETURN_IF_ERROR(NonNegative("threads", c.threads()));

@@ -11,6 +11,7 @@
 #include "server/checkpoint.h"
 #include "server/server_loop.h"
 #include "aggregators/tracker_server.h"
+#include "runtime/privacy_setup.h"
 #include "runtime/uplink_setup.h"
 
 namespace fedtrain {
@@ -36,7 +37,10 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* factory, registry.Find(cfg.algorithm().name()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
   FT_ASSIGN_OR_RETURN(std::unique_ptr<UplinkCodec> uplink,
-                      MakeUplinkCodec(cfg.compression(), proto_trainer->dim()));
+                      MakeUplinkCodec(cfg, proto_trainer->dim()));
+  FT_RETURN_IF_ERROR(CheckPrivacyFitsAlgorithm(cfg, server->num_up_parts()));
+  FT_ASSIGN_OR_RETURN(const std::optional<PrivacyPlan> privacy,
+                      MakePrivacyPlan(cfg, proto_trainer->dim()));
   server = WithFeedbackTracker(std::move(server), uplink->options().feedback,
                                static_cast<uint64_t>(cfg.federation().num_clients()));
 
@@ -75,6 +79,12 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   copts.client_samples = ClientSamplesOf(data);
   copts.reducer_diagnostics = cfg.algorithm().reducer().name() != "mean";
   copts.attack = AttackFromConfig(cfg);
+  if (privacy) {
+    copts.privacy = privacy->accountant;
+    copts.privacy_budget = privacy->budget_epsilon;
+    if (privacy->mechanism == "gaussian" && cfg.privacy().placement() == "central")
+      copts.central_noise_sigma = privacy->sigma;
+  }
   ServerLoopOptions lo;
   lo.coordinator = copts;
   lo.checkpoint_path = server_opts.checkpoint_path;
@@ -98,6 +108,13 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   result.wall_s = loop.wall_s;
   result.cum_bytes_up = loop.cum_bytes_up;
   result.cum_bytes_down = loop.cum_bytes_down;
+  result.stop_reason = loop.stop_reason;
+  result.privacy = loop.privacy;
+  if (privacy) {
+    result.privacy_guarantee = privacy->guarantee;
+    if (privacy->mechanism == "rqm") result.privacy_range_extension = privacy->rqm.delta;
+    if (privacy->mechanism == "gaussian") result.privacy_noise_multiplier = privacy->noise_multiplier;
+  }
   if (const auto* file = dynamic_cast<const FileClientStateStore*>(store.get())) {
     result.state_bytes_read = file->stats().bytes_read;
     result.state_bytes_written = file->stats().bytes_written;

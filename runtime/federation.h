@@ -66,6 +66,13 @@ struct RunResult {
   uint64_t cum_bytes_up = 0, cum_bytes_down = 0;
   // Traffic of the "file" client state store (zero for "memory").
   uint64_t state_bytes_read = 0, state_bytes_written = 0;
+  // Privacy runs: the guarantee after the last round, against whom it holds, the mechanism's
+  // range extension (calibrated or given), and why training stopped early ("" if it did not).
+  std::optional<DpGuarantee> privacy;
+  std::string privacy_guarantee;
+  double privacy_range_extension = 0.0;  // rqm
+  double privacy_noise_multiplier = 0.0;  // gaussian
+  std::string stop_reason;
 };
 
 // Runs a resolved config over the transport `transport` makes (required). `sink` and

@@ -132,7 +132,7 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
   {
     // Settings that need the model size (compression.k against d) are checked here too.
     FT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> model, MakeConfigModel(cfg, data));
-    FT_RETURN_IF_ERROR(MakeUplinkCodec(cfg.compression(), model->dim()).status());
+    FT_RETURN_IF_ERROR(MakeUplinkCodec(cfg, model->dim()).status());
   }
 
   std::error_code ec;
@@ -216,6 +216,19 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
         .Set("state_bytes_read", static_cast<int64_t>(r.state_bytes_read))
         .Set("state_bytes_written", static_cast<int64_t>(r.state_bytes_written))
         .Set("weights_fnv1a64", absl::StrCat(HashFloats(r.model)));
+    if (cfg.privacy().mechanism() != "none") {
+      summary.Set("privacy_mechanism", cfg.privacy().mechanism())
+          .Set("privacy_guarantee", r.privacy_guarantee)
+          .Set("epsilon", r.privacy ? r.privacy->epsilon : 0.0)
+          .Set("delta", cfg.privacy().delta())
+          .Set("rdp_order", r.privacy ? r.privacy->order : std::nan(""));
+      if (cfg.privacy().mechanism() == "rqm")
+        summary.Set("range_extension", r.privacy_range_extension);
+      else
+        summary.Set("noise_multiplier", r.privacy_noise_multiplier)
+            .Set("placement", cfg.privacy().placement());
+    }
+    if (!r.stop_reason.empty()) summary.Set("stop_reason", r.stop_reason);
     FT_RETURN_IF_ERROR(WriteText(partial + "/summary.json", summary.ToJson() + "\n"));
     return r;
   };

@@ -1,6 +1,7 @@
-// The uplink codec (compression/uplink_codec.h) a config's compression section asks for: the
-// only place that reads compression.*. The workers encode and the Coordinator decodes with a
-// codec made here.
+// The uplink codec (compression/uplink_codec.h) a config's compression and privacy sections ask
+// for: the only place that reads compression.*. With privacy.mechanism rqm the compressor is
+// RQM with the parameters of the run's privacy plan (runtime/privacy_setup.h). The workers
+// encode and the Coordinator decodes with a codec made here.
 #ifndef FEDTRAIN_RUNTIME_UPLINK_SETUP_H_
 #define FEDTRAIN_RUNTIME_UPLINK_SETUP_H_
 
@@ -13,8 +14,9 @@
 
 namespace fedtrain {
 
-// InvalidArgument naming the compression.* field that is out of range for a model of `dim`.
-absl::StatusOr<std::unique_ptr<UplinkCodec>> MakeUplinkCodec(const v1::CompressionConfig& cc,
+// InvalidArgument naming the compression.* (or privacy.*) field that is out of range for a
+// model of `dim`.
+absl::StatusOr<std::unique_ptr<UplinkCodec>> MakeUplinkCodec(const v1::ExperimentConfig& cfg,
                                                              size_t dim);
 
 }  // namespace fedtrain

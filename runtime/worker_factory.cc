@@ -35,7 +35,7 @@ absl::StatusOr<std::unique_ptr<WorkerFactory>> WorkerFactory::Create(
   // The server half only says how many parts an update has (a tracker wrapper keeps it).
   FT_ASSIGN_OR_RETURN(std::unique_ptr<ServerAlgorithm> server, factory->MakeServer(cfg.algorithm()));
   FT_ASSIGN_OR_RETURN(p->client, factory->MakeClient(cfg.algorithm()));
-  FT_ASSIGN_OR_RETURN(p->uplink, MakeUplinkCodec(cfg.compression(), model.dim()));
+  FT_ASSIGN_OR_RETURN(p->uplink, MakeUplinkCodec(cfg, model.dim()));
   const auto& l = cfg.local();
   p->wopts.sgd.lr = l.lr();
   p->wopts.sgd.steps = l.steps();

@@ -63,6 +63,8 @@ absl::Status Coordinator::Init(ConstVec x0) {
   FT_RETURN_IF_ERROR(algo_->Init(x0, &state_));
   state_.round = 0;
   start_ = clock_->Now();
+  if (opts_.privacy) sends_.assign(static_cast<size_t>(opts_.num_clients), 0);
+  max_sends_ = 0;
   initialised_ = true;
   return absl::OkStatus();
 }
@@ -108,10 +110,28 @@ absl::StatusOr<RoundSummary> Coordinator::RunRound() {
 
 // 1. Select the round's clients and send each its task. The down payload is encoded once into
 // a message shared read-only by every client's task.
+int64_t Coordinator::ToSample() const {
+  return SampleSize(opts_.num_clients, opts_.clients_per_round, opts_.over_selection);
+}
+
+uint32_t Coordinator::MaxSendsWith(const std::vector<ClientId>& sampled) const {
+  uint32_t m = max_sends_;
+  for (ClientId id : sampled) m = std::max(m, sends_[id] + 1);
+  return m;
+}
+
+void Coordinator::CountSends(const std::vector<ClientId>& sampled) {
+  for (ClientId id : sampled) max_sends_ = std::max(max_sends_, ++sends_[id]);
+}
+
+std::optional<DpGuarantee> Coordinator::privacy_spent() const {
+  if (!opts_.privacy) return std::nullopt;
+  return opts_.privacy->After(state_.round, max_sends_);
+}
+
 absl::Status Coordinator::Broadcast(Round* r) {
-  const int64_t to_sample =
-      SampleSize(opts_.num_clients, opts_.clients_per_round, opts_.over_selection);
-  r->info.sampled = SampleClients(opts_.sampling_seed, r->round, opts_.num_clients, to_sample);
+  r->info.sampled = SampleClients(opts_.sampling_seed, r->round, opts_.num_clients, ToSample());
+  if (opts_.privacy) CountSends(r->info.sampled);
   r->sum.sampled = static_cast<int64_t>(r->info.sampled.size());
   Payload down;
   FT_RETURN_IF_ERROR(algo_->DownPayload(state_, &down));
@@ -227,6 +247,12 @@ absl::StatusOr<Coordinator::ClientRecord> Coordinator::Accept(const ReceivedUpda
   FT_RETURN_IF_ERROR(uplink_->Decode(m.up(), got.part_data, algo_->num_up_parts(), dim,
                                      &rec.payload, &rec.dense));
   FT_RETURN_IF_ERROR(algo_->CheckUpdate(View(m.client_id(), rec)));
+  if (opts_.central_noise_sigma > 0) {
+    RngStream noise = RngStream::For(opts_.seed, state_.round, m.client_id(), Purpose::kPrivacy);
+    for (std::vector<float>& part : rec.payload.parts)
+      for (float& v : part)
+        v = static_cast<float>(static_cast<double>(v) + opts_.central_noise_sigma * noise.Normal());
+  }
   // Last, so that a malformed update is refused for what is wrong with it.
   if (opts_.client_samples) {
     const uint64_t want = opts_.client_samples(m.client_id());
@@ -338,6 +364,10 @@ absl::Status Coordinator::Record(Round* r) {
     sum.test = e;
   }
   sum.wall_s = absl::ToDoubleSeconds(clock_->Now() - start_);
+  if (opts_.privacy) {
+    sum.privacy = opts_.privacy->After(r->round + 1, max_sends_);
+    sum.privacy_guarantee = GuaranteeName(opts_.privacy->options().guarantee);
+  }
   if (!sink_) return absl::OkStatus();
   MetricsRow row;
   row.Set("round", static_cast<int64_t>(r->round))
@@ -358,6 +388,10 @@ absl::Status Coordinator::Record(Round* r) {
   if (opts_.reducer_diagnostics)
     row.Set("reducer_discarded", sum.reducer.discarded).Set("reducer_diag", sum.reducer.detail);
   if (opts_.attack.active()) row.Set("attacked", sum.attacked);
+  if (sum.privacy)
+    row.Set("epsilon", sum.privacy->epsilon)
+        .Set("delta", sum.privacy->delta)
+        .Set("privacy_guarantee", sum.privacy_guarantee);
   return sink_->Write(row);
 }
 
@@ -404,12 +438,31 @@ absl::Status Coordinator::Restore(CoordinatorSnapshot snap) {
   cum_up_ = snap.cum_bytes_up;
   cum_down_ = snap.cum_bytes_down;
   start_ = clock_->Now() - absl::Seconds(snap.wall_s);
+  if (opts_.privacy) {  // sampling is a function of (seed, round): replay who sent so far
+    sends_.assign(static_cast<size_t>(opts_.num_clients), 0);
+    max_sends_ = 0;
+    for (uint64_t r = 0; r < state_.round; ++r)
+      CountSends(SampleClients(opts_.sampling_seed, r, opts_.num_clients, ToSample()));
+  }
   return absl::OkStatus();
 }
 
 absl::Status Coordinator::Run(const std::function<void(const RoundSummary&)>& on_round,
                               const std::function<absl::Status()>& after_round) {
   while (rounds_done() < opts_.rounds) {
+    if (opts_.privacy && opts_.privacy_budget > 0) {
+      const uint64_t next = state_.round;
+      const DpGuarantee after = opts_.privacy->After(
+          next + 1, MaxSendsWith(SampleClients(opts_.sampling_seed, next, opts_.num_clients,
+                                               ToSample())));
+      if (after.epsilon > opts_.privacy_budget) {
+        stop_reason_ = absl::StrCat("privacy budget: round ", next, " would take epsilon to ",
+                                    after.epsilon, " > privacy.budget_epsilon = ",
+                                    opts_.privacy_budget, " (delta = ", after.delta, ", ",
+                                    GuaranteeName(opts_.privacy->options().guarantee), ")");
+        break;
+      }
+    }
     FT_ASSIGN_OR_RETURN(RoundSummary s, RunRound());
     if (on_round) on_round(s);
     if (after_round) FT_RETURN_IF_ERROR(after_round());

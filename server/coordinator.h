@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "aggregators/algorithm.h"
 #include "attacks/attack.h"
 #include "comm/transport.h"
+#include "compression/privacy_accountant.h"
 #include "compression/uplink_codec.h"
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -64,6 +66,17 @@ struct CoordinatorOptions {
   // Fault injection: the accepted updates of attack.clients are replaced before the server
   // half sees them (attacks/attack.h); the metrics row then has an "attacked" column.
   AttackOptions attack;
+  // Differential privacy (compression/privacy_accountant.h; may be null): the guarantee after
+  // every round goes into the round's summary and metrics row (columns epsilon, delta), and
+  // with privacy_budget > 0 Run() stops, before a round that would take epsilon above the
+  // budget, with stop_reason() saying so. Every sampled client counts as having sent.
+  std::shared_ptr<const PrivacyAccountant> privacy;
+  double privacy_budget = 0.0;
+  // Central Gaussian noise (privacy.placement central, docs/privacy.md §1.4): every accepted
+  // update gets N(0, σ²) added to each coordinate, drawn from RngStream(seed, round, client,
+  // kPrivacy), before the server half sees it; the mean of K updates then carries the noise
+  // of DP-FedAvg's N(0, (z S)²) on the sum. 0: off.
+  double central_noise_sigma = 0.0;
 };
 
 // Everything a Coordinator needs to continue a run (server/checkpoint.h writes it to disk).
@@ -94,6 +107,8 @@ struct RoundSummary {
   ReduceDiagnostics reducer;  // what the reducer reported this round
   int64_t attacked = 0;       // updates replaced or omitted by the configured attack
   std::vector<std::string> rejections;  // one reason per rejected or failed reply
+  std::optional<DpGuarantee> privacy;   // the guarantee after this round (privacy runs)
+  std::string privacy_guarantee;        // against whom it holds ("untrusted_server", ...)
 };
 
 // `m` distinct client ids out of [0, n), sorted, drawn from RngStream(seed, round, 0,
@@ -125,6 +140,11 @@ class Coordinator {
   absl::StatusOr<CoordinatorSnapshot> Snapshot() const;
   absl::Status Restore(CoordinatorSnapshot snap);
 
+  // Why Run() ended before opts.rounds ("" when it did not): the privacy budget.
+  const std::string& stop_reason() const { return stop_reason_; }
+  // The privacy guarantee after the rounds done so far (privacy runs).
+  std::optional<DpGuarantee> privacy_spent() const;
+
   const ServerState& state() const { return state_; }
   ConstVec model() const { return state_.x; }
   int64_t rounds_done() const { return static_cast<int64_t>(state_.round); }
@@ -140,6 +160,10 @@ class Coordinator {
   absl::Status CheckProgress(const Round& r);
   absl::Status Aggregate(Round* r);
   absl::Status Record(Round* r);
+  int64_t ToSample() const;
+  // The most messages any client has sent once `sampled` send one more.
+  uint32_t MaxSendsWith(const std::vector<ClientId>& sampled) const;
+  void CountSends(const std::vector<ClientId>& sampled);
 
   CoordinatorOptions opts_;
   ServerAlgorithm* algo_;
@@ -158,6 +182,10 @@ class Coordinator {
   int64_t rejected_streak_ = 0;
   uint64_t rejected_streak_first_ = 0;
   bool initialised_ = false;
+  // Privacy accounting: messages sent per client, their maximum, why Run() stopped early.
+  std::vector<uint32_t> sends_;
+  uint32_t max_sends_ = 0;
+  std::string stop_reason_;
 };
 
 }  // namespace fedtrain

@@ -29,6 +29,7 @@
 #include "client/worker.h"
 #include "comm/inproc.h"
 #include "compression/payload_codec.h"
+#include "compression/privacy_accountant.h"
 #include "core/clock.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
@@ -90,6 +91,12 @@ void ExpectSameSummary(const RoundSummary& got, const RoundSummary& want) {
   EXPECT_EQ(Bits(got.lr), Bits(want.lr));
   EXPECT_EQ(Bits(got.wall_s), Bits(want.wall_s));
   EXPECT_EQ(got.rejections, want.rejections);
+  ASSERT_EQ(got.privacy.has_value(), want.privacy.has_value());
+  if (want.privacy) {
+    EXPECT_EQ(Bits(got.privacy->epsilon), Bits(want.privacy->epsilon));
+    EXPECT_EQ(Bits(got.privacy->order), Bits(want.privacy->order));
+    EXPECT_EQ(got.privacy_guarantee, want.privacy_guarantee);
+  }
 }
 
 void ExpectSameSnapshot(const CoordinatorSnapshot& got, const CoordinatorSnapshot& want) {
@@ -121,6 +128,7 @@ struct Spec {
   bool track_accepted = false;
   bool versioned_state = false;
   int64_t num_clients = 6, clients_per_round = 3, rounds = 6;
+  std::shared_ptr<const PrivacyAccountant> privacy;  // CoordinatorOptions::privacy
 };
 
 // The algorithm's factory from a registry of the built-ins (each caller builds its own: no
@@ -237,6 +245,7 @@ class Server {
     o.lr_decay = 0.9;
     o.eval_every = 2;
     o.track_accepted = spec.track_accepted;
+    o.privacy = spec.privacy;
     coord_ = std::make_unique<Coordinator>(
         o, algo_.get(), clients->transport(), clients->uplink(),
         [this](ConstVec w) { return eval_.Evaluate(w, DataView::All(*data_)); }, nullptr,
@@ -341,6 +350,30 @@ TEST(CoordinatorResumeTest, FedAvgResumeIsBitIdentical) {
   const Spec spec = MakeSpec("fedavg");
   ExpectResumeMatches(spec, Restart{2, 0, false});
   ExpectResumeMatches(spec, Restart{3, 0, true});
+}
+
+// Privacy accounting after a restart: the resumed server rebuilds every client's message
+// count from the seeded sampling, so epsilon continues exactly; and epsilon after each round
+// is the accountant's for the most-used client's count, replayed here.
+TEST(CoordinatorResumeTest, PrivacyAccountingResumesExactly) {
+  Spec spec = MakeSpec("fedavg");
+  AccountantOptions ao;  // RQM, untrusted server: epsilon follows the most-used client
+  ao.dim = kDim;
+  FT_ASSERT_OK_AND_ASSIGN(PrivacyAccountant acc, PrivacyAccountant::Create(ao));
+  spec.privacy = std::make_shared<const PrivacyAccountant>(std::move(acc));
+  ExpectResumeMatches(spec, Restart{2, 0, false});
+  ExpectResumeMatches(spec, Restart{3, 0, true});
+  Trace t;
+  ASSERT_NO_FATAL_FAILURE(RunJob(spec, Restart{}, 0, &t));
+  std::vector<uint64_t> sends(static_cast<size_t>(spec.num_clients), 0);
+  uint64_t most = 0;
+  for (size_t r = 0; r < t.rounds.size(); ++r) {
+    for (ClientId id : SampleClients(12, r, spec.num_clients, spec.clients_per_round))
+      most = std::max(most, ++sends[id]);
+    ASSERT_TRUE(t.rounds[r].privacy.has_value());
+    EXPECT_EQ(t.rounds[r].privacy->epsilon, spec.privacy->After(r + 1, most).epsilon) << r;
+    EXPECT_EQ(t.rounds[r].privacy_guarantee, "untrusted_server");
+  }
 }
 
 TEST(CoordinatorResumeTest, FedAvgMomentumResumeIsBitIdentical) {

@@ -40,6 +40,13 @@ absl::StatusOr<ServerLoopResult> RunServerLoop(
   }
   result.model.assign(coord.model().begin(), coord.model().end());
   result.rounds = coord.rounds_done();
+  result.stop_reason = coord.stop_reason();
+  // Stopped early (privacy budget): the model as it stands is the run's result; evaluate it.
+  if (!result.stop_reason.empty() && parts.evaluator && coord.rounds_done() > 0) {
+    FT_ASSIGN_OR_RETURN(EvalMetrics e, parts.evaluator(coord.model()));
+    result.final_test = e;
+  }
+  result.privacy = coord.privacy_spent();
   return result;
 }
 

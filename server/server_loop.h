@@ -42,6 +42,8 @@ struct ServerLoopResult {
   int64_t rounds = 0;
   double wall_s = 0.0;
   uint64_t cum_bytes_up = 0, cum_bytes_down = 0;
+  std::string stop_reason;              // Coordinator::stop_reason()
+  std::optional<DpGuarantee> privacy;   // the guarantee after the last round (privacy runs)
 };
 
 struct ServerLoopParts {
