@@ -14,6 +14,8 @@
 #include "aggregators/registry.h"
 #include "cli/aggregate_cmd.h"
 #include "cli/ef_validate.h"
+#include "cli/flags.h"
+#include "core/build_info.h"
 #include "plot/plot.h"
 #include "runtime/plugins.h"
 #include "cli/progress.h"
@@ -39,10 +41,14 @@ commands:
   plot       draw test accuracy/loss of runs against rounds and uplink bytes
   ef-validate  float64 validation runs of the error-feedback methods (examples/ef/)
   aggregate  apply one (robust) reducer to the rows of a .npy matrix
-  help       show this help (also: fedtrain <command> --help)
+  help       show this help; `fedtrain help <command>` (or `fedtrain <command> --help`)
+             shows that command's
+  --version  the version, git commit and build type of this binary
+
+Every option takes its value as "--name VALUE" or "--name=VALUE".
 )";
 
-constexpr char kSimulateHelp[] = R"(usage: fedtrain simulate --config FILE [--set path=value ...] [options]
+constexpr char kSimulateHelp[] = R"(usage: fedtrain simulate --config FILE [--set path=value ...] [--out DIR] [--threads N] [--plugin LIB.so ...] [--print-config]
 
 Runs the experiment in FILE (.json, or protobuf text format: .textproto/.pbtxt/.txt) with
 simulated clients. Writes <output.dir>/<run_name>/ with config.json (the resolved config),
@@ -63,7 +69,7 @@ options:
   --help               this help
 )";
 
-constexpr char kPlotHelp[] = R"(usage: fedtrain plot RUN_DIR... [-o OUT.png|OUT.svg] [--title T]
+constexpr char kPlotHelp[] = R"(usage: fedtrain plot RUN_DIR... [-o OUT.png|OUT.svg] [--title T] [--width N] [--height N]
 
 Draws test accuracy and test loss against rounds and against cumulative uplink MB for one
 or several run folders (each holding metrics.csv) into one PNG or SVG figure.
@@ -82,45 +88,36 @@ int Usage(const std::string& msg, const char* help) {
 
 bool IsHelp(const std::string& a) { return a == "--help" || a == "-h" || a == "help"; }
 
+// The help text of a command, or null when `cmd` is none.
+const char* CommandHelp(const std::string& cmd) {
+  if (cmd == "simulate") return kSimulateHelp;
+  if (cmd == "plot") return kPlotHelp;
+  if (cmd == "server") return kServerHelp;
+  if (cmd == "worker") return kWorkerHelp;
+  if (cmd == "mpi") return kMpiHelp;
+  if (cmd == "aggregate") return kAggregateHelp;
+  if (cmd == "ef-validate") return kEfValidateHelp;
+  return nullptr;
+}
+
 int Simulate(const std::vector<std::string>& args) {
   std::string config_path;
   std::vector<std::string> sets, plugins;
   bool print_config = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
+  auto set_as = [&sets](const char* path) {
+    return [&sets, path](const std::string& v) {
+      sets.push_back(absl::StrCat(path, "=", v));
       return true;
     };
-    std::string v;
-    if (IsHelp(a)) {
-      std::fputs(kSimulateHelp, stdout);
-      return 0;
-    } else if (a == "--config") {
-      if (!value(&config_path)) return Usage("--config needs a file", kSimulateHelp);
-    } else if (absl::StartsWith(a, "--config=")) {
-      config_path = a.substr(9);
-    } else if (a == "--set") {
-      if (!value(&v)) return Usage("--set needs path=value", kSimulateHelp);
-      sets.push_back(v);
-    } else if (absl::StartsWith(a, "--set=")) {
-      sets.push_back(a.substr(6));
-    } else if (a == "--out") {
-      if (!value(&v)) return Usage("--out needs a folder", kSimulateHelp);
-      sets.push_back("output.dir=" + v);
-    } else if (a == "--threads") {
-      if (!value(&v)) return Usage("--threads needs a number", kSimulateHelp);
-      sets.push_back("threads=" + v);
-    } else if (a == "--plugin") {
-      if (!value(&v)) return Usage("--plugin needs a shared library", kSimulateHelp);
-      plugins.push_back(v);
-    } else if (a == "--print-config") {
-      print_config = true;
-    } else {
-      return Usage(absl::StrCat("unknown option '", a, "'"), kSimulateHelp);
-    }
-  }
+  };
+  Flags flags(kSimulateHelp);
+  flags.String("--config", &config_path, "--config needs a file")
+      .Append("--set", &sets, "--set needs path=value")
+      .Custom("--out", set_as("output.dir"), "--out needs a folder")
+      .Custom("--threads", set_as("threads"), "--threads needs a number")
+      .Append("--plugin", &plugins, "--plugin needs a shared library")
+      .Switch("--print-config", &print_config);
+  if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (config_path.empty()) return Usage("simulate needs --config FILE", kSimulateHelp);
 
   absl::StatusOr<v1::ExperimentConfig> cfg = LoadConfigFile(config_path);
@@ -176,31 +173,13 @@ int Plot(const std::vector<std::string>& args) {
   PlotOptions opts;
   opts.output = "plot.png";
   std::vector<std::string> runs;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto next = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    std::string v;
-    if (IsHelp(a)) {
-      std::fputs(kPlotHelp, stdout);
-      return 0;
-    } else if (a == "-o" || a == "--output") {
-      if (!next(&opts.output)) return Usage(a + " needs a file", kPlotHelp);
-    } else if (a == "--title") {
-      if (!next(&opts.title)) return Usage("--title needs text", kPlotHelp);
-    } else if (a == "--width" || a == "--height") {
-      int n;
-      if (!next(&v) || !absl::SimpleAtoi(v, &n)) return Usage(a + " needs a number", kPlotHelp);
-      (a == "--width" ? opts.width : opts.height) = n;
-    } else if (absl::StartsWith(a, "-")) {
-      return Usage(absl::StrCat("unknown option '", a, "'"), kPlotHelp);
-    } else {
-      runs.push_back(a);
-    }
-  }
+  Flags flags(kPlotHelp);
+  flags.String("-o,--output", &opts.output, "--output needs a file", /*non_empty=*/true)
+      .String("--title", &opts.title, "--title needs text")
+      .Int("--width", &opts.width, 1, "--width needs a positive number")
+      .Int("--height", &opts.height, 1, "--height needs a positive number")
+      .Positional(&runs);
+  if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (runs.empty()) return Usage("plot needs at least one run folder", kPlotHelp);
   if (absl::Status s = PlotRuns(runs, opts); !s.ok()) {
     std::fprintf(stderr, "fedtrain plot: %s\n", std::string(s.message()).c_str());
@@ -215,15 +194,15 @@ int Main(int argc, char** argv) {
   if (args.empty()) return Usage("no command given", kMainHelp);
   const std::string cmd = args[0];
   args.erase(args.begin());
-  if (IsHelp(cmd)) {
-    if (!args.empty() && args[0] == "simulate") return std::fputs(kSimulateHelp, stdout), 0;
-    if (!args.empty() && args[0] == "plot") return std::fputs(kPlotHelp, stdout), 0;
-    if (!args.empty() && args[0] == "server") return std::fputs(kServerHelp, stdout), 0;
-    if (!args.empty() && args[0] == "worker") return std::fputs(kWorkerHelp, stdout), 0;
-    if (!args.empty() && args[0] == "mpi") return std::fputs(kMpiHelp, stdout), 0;
-    if (!args.empty() && args[0] == "aggregate") return std::fputs(kAggregateHelp, stdout), 0;
-    std::fputs(kMainHelp, stdout);
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("fedtrain %s\ngit commit %s\nbuild type %s\n", BuildVersion(),
+                BuildGitCommit(), BuildType());
     return 0;
+  }
+  if (IsHelp(cmd)) {
+    if (args.empty()) return std::fputs(kMainHelp, stdout), 0;
+    if (const char* help = CommandHelp(args[0])) return std::fputs(help, stdout), 0;
+    return Usage(absl::StrCat("no help for '", args[0], "': not a command"), kMainHelp);
   }
   if (cmd == "simulate") return Simulate(args);
   if (cmd == "plot") return Plot(args);

@@ -232,7 +232,7 @@ int ServerCommand(const std::vector<std::string>& args,
       [&](const RoundSummary& s) {
         for (const std::string& why : s.rejections)
           std::fprintf(stderr, "fedtrain server: round %llu: %s\n",
-                       static_cast<unsigned long long>(s.round), why.c_str());
+                       static_cast<unsigned long long>(s.round) + 1, why.c_str());
         progress.OnRound(s);
       },
       [&](const TransportContext& ctx) { return (*server)->WaitForWorkers(ctx.model.dim()); },
