@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "CLI/CLI.hpp"
 #include "comm/grpc_server.h"
+#include "core/log.h"
 
 namespace fedtrain {
 
@@ -71,10 +72,21 @@ Flags& Flags::Custom(const char* name, std::function<bool(const std::string&)> s
   return *this;
 }
 
+const char kCommonOptionsHelp[] = R"(
+options of every command:
+  --log-level LEVEL    the least severe log line printed on stderr: debug, info (default),
+                       warning or error (log lines carry a UTC timestamp and their level)
+)";
+
+void PrintHelp(const char* help, std::FILE* out) {
+  std::fputs(help, out);
+  std::fputs(kCommonOptionsHelp, out);
+}
+
 int Flags::Parse(const std::vector<std::string>& args) const {
   for (const std::string& a : args)
     if (a == "--help" || a == "-h") {
-      std::fputs(help_, out_);
+      PrintHelp(help_, out_);
       return 0;
     }
   CLI::App app;
@@ -100,6 +112,22 @@ int Flags::Parse(const std::vector<std::string>& args) const {
     // options (--set) and options that add to the same list keep their order.
     o->type_size(1)->expected(1)->trigger_on_parse();
   }
+  // --log-level, which every command takes.
+  const Flag log_level{"--log-level", true,
+                       [](const std::string& v) {
+                         absl::StatusOr<LogLevel> l = ParseLogLevel(v);
+                         if (!l.ok()) return false;
+                         SetLogLevel(*l);
+                         return true;
+                       },
+                       "--log-level needs debug, info, warning or error"};
+  app.add_option(log_level.name, [&log_level, &bad_value_error](const CLI::results_t& r) {
+       if (r.size() != 1 || !log_level.set(r[0])) {
+         bad_value_error = log_level.error;
+         throw CLI::ValidationError(log_level.name, log_level.error);
+       }
+       return true;
+     })->type_size(1)->expected(1)->trigger_on_parse();
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses from the back
   try {
     app.parse(reversed);
@@ -117,6 +145,7 @@ int Flags::Parse(const std::vector<std::string>& args) const {
             best_len = n.size();
           }
       if (best != nullptr) return Usage(best->error);
+      if (what.find(log_level.name) != std::string::npos) return Usage(log_level.error);
     }
     return Usage(e.what());
   }
@@ -135,7 +164,8 @@ int Flags::Parse(const std::vector<std::string>& args) const {
 }
 
 int Flags::Usage(const std::string& msg) const {
-  std::fprintf(err_, "fedtrain: %s\n\n%s", msg.c_str(), help_);
+  std::fprintf(err_, "fedtrain: %s\n\n", msg.c_str());
+  PrintHelp(help_, err_);
   return 2;
 }
 

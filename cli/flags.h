@@ -77,6 +77,12 @@ class Flags {
   std::vector<std::string>* rest_ = nullptr;
 };
 
+// The options every command takes (Flags adds them), printed after each command's help.
+extern const char kCommonOptionsHelp[];
+// A command's help text followed by kCommonOptionsHelp, as --help and `fedtrain help CMD`
+// print it.
+void PrintHelp(const char* help, std::FILE* out);
+
 // Prints "fedtrain <command>: <msg>" on stderr; returns 1.
 int Fail(const char* command, const std::string& msg);
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -133,9 +134,27 @@ TEST(FlagsTest, HelpPrintsTheCommandsHelpAndExitsZero) {
     Cmd c;
     Parsed p = ParseWith({"--config", "x", h}, &c);
     EXPECT_EQ(p.rc, 0);
-    EXPECT_EQ(p.out, kHelp);
+    EXPECT_EQ(p.out, std::string(kHelp) + kCommonOptionsHelp);
     EXPECT_EQ(p.err, "");
   }
+}
+
+TEST(FlagsTest, EveryCommandTakesLogLevel) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--log-level", "warning"}, {"--log-level=warning"}}) {
+    SetLogLevel(LogLevel::kInfo);
+    Cmd c;
+    ASSERT_EQ(ParseWith(args, &c).rc, -1);
+    EXPECT_EQ(GetLogLevel(), LogLevel::kWarning);
+  }
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--log-level", "loud"}, {"--log-level"}}) {
+    Cmd c;
+    Parsed p = ParseWith(args, &c);
+    EXPECT_EQ(p.rc, 2);
+    EXPECT_THAT(p.err, HasSubstr("--log-level needs debug, info, warning or error"));
+  }
+  SetLogLevel(LogLevel::kInfo);
 }
 
 TEST(FlagsTest, RestCollectsUnknownArgumentsInOrder) {

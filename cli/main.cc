@@ -1,5 +1,8 @@
 // The one `fedtrain` binary: `fedtrain simulate | server | worker | plot | help`.
 // Exit codes: 0 success, 1 a run or plot failed (message on stderr), 2 bad usage.
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +24,7 @@
 #include "cli/progress.h"
 #include "cli/mpi_cmd.h"
 #include "core/memory.h"
+#include "core/signal_watcher.h"
 #include "cli/server_cmd.h"
 #include "cli/worker_cmd.h"
 #include "proto/config_io.h"
@@ -45,10 +49,13 @@ commands:
              shows that command's
   --version  the version, git commit and build type of this binary
 
+Every command also takes --log-level debug|info|warning|error (log lines on stderr, with a
+UTC timestamp and their level; the server and workers log joins, refusals and rejections).
+
 Every option takes its value as "--name VALUE" or "--name=VALUE".
 )";
 
-constexpr char kSimulateHelp[] = R"(usage: fedtrain simulate --config FILE [--set path=value ...] [--out DIR] [--threads N] [--plugin LIB.so ...] [--print-config]
+constexpr char kSimulateHelp[] = R"(usage: fedtrain simulate --config FILE [--set path=value ...] [--out DIR] [--threads N] [--plugin LIB.so ...] [--print-config] [--resume RUN_DIR]
 
 Runs the experiment in FILE (.json, or protobuf text format: .textproto/.pbtxt/.txt) with
 simulated clients. Writes <output.dir>/<run_name>/ with config.json (the resolved config),
@@ -66,6 +73,16 @@ options:
   --plugin LIB.so      shorthand for adding LIB.so to the config's `plugins` (algorithm
                        plug-ins, see the README); repeatable
   --print-config       print the resolved config as JSON and exit without running
+  --resume RUN_DIR     continue the unfinished run in RUN_DIR (NAME.partial) from its
+                       checkpoint.ftc, ending with the weights an uninterrupted run gives;
+                       the config is RUN_DIR/config.json unless --config is given (it must be
+                       the same experiment; threads and output settings may differ)
+
+SIGINT or SIGTERM (Ctrl-C) stops the run after the round in progress: the folder keeps its
+.partial name, its metrics up to that round, error.txt saying it was interrupted, and, when
+checkpoint.every > 0, a checkpoint of that round to --resume from (not for runs whose
+clients keep their own state in this process, e.g. SCAFFOLD: their checkpoint is removed).
+A second signal ends the process at once. Exit status 128 + the signal's number.
   --help               this help
 )";
 
@@ -103,6 +120,7 @@ const char* CommandHelp(const std::string& cmd) {
 int Simulate(const std::vector<std::string>& args) {
   std::string config_path;
   std::vector<std::string> sets, plugins;
+  std::string resume_dir;
   bool print_config = false;
   auto set_as = [&sets](const char* path) {
     return [&sets, path](const std::string& v) {
@@ -116,9 +134,25 @@ int Simulate(const std::vector<std::string>& args) {
       .Custom("--out", set_as("output.dir"), "--out needs a folder")
       .Custom("--threads", set_as("threads"), "--threads needs a number")
       .Append("--plugin", &plugins, "--plugin needs a shared library")
-      .Switch("--print-config", &print_config);
+      .Switch("--print-config", &print_config)
+      .String("--resume", &resume_dir, "--resume needs a run folder (NAME.partial)", true);
   if (int rc = flags.Parse(args); rc >= 0) return rc;
-  if (config_path.empty()) return Usage("simulate needs --config FILE", kSimulateHelp);
+  // --resume without --config: the config the run folder recorded.
+  if (config_path.empty() && !resume_dir.empty()) config_path = resume_dir + "/config.json";
+  if (config_path.empty())
+    return Usage("simulate needs --config FILE (or --resume RUN_DIR)", kSimulateHelp);
+  // SIGINT/SIGTERM stop the run after the round in progress, so that the folder is left
+  // consistent (metrics written, checkpoint of that round, error.txt); a second one ends the
+  // process at once. Before any thread starts: threads inherit the blocked signals.
+  std::atomic<int> interrupt{0};
+  SignalWatcher signals({SIGINT, SIGTERM}, [&interrupt](int sig) {
+    if (interrupt.exchange(sig) != 0) {
+      std::fprintf(stderr, "\nfedtrain simulate: %s again: stopping at once\n", strsignal(sig));
+      std::_Exit(128 + sig);
+    }
+    std::fprintf(stderr, "\nfedtrain simulate: %s: stopping after the round in progress "
+                         "(send it again to stop at once)\n", strsignal(sig));
+  });
 
   absl::StatusOr<v1::ExperimentConfig> cfg = LoadConfigFile(config_path);
   if (!cfg.ok()) {
@@ -147,17 +181,22 @@ int Simulate(const std::vector<std::string>& args) {
                    std::string(resolved.status().message()).c_str());
       return 1;
     }
-    std::printf("%s\n", ConfigToJson(*resolved).c_str());
+    std::printf("%s\n", ConfigToRecordJson(*resolved).c_str());
     return 0;
   }
   v1::ExperimentConfig probe = *cfg;
   FillDefaults(&probe);
   Progress progress(Progress::ModeFor(probe.output().progress(), stderr), stderr, probe.rounds());
-  absl::StatusOr<ExperimentOutcome> out =
-      SimulateExperiment(*cfg, registry, [&](const RoundSummary& s) { progress.OnRound(s); });
+  ServerRunOptions run_opts;
+  run_opts.resume_dir = resume_dir;
+  run_opts.interrupt = &interrupt;
+  absl::StatusOr<ExperimentOutcome> out = SimulateExperiment(
+      *cfg, registry, [&](const RoundSummary& s) { progress.OnRound(s); }, run_opts);
   progress.Finish();
   if (!out.ok()) {
     std::fprintf(stderr, "fedtrain simulate: %s\n", std::string(out.status().message()).c_str());
+    // Interrupted: the shell's convention, 128 + the signal's number.
+    if (absl::IsCancelled(out.status()) && interrupt.load() != 0) return 128 + interrupt.load();
     return 1;
   }
   const RunResult& r = out->result;
@@ -201,7 +240,7 @@ int Main(int argc, char** argv) {
   }
   if (IsHelp(cmd)) {
     if (args.empty()) return std::fputs(kMainHelp, stdout), 0;
-    if (const char* help = CommandHelp(args[0])) return std::fputs(help, stdout), 0;
+    if (const char* help = CommandHelp(args[0])) return PrintHelp(help, stdout), 0;
     return Usage(absl::StrCat("no help for '", args[0], "': not a command"), kMainHelp);
   }
   if (cmd == "simulate") return Simulate(args);

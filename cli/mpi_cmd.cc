@@ -9,10 +9,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "cli/flags.h"
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
 #include "cli/server_cmd.h"
 #include "cli/worker_cmd.h"
+#include "core/log.h"
 
 namespace fedtrain {
 
@@ -85,7 +86,7 @@ int MpiCommand(int* argc, char*** argv, const std::vector<std::string>& args) {
     has_listen |= a == "--listen" || absl::StartsWith(a, "--listen=");
 
   if (MPI_Init(argc, argv) != MPI_SUCCESS) {
-    std::fprintf(stderr, "fedtrain mpi: MPI_Init failed\n");
+    FT_LOG(kError, "fedtrain mpi: MPI_Init failed");
     return 1;
   }
   int rank = 0, size = 1;
@@ -123,7 +124,7 @@ int MpiCommand(int* argc, char*** argv, const std::vector<std::string>& args) {
     const std::string addr = Bcast("");
     const std::string tok = Bcast("");
     if (addr.empty()) {
-      std::fprintf(stderr, "fedtrain mpi: rank %d: the server (rank 0) did not start\n", rank);
+      FT_LOG(kError, "fedtrain mpi: rank ", rank, ": the server (rank 0) did not start");
       rc = 1;
     } else {
       std::vector<std::string> w = {"--server", addr, "--token", tok, "--slot",

@@ -3,6 +3,7 @@
 #include "proto/config_io.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -611,6 +613,138 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
           absl::StrCat("data.synthetic.classes must be >= 2, got ", s.classes()));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// The shortest decimal text that parses back to `v` (std::to_chars' guarantee).
+template <typename T>
+std::string ShortestNumber(T v) {
+  if (!std::isfinite(v)) return JsonString(v != v ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
+}
+
+// Whether `f` of `msg` is a section that does not apply to this run (ConfigToRecordJson).
+bool NotApplicable(const Message& msg, const FieldDescriptor* f) {
+  const std::string& type = msg.GetDescriptor()->name();
+  const Reflection* r = msg.GetReflection();
+  auto str = [&](const char* field) {
+    const FieldDescriptor* g = msg.GetDescriptor()->FindFieldByName(field);
+    return g != nullptr ? r->GetString(msg, g) : std::string();
+  };
+  auto sub_str = [&](const FieldDescriptor* sub, const char* field) {
+    const Message& m = r->GetMessage(msg, sub);
+    const FieldDescriptor* g = m.GetDescriptor()->FindFieldByName(field);
+    return g != nullptr ? m.GetReflection()->GetString(m, g) : std::string();
+  };
+  if (type == "ExperimentConfig") {
+    if (f->name() == "attack") return sub_str(f, "name") == "none";
+    if (f->name() == "privacy") return sub_str(f, "mechanism") == "none";
+  }
+  if (type == "DataConfig") {
+    if (f->name() == "synthetic") return str("dataset") != "synthetic";
+    if (f->name() == "mean" || f->name() == "std") return str("normalize") != "standardize";
+  }
+  return false;
+}
+
+void AppendRecordJson(const Message& msg, int indent, std::string* out) {
+  const Descriptor* d = msg.GetDescriptor();
+  if (d->full_name() == "google.protobuf.Struct") {  // free-form plug-in parameters
+    google::protobuf::util::JsonPrintOptions opts;
+    std::string s;
+    (void)google::protobuf::util::MessageToJsonString(msg, &s, opts);
+    *out += s;
+    return;
+  }
+  const Reflection* r = msg.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->is_repeated() ? r->FieldSize(msg, f) == 0 : !r->HasField(msg, f)) continue;
+    if (NotApplicable(msg, f)) continue;
+    fields.push_back(f);
+  }
+  if (fields.empty()) {
+    *out += "{}";
+    return;
+  }
+  const std::string pad(indent + 2, ' ');
+  *out += "{\n";
+  for (size_t k = 0; k < fields.size(); ++k) {
+    const FieldDescriptor* f = fields[k];
+    absl::StrAppend(out, pad, JsonString(f->name()), ": ");
+    auto value = [&](int i) {  // i < 0: singular
+      const bool rep = i >= 0;
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_INT32:
+          return absl::StrCat(rep ? r->GetRepeatedInt32(msg, f, i) : r->GetInt32(msg, f));
+        case FieldDescriptor::CPPTYPE_INT64:
+          return absl::StrCat(rep ? r->GetRepeatedInt64(msg, f, i) : r->GetInt64(msg, f));
+        case FieldDescriptor::CPPTYPE_UINT32:
+          return absl::StrCat(rep ? r->GetRepeatedUInt32(msg, f, i) : r->GetUInt32(msg, f));
+        case FieldDescriptor::CPPTYPE_UINT64:
+          return absl::StrCat(rep ? r->GetRepeatedUInt64(msg, f, i) : r->GetUInt64(msg, f));
+        case FieldDescriptor::CPPTYPE_DOUBLE:
+          return ShortestNumber(rep ? r->GetRepeatedDouble(msg, f, i) : r->GetDouble(msg, f));
+        case FieldDescriptor::CPPTYPE_FLOAT:
+          return ShortestNumber(rep ? r->GetRepeatedFloat(msg, f, i) : r->GetFloat(msg, f));
+        case FieldDescriptor::CPPTYPE_BOOL:
+          return std::string((rep ? r->GetRepeatedBool(msg, f, i) : r->GetBool(msg, f)) ? "true"
+                                                                                        : "false");
+        case FieldDescriptor::CPPTYPE_ENUM:
+          return JsonString((rep ? r->GetRepeatedEnum(msg, f, i) : r->GetEnum(msg, f))->name());
+        case FieldDescriptor::CPPTYPE_STRING:
+          return JsonString(rep ? r->GetRepeatedString(msg, f, i) : r->GetString(msg, f));
+        case FieldDescriptor::CPPTYPE_MESSAGE: {
+          std::string s;
+          AppendRecordJson(rep ? r->GetRepeatedMessage(msg, f, i) : r->GetMessage(msg, f),
+                           indent + 2, &s);
+          return s;
+        }
+      }
+      return std::string("null");
+    };
+    if (f->is_repeated()) {
+      *out += "[";
+      for (int i = 0; i < r->FieldSize(msg, f); ++i) absl::StrAppend(out, i ? ", " : "", value(i));
+      *out += "]";
+    } else {
+      *out += value(-1);
+    }
+    absl::StrAppend(out, k + 1 < fields.size() ? ",\n" : "\n");
+  }
+  absl::StrAppend(out, std::string(indent, ' '), "}");
+}
+
+}  // namespace
+
+std::string ConfigToRecordJson(const v1::ExperimentConfig& resolved) {
+  std::string out;
+  AppendRecordJson(resolved, 0, &out);
+  return out;
 }
 
 std::string ConfigToJson(const Message& msg) {

@@ -17,6 +17,7 @@ using ::fedtrain::testing::IsOk;
 using ::fedtrain::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 absl::StatusOr<v1::ExperimentConfig> Json(const std::string& s) {
   return ParseConfig(s, "json", "test.json");
@@ -88,6 +89,39 @@ TEST(ConfigTest, JsonSyntaxErrorsGiveLineAndColumn) {
   // Value errors still come from protobuf's parser, which names the field.
   EXPECT_THAT(Json(R"({"rounds": "ten"})"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rounds")));
+}
+
+TEST(ConfigTest, RecordJsonReadsBackAsTheSameConfig) {
+  v1::ExperimentConfig c;
+  FillDefaults(&c);
+  c.set_rounds(1500);
+  c.mutable_local()->set_lr(0.05);
+  c.mutable_local()->set_lr_decay(0.1 + 0.2);  // 0.30000000000000004: kept exactly
+  c.mutable_model()->add_hidden(200);
+  c.mutable_algorithm()->set_name("fedprox");
+  FT_ASSERT_OK(ApplyOverride("algorithm.params.mu=0.5", &c));
+  c.mutable_data()->set_dataset("fashion_mnist");
+  const std::string json = ConfigToRecordJson(c);
+  EXPECT_THAT(json, HasSubstr("\"rounds\": 1500,"));  // a number, not "1500"
+  EXPECT_THAT(json, HasSubstr("\"lr\": 0.05,"));       // not 0.050000000000000003
+  EXPECT_THAT(json, HasSubstr("\"lr_decay\": 0.30000000000000004"));
+  EXPECT_THAT(json, HasSubstr("\"hidden\": [200]"));
+  EXPECT_THAT(json, HasSubstr("\"mu\":0.5"));
+  // Sections that do not apply: no attack, no privacy mechanism, no synthetic data set, no
+  // standardisation statistics.
+  EXPECT_THAT(json, Not(HasSubstr("\"attack\"")));
+  EXPECT_THAT(json, Not(HasSubstr("\"privacy\"")));
+  EXPECT_THAT(json, Not(HasSubstr("\"synthetic\"")));
+  EXPECT_THAT(json, Not(HasSubstr("\"std\":")));
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig back, Json(json));
+  FillDefaults(&back);
+  EXPECT_EQ(back.SerializeAsString(), c.SerializeAsString());
+  // When they apply, they are there.
+  c.mutable_attack()->set_name("alie");
+  c.mutable_data()->set_dataset("synthetic");
+  const std::string with = ConfigToRecordJson(c);
+  EXPECT_THAT(with, HasSubstr("\"attack\": {"));
+  EXPECT_THAT(with, HasSubstr("\"synthetic\": {"));
 }
 
 TEST(ConfigTest, OverridesWalkDottedPaths) {
