@@ -25,7 +25,7 @@ absl::Status FedDynServer::Update(absl::Span<const ClientUpdate> updates, const 
   if (updates.empty()) return absl::OkStatus();  // mean_S undefined: x and h stay
   if (info.num_clients < updates.size())
     return absl::InvalidArgumentError(
-        absl::StrCat("feddyn: round ", info.round, " has ", updates.size(),
+        absl::StrCat("feddyn: round ", info.round + 1, " has ", updates.size(),
                      " updates but RoundInfo.num_clients (N) is ", info.num_clients));
   std::vector<double> w;
   FT_RETURN_IF_ERROR(AggregationWeights(updates, "uniform", &w));  // mean_S, docs/federated.md §1.5

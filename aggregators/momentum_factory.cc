@@ -59,6 +59,7 @@ class MomentumFactory final : public AlgorithmFactory {
     FT_ASSIGN_OR_RETURN(o.beta, p.Number("beta", 0.1, Range::OpenClosed(0, 1)));
     const bool has_gamma = c.params().fields().count("gamma") > 0;
     FT_ASSIGN_OR_RETURN(const double gamma, p.Number("gamma", 1.0, Range::Positive()));
+    p.DefaultIsComputed("gamma");  // absent: eta * K of the round (docs/federated.md)
     FT_RETURN_IF_ERROR(p.Finish());
     if (has_gamma) {
       if (c.server_lr() != 1.0)

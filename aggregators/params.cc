@@ -9,6 +9,24 @@
 
 namespace fedtrain {
 
+namespace {
+thread_local ParamRecorder* active_recorder = nullptr;
+
+void Record(const std::string& prefix, const std::string& key, google::protobuf::Value v) {
+  if (active_recorder == nullptr) return;
+  (*active_recorder->mutable_recorded(prefix).mutable_fields())[key] = std::move(v);
+}
+}  // namespace
+
+ParamRecorder::ParamRecorder() { active_recorder = this; }
+ParamRecorder::~ParamRecorder() { active_recorder = nullptr; }
+
+void ParamReader::DefaultIsComputed(const std::string& key) const {
+  if (active_recorder == nullptr || params_.fields().count(key) > 0) return;
+  auto it = active_recorder->recorded_.find(prefix_);
+  if (it != active_recorder->recorded_.end()) it->second.mutable_fields()->erase(key);
+}
+
 bool Range::Contains(double v) const {
   if (lo_open ? !(v > lo) : !(v >= lo)) return false;
   if (hi_open ? !(v < hi) : !(v <= hi)) return false;
@@ -32,6 +50,9 @@ absl::StatusOr<double> ParamReader::Number(const std::string& key, double def, R
   if (!std::isfinite(v) || !range.Contains(v))
     return absl::InvalidArgumentError(absl::StrCat(prefix_, ".", key, " of ", algorithm_,
                                                    " must be in ", range.ToString(), "; got ", v));
+  google::protobuf::Value rec;
+  rec.set_number_value(v);
+  Record(prefix_, key, std::move(rec));
   return v;
 }
 
@@ -47,11 +68,17 @@ absl::StatusOr<int64_t> ParamReader::Integer(const std::string& key, int64_t def
 absl::StatusOr<bool> ParamReader::Bool(const std::string& key, bool def) {
   known_.insert(key);
   auto it = params_.fields().find(key);
-  if (it == params_.fields().end()) return def;
-  if (it->second.kind_case() != google::protobuf::Value::kBoolValue)
-    return absl::InvalidArgumentError(
-        absl::StrCat(prefix_, ".", key, " of ", algorithm_, " must be true or false"));
-  return it->second.bool_value();
+  bool v = def;
+  if (it != params_.fields().end()) {
+    if (it->second.kind_case() != google::protobuf::Value::kBoolValue)
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix_, ".", key, " of ", algorithm_, " must be true or false"));
+    v = it->second.bool_value();
+  }
+  google::protobuf::Value rec;
+  rec.set_bool_value(v);
+  Record(prefix_, key, std::move(rec));
+  return v;
 }
 
 absl::StatusOr<std::string> ParamReader::String(const std::string& key, const std::string& def,
@@ -66,7 +93,12 @@ absl::StatusOr<std::string> ParamReader::String(const std::string& key, const st
     v = it->second.string_value();
   }
   for (const std::string& a : allowed)
-    if (v == a) return v;
+    if (v == a) {
+      google::protobuf::Value rec;
+      rec.set_string_value(v);
+      Record(prefix_, key, std::move(rec));
+      return v;
+    }
   return absl::InvalidArgumentError(absl::StrCat(prefix_, ".", key, " of ", algorithm_,
                                                  " must be one of ", absl::StrJoin(allowed, ", "),
                                                  "; got '", v, "'"));

@@ -9,6 +9,7 @@
 #define FEDTRAIN_AGGREGATORS_PARAMS_H_
 
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -58,12 +59,35 @@ class ParamReader {
                                      const std::vector<std::string>& allowed);
   // InvalidArgument naming the first key that was never read, with the known ones listed.
   absl::Status Finish() const;
+  // For a key whose absence means "computed at run time" (not the default passed to the
+  // read): when it is absent, its default is not recorded (ParamRecorder).
+  void DefaultIsComputed(const std::string& key) const;
 
  private:
   const google::protobuf::Struct& params_;
   std::string algorithm_;
   std::string prefix_;
   std::set<std::string> known_;
+};
+
+// While one lives on a thread, every ParamReader on that thread records each key it reads
+// with the value it resolved to (given or default), per prefix ("algorithm.params",
+// "algorithm.reducer.params"). ResolveConfig runs the factory's Validate under one so that
+// the resolved config (config.json, --print-config) shows the parameters' defaults.
+// Not nestable; one per thread at a time.
+class ParamRecorder {
+ public:
+  ParamRecorder();
+  ~ParamRecorder();
+  ParamRecorder(const ParamRecorder&) = delete;
+  ParamRecorder& operator=(const ParamRecorder&) = delete;
+  // prefix -> the values read under it.
+  const std::map<std::string, google::protobuf::Struct>& recorded() const { return recorded_; }
+  google::protobuf::Struct& mutable_recorded(const std::string& prefix) { return recorded_[prefix]; }
+
+ private:
+  friend class ParamReader;
+  std::map<std::string, google::protobuf::Struct> recorded_;
 };
 
 // Typed fields shared by the built-in factories, InvalidArgument naming the field:

@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
 #include "fedtrain/v1/ef_validation.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "sim/ef_validation.h"
@@ -49,22 +50,10 @@ bool WriteFile(const std::string& path, const std::string& text, std::FILE* err)
 
 int EfValidateCommand(const std::vector<std::string>& args, std::FILE* out, std::FILE* err) {
   std::string config_path, out_dir;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kEfValidateHelp, out);
-      return 0;
-    } else if (a == "--config" || a == "--out") {
-      if (i + 1 >= args.size()) return UsageError(err, a + " needs a value");
-      (a == "--config" ? config_path : out_dir) = args[++i];
-    } else if (absl::StartsWith(a, "--config=")) {
-      config_path = a.substr(9);
-    } else if (absl::StartsWith(a, "--out=")) {
-      out_dir = a.substr(6);
-    } else {
-      return UsageError(err, absl::StrCat("unknown option '", a, "'"));
-    }
-  }
+  Flags flags(kEfValidateHelp, out, err);
+  flags.String("--config", &config_path, "--config needs a file")
+      .String("--out", &out_dir, "--out needs a folder");
+  if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (config_path.empty()) return UsageError(err, "ef-validate needs --config FILE");
 
   std::ifstream in(config_path, std::ios::binary);

@@ -1,5 +1,8 @@
 // The one `fedtrain` binary: `fedtrain simulate | server | worker | plot | help`.
 // Exit codes: 0 success, 1 a run or plot failed (message on stderr), 2 bad usage.
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,11 +18,14 @@
 #include "cli/aggregate_cmd.h"
 #include "cli/privacy_cmd.h"
 #include "cli/ef_validate.h"
+#include "cli/flags.h"
+#include "core/build_info.h"
 #include "plot/plot.h"
 #include "runtime/plugins.h"
 #include "cli/progress.h"
 #include "cli/mpi_cmd.h"
 #include "core/memory.h"
+#include "core/signal_watcher.h"
 #include "cli/server_cmd.h"
 #include "cli/worker_cmd.h"
 #include "proto/config_io.h"
@@ -41,10 +47,17 @@ commands:
   ef-validate  float64 validation runs of the error-feedback methods (examples/ef/)
   aggregate  apply one (robust) reducer to the rows of a .npy matrix
   privacy    the privacy accountant's answer (epsilon, or calibrated noise) as JSON
-  help       show this help (also: fedtrain <command> --help)
+  help       show this help; `fedtrain help <command>` (or `fedtrain <command> --help`)
+             shows that command's
+  --version  the version, git commit and build type of this binary
+
+Every command also takes --log-level debug|info|warning|error (log lines on stderr, with a
+UTC timestamp and their level; the server and workers log joins, refusals and rejections).
+
+Every option takes its value as "--name VALUE" or "--name=VALUE".
 )";
 
-constexpr char kSimulateHelp[] = R"(usage: fedtrain simulate --config FILE [--set path=value ...] [options]
+constexpr char kSimulateHelp[] = R"(usage: fedtrain simulate --config FILE [--set path=value ...] [--out DIR] [--threads N] [--plugin LIB.so ...] [--print-config] [--resume RUN_DIR]
 
 Runs the experiment in FILE (.json, or protobuf text format: .textproto/.pbtxt/.txt) with
 simulated clients. Writes <output.dir>/<run_name>/ with config.json (the resolved config),
@@ -62,10 +75,20 @@ options:
   --plugin LIB.so      shorthand for adding LIB.so to the config's `plugins` (algorithm
                        plug-ins, see the README); repeatable
   --print-config       print the resolved config as JSON and exit without running
+  --resume RUN_DIR     continue the unfinished run in RUN_DIR (NAME.partial) from its
+                       checkpoint.ftc, ending with the weights an uninterrupted run gives;
+                       the config is RUN_DIR/config.json unless --config is given (it must be
+                       the same experiment; threads and output settings may differ)
+
+SIGINT or SIGTERM (Ctrl-C) stops the run after the round in progress: the folder keeps its
+.partial name, its metrics up to that round, error.txt saying it was interrupted, and, when
+checkpoint.every > 0, a checkpoint of that round to --resume from (not for runs whose
+clients keep their own state in this process, e.g. SCAFFOLD: their checkpoint is removed).
+A second signal ends the process at once. Exit status 128 + the signal's number.
   --help               this help
 )";
 
-constexpr char kPlotHelp[] = R"(usage: fedtrain plot RUN_DIR... [-o OUT.png|OUT.svg] [--title T]
+constexpr char kPlotHelp[] = R"(usage: fedtrain plot RUN_DIR... [-o OUT.png|OUT.svg] [--title T] [--width N] [--height N]
 
 Draws test accuracy and test loss against rounds and against cumulative uplink MB for one
 or several run folders (each holding metrics.csv) into one PNG or SVG figure.
@@ -84,46 +107,55 @@ int Usage(const std::string& msg, const char* help) {
 
 bool IsHelp(const std::string& a) { return a == "--help" || a == "-h" || a == "help"; }
 
+// The help text of a command, or null when `cmd` is none.
+const char* CommandHelp(const std::string& cmd) {
+  if (cmd == "simulate") return kSimulateHelp;
+  if (cmd == "plot") return kPlotHelp;
+  if (cmd == "server") return kServerHelp;
+  if (cmd == "worker") return kWorkerHelp;
+  if (cmd == "mpi") return kMpiHelp;
+  if (cmd == "aggregate") return kAggregateHelp;
+  if (cmd == "ef-validate") return kEfValidateHelp;
+  if (cmd == "privacy") return kPrivacyHelp;
+  return nullptr;
+}
+
 int Simulate(const std::vector<std::string>& args) {
   std::string config_path;
   std::vector<std::string> sets, plugins;
+  std::string resume_dir;
   bool print_config = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
+  auto set_as = [&sets](const char* path) {
+    return [&sets, path](const std::string& v) {
+      sets.push_back(absl::StrCat(path, "=", v));
       return true;
     };
-    std::string v;
-    if (IsHelp(a)) {
-      std::fputs(kSimulateHelp, stdout);
-      return 0;
-    } else if (a == "--config") {
-      if (!value(&config_path)) return Usage("--config needs a file", kSimulateHelp);
-    } else if (absl::StartsWith(a, "--config=")) {
-      config_path = a.substr(9);
-    } else if (a == "--set") {
-      if (!value(&v)) return Usage("--set needs path=value", kSimulateHelp);
-      sets.push_back(v);
-    } else if (absl::StartsWith(a, "--set=")) {
-      sets.push_back(a.substr(6));
-    } else if (a == "--out") {
-      if (!value(&v)) return Usage("--out needs a folder", kSimulateHelp);
-      sets.push_back("output.dir=" + v);
-    } else if (a == "--threads") {
-      if (!value(&v)) return Usage("--threads needs a number", kSimulateHelp);
-      sets.push_back("threads=" + v);
-    } else if (a == "--plugin") {
-      if (!value(&v)) return Usage("--plugin needs a shared library", kSimulateHelp);
-      plugins.push_back(v);
-    } else if (a == "--print-config") {
-      print_config = true;
-    } else {
-      return Usage(absl::StrCat("unknown option '", a, "'"), kSimulateHelp);
+  };
+  Flags flags(kSimulateHelp);
+  flags.String("--config", &config_path, "--config needs a file")
+      .Append("--set", &sets, "--set needs path=value")
+      .Custom("--out", set_as("output.dir"), "--out needs a folder")
+      .Custom("--threads", set_as("threads"), "--threads needs a number")
+      .Append("--plugin", &plugins, "--plugin needs a shared library")
+      .Switch("--print-config", &print_config)
+      .String("--resume", &resume_dir, "--resume needs a run folder (NAME.partial)", true);
+  if (int rc = flags.Parse(args); rc >= 0) return rc;
+  // --resume without --config: the config the run folder recorded.
+  if (config_path.empty() && !resume_dir.empty()) config_path = resume_dir + "/config.json";
+  if (config_path.empty())
+    return Usage("simulate needs --config FILE (or --resume RUN_DIR)", kSimulateHelp);
+  // SIGINT/SIGTERM stop the run after the round in progress, so that the folder is left
+  // consistent (metrics written, checkpoint of that round, error.txt); a second one ends the
+  // process at once. Before any thread starts: threads inherit the blocked signals.
+  std::atomic<int> interrupt{0};
+  SignalWatcher signals({SIGINT, SIGTERM}, [&interrupt](int sig) {
+    if (interrupt.exchange(sig) != 0) {
+      std::fprintf(stderr, "\nfedtrain simulate: %s again: stopping at once\n", strsignal(sig));
+      std::_Exit(128 + sig);
     }
-  }
-  if (config_path.empty()) return Usage("simulate needs --config FILE", kSimulateHelp);
+    std::fprintf(stderr, "\nfedtrain simulate: %s: stopping after the round in progress "
+                         "(send it again to stop at once)\n", strsignal(sig));
+  });
 
   absl::StatusOr<v1::ExperimentConfig> cfg = LoadConfigFile(config_path);
   if (!cfg.ok()) {
@@ -152,17 +184,22 @@ int Simulate(const std::vector<std::string>& args) {
                    std::string(resolved.status().message()).c_str());
       return 1;
     }
-    std::printf("%s\n", ConfigToJson(*resolved).c_str());
+    std::printf("%s\n", ConfigToRecordJson(*resolved).c_str());
     return 0;
   }
   v1::ExperimentConfig probe = *cfg;
   FillDefaults(&probe);
   Progress progress(Progress::ModeFor(probe.output().progress(), stderr), stderr, probe.rounds());
-  absl::StatusOr<ExperimentOutcome> out =
-      SimulateExperiment(*cfg, registry, [&](const RoundSummary& s) { progress.OnRound(s); });
+  ServerRunOptions run_opts;
+  run_opts.resume_dir = resume_dir;
+  run_opts.interrupt = &interrupt;
+  absl::StatusOr<ExperimentOutcome> out = SimulateExperiment(
+      *cfg, registry, [&](const RoundSummary& s) { progress.OnRound(s); }, run_opts);
   progress.Finish();
   if (!out.ok()) {
     std::fprintf(stderr, "fedtrain simulate: %s\n", std::string(out.status().message()).c_str());
+    // Interrupted: the shell's convention, 128 + the signal's number.
+    if (absl::IsCancelled(out.status()) && interrupt.load() != 0) return 128 + interrupt.load();
     return 1;
   }
   const RunResult& r = out->result;
@@ -185,31 +222,13 @@ int Plot(const std::vector<std::string>& args) {
   PlotOptions opts;
   opts.output = "plot.png";
   std::vector<std::string> runs;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto next = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    std::string v;
-    if (IsHelp(a)) {
-      std::fputs(kPlotHelp, stdout);
-      return 0;
-    } else if (a == "-o" || a == "--output") {
-      if (!next(&opts.output)) return Usage(a + " needs a file", kPlotHelp);
-    } else if (a == "--title") {
-      if (!next(&opts.title)) return Usage("--title needs text", kPlotHelp);
-    } else if (a == "--width" || a == "--height") {
-      int n;
-      if (!next(&v) || !absl::SimpleAtoi(v, &n)) return Usage(a + " needs a number", kPlotHelp);
-      (a == "--width" ? opts.width : opts.height) = n;
-    } else if (absl::StartsWith(a, "-")) {
-      return Usage(absl::StrCat("unknown option '", a, "'"), kPlotHelp);
-    } else {
-      runs.push_back(a);
-    }
-  }
+  Flags flags(kPlotHelp);
+  flags.String("-o,--output", &opts.output, "--output needs a file", /*non_empty=*/true)
+      .String("--title", &opts.title, "--title needs text")
+      .Int("--width", &opts.width, 1, "--width needs a positive number")
+      .Int("--height", &opts.height, 1, "--height needs a positive number")
+      .Positional(&runs);
+  if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (runs.empty()) return Usage("plot needs at least one run folder", kPlotHelp);
   if (absl::Status s = PlotRuns(runs, opts); !s.ok()) {
     std::fprintf(stderr, "fedtrain plot: %s\n", std::string(s.message()).c_str());
@@ -224,16 +243,15 @@ int Main(int argc, char** argv) {
   if (args.empty()) return Usage("no command given", kMainHelp);
   const std::string cmd = args[0];
   args.erase(args.begin());
-  if (IsHelp(cmd)) {
-    if (!args.empty() && args[0] == "simulate") return std::fputs(kSimulateHelp, stdout), 0;
-    if (!args.empty() && args[0] == "plot") return std::fputs(kPlotHelp, stdout), 0;
-    if (!args.empty() && args[0] == "server") return std::fputs(kServerHelp, stdout), 0;
-    if (!args.empty() && args[0] == "worker") return std::fputs(kWorkerHelp, stdout), 0;
-    if (!args.empty() && args[0] == "mpi") return std::fputs(kMpiHelp, stdout), 0;
-    if (!args.empty() && args[0] == "aggregate") return std::fputs(kAggregateHelp, stdout), 0;
-    if (!args.empty() && args[0] == "privacy") return std::fputs(kPrivacyHelp, stdout), 0;
-    std::fputs(kMainHelp, stdout);
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("fedtrain %s\ngit commit %s\nbuild type %s\n", BuildVersion(),
+                BuildGitCommit(), BuildType());
     return 0;
+  }
+  if (IsHelp(cmd)) {
+    if (args.empty()) return std::fputs(kMainHelp, stdout), 0;
+    if (const char* help = CommandHelp(args[0])) return PrintHelp(help, stdout), 0;
+    return Usage(absl::StrCat("no help for '", args[0], "': not a command"), kMainHelp);
   }
   if (cmd == "simulate") return Simulate(args);
   if (cmd == "plot") return Plot(args);

@@ -7,10 +7,13 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "cli/flags.h"
 #include "cli/server_cmd.h"
 #include "cli/worker_cmd.h"
+#include "core/log.h"
 
 namespace fedtrain {
 
@@ -27,8 +30,9 @@ options (the rest go to the server: --config, --set, --out, --checkpoint-every, 
   --advertise HOST     the name or address workers use to reach rank 0 (default: rank 0's
                        host name); the server listens on --listen (default 0.0.0.0:0)
   --worker-threads N   tasks each worker trains in parallel (default 1)
-  --worker-arg ARG     one more argument for every worker (repeatable), e.g.
-                       --worker-arg --tls-ca --worker-arg ca.crt
+  --worker-arg ARG     one more argument for every worker (repeatable); an argument that
+                       starts with '-' is attached with '=', e.g.
+                       --worker-arg=--tls-ca --worker-arg ca.crt
   --state-dir-base D   worker r keeps its client states in D/worker-<r> (--state-dir)
   --help               this help
 )";
@@ -56,48 +60,33 @@ std::string RandomToken() {
 }  // namespace
 
 int MpiCommand(int* argc, char*** argv, const std::vector<std::string>& args) {
-  for (const std::string& a : args)
-    if (a == "--help" || a == "-h") {
-      std::fputs(kMpiHelp, stdout);
-      return 0;
-    }
   std::string advertise, token, state_base;
   if (const char* env = std::getenv("FEDTRAIN_TOKEN")) token = env;
   int threads = 1;
-  bool has_listen = false;
+  bool workers_given = false;
   std::vector<std::string> server_args, worker_extra;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    const bool has_value = i + 1 < args.size();
-    auto usage = [&](const std::string& msg) {
-      std::fprintf(stderr, "fedtrain: %s\n\n%s", msg.c_str(), kMpiHelp);
-      return 2;
-    };
-    if (a == "--advertise") {
-      if (!has_value) return usage("--advertise needs a host");
-      advertise = args[++i];
-    } else if (a == "--worker-threads") {
-      if (!has_value || !absl::SimpleAtoi(args[++i], &threads) || threads < 1)
-        return usage("--worker-threads needs a positive number");
-    } else if (a == "--worker-arg") {
-      if (!has_value) return usage("--worker-arg needs an argument");
-      worker_extra.push_back(args[++i]);
-    } else if (a == "--state-dir-base") {
-      if (!has_value) return usage("--state-dir-base needs a folder");
-      state_base = args[++i];
-    } else if (a == "--token") {
-      if (!has_value) return usage("--token needs a value");
-      token = args[++i];
-    } else if (a == "--workers") {
-      return usage("--workers is the number of MPI ranks less one under `fedtrain mpi`");
-    } else {
-      has_listen |= a == "--listen";
-      server_args.push_back(a);
-    }
-  }
+  Flags flags(kMpiHelp);
+  flags.String("--advertise", &advertise, "--advertise needs a host")
+      .Int("--worker-threads", &threads, 1, "--worker-threads needs a positive number")
+      .Append("--worker-arg", &worker_extra, "--worker-arg needs an argument")
+      .String("--state-dir-base", &state_base, "--state-dir-base needs a folder")
+      .String("--token", &token, "--token needs a value")
+      .Custom("--workers",
+              [&](const std::string&) {
+                workers_given = true;
+                return true;
+              },
+              "--workers needs a number")
+      .Rest(&server_args);
+  if (int rc = flags.Parse(args); rc >= 0) return rc;
+  if (workers_given)
+    return flags.Usage("--workers is the number of MPI ranks less one under `fedtrain mpi`");
+  bool has_listen = false;
+  for (const std::string& a : server_args)
+    has_listen |= a == "--listen" || absl::StartsWith(a, "--listen=");
 
   if (MPI_Init(argc, argv) != MPI_SUCCESS) {
-    std::fprintf(stderr, "fedtrain mpi: MPI_Init failed\n");
+    FT_LOG(kError, "fedtrain mpi: MPI_Init failed");
     return 1;
   }
   int rank = 0, size = 1;
@@ -135,7 +124,7 @@ int MpiCommand(int* argc, char*** argv, const std::vector<std::string>& args) {
     const std::string addr = Bcast("");
     const std::string tok = Bcast("");
     if (addr.empty()) {
-      std::fprintf(stderr, "fedtrain mpi: rank %d: the server (rank 0) did not start\n", rank);
+      FT_LOG(kError, "fedtrain mpi: rank ", rank, ": the server (rank 0) did not start");
       rc = 1;
     } else {
       std::vector<std::string> w = {"--server", addr, "--token", tok, "--slot",

@@ -23,6 +23,13 @@ class Progress {
   void Finish();
   // The text of one status line (exposed for tests).
   static std::string Line(const RoundSummary& s, int64_t total, double last_acc);
+  // The bar and status line drawn on a terminal `columns` wide: at most columns - 1
+  // characters (a line that fills the last column wraps on some terminals). Less important
+  // fields (MB down, elapsed, MB up, loss) are dropped first, then the bar shrinks or goes.
+  static std::string BarLine(const RoundSummary& s, int64_t total, double last_acc, int columns);
+  // The width of the terminal on `out`: $COLUMNS when it is a positive number, else the
+  // terminal's (TIOCGWINSZ), else 80.
+  static int Columns(std::FILE* out);
 
  private:
   Mode mode_;
@@ -30,6 +37,7 @@ class Progress {
   int64_t total_;
   double last_acc_ = -1.0;
   bool drew_ = false;
+  int columns_ = 0;  // 0 until the first bar is drawn
 };
 
 }  // namespace fedtrain

@@ -1,5 +1,6 @@
 #include "cli/server_cmd.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -11,10 +12,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "aggregators/registry.h"
 #include "cli/flags.h"
 #include "cli/progress.h"
+#include "comm/metrics_http.h"
+#include "core/log.h"
 #include "grpc/grpc.h"
 #include "proto/config_io.h"
 #include "runtime/experiment.h"
@@ -90,6 +94,10 @@ options:
                        output.dir/<run name>[-K] (no .partial) holding summary.json and a
                        config.json of the same experiment (threads, output and checkpoint
                        settings may differ)
+  --metrics-listen HOST:PORT  serve Prometheus metrics over HTTP at http://HOST:PORT/metrics
+                       while the run goes on (port 0 picks a free one; the address is logged):
+                       rounds completed, updates received/rejected/refused, bytes up/down,
+                       last test accuracy, last round's latency
   --help               this help
 
 Every refused or rejected update is logged on stderr with its reason and sender, and counted
@@ -106,7 +114,7 @@ int ServerCommand(const std::vector<std::string>& args,
   if (const char* env = std::getenv("FEDTRAIN_TOKEN")) token = env;
   std::vector<std::string> sets, plugins;
   int64_t join_timeout_s = 600;
-  std::string tls_cert, tls_key, tls_client_ca, resume_from, worker_tokens;
+  std::string tls_cert, tls_key, tls_client_ca, resume_from, worker_tokens, metrics_listen;
   bool resume = false, resume_if_any = false;
   GrpcServerOptions o;
   o.listen = "0.0.0.0:50051";
@@ -152,7 +160,8 @@ int ServerCommand(const std::vector<std::string>& args,
       .String("--tls-client-ca", &tls_client_ca, "--tls-client-ca needs a PEM CA certificate file",
               true)
       .String("--worker-tokens", &worker_tokens, "--worker-tokens needs a file", true)
-      .Switch("--certificate-identity", &o.identity_from_certificate);
+      .Switch("--certificate-identity", &o.identity_from_certificate)
+      .String("--metrics-listen", &metrics_listen, "--metrics-listen needs HOST:PORT", true);
   if (int rc = flags.Parse(args); rc >= 0) return rc;
   if (config_path.empty()) return flags.Usage("server needs --config FILE");
   if (o.expected_workers < 1) return flags.Usage("server needs --workers N");
@@ -205,15 +214,14 @@ int ServerCommand(const std::vector<std::string>& args,
         return fail(absl::NotFoundError(absl::StrCat(dir.status().message(), "; the run has "
                                                      "finished already in ", *done)));
       std::printf("finished already: %s (nothing to resume)\n", done->c_str());
-      std::fprintf(stderr, "fedtrain server: the run has finished already in %s; nothing to do\n",
-                   done->c_str());
+      FT_LOG(kInfo, "fedtrain server: the run has finished already in ", *done, "; nothing to do");
       return 0;
     } else if (!resume_if_any) {
       return fail(dir.status());
     }
   }
   if (!run_opts.resume_dir.empty())
-    std::fprintf(stderr, "fedtrain server: resuming %s\n", run_opts.resume_dir.c_str());
+    FT_LOG(kInfo, "fedtrain server: resuming ", run_opts.resume_dir);
   absl::StatusOr<std::unique_ptr<DeployedServer>> server =
       DeployedServer::Start(o, absl::Seconds(join_timeout_s));
   if (!server.ok()) return fail(server.status());
@@ -221,18 +229,64 @@ int ServerCommand(const std::vector<std::string>& args,
   std::fflush(stdout);
   if (on_listening) on_listening((*server)->address());
   if ((*server)->tls())
-    std::fprintf(stderr, "fedtrain server: TLS on%s\n",
-                 (*server)->client_certificates() ? ", client certificates required" : "");
+    FT_LOG(kInfo, "fedtrain server: TLS on",
+           (*server)->client_certificates() ? ", client certificates required" : "");
 
   v1::ExperimentConfig probe = *cfg;
   FillDefaults(&probe);
   Progress progress(Progress::ModeFor(probe.output().progress(), stderr), stderr, probe.rounds());
+  // --metrics-listen: what the last round left, read by the endpoint's thread.
+  struct Live {
+    absl::Mutex mu;
+    int64_t rounds = 0, received = 0, rejected = 0, refused = 0;
+    uint64_t bytes_up = 0, bytes_down = 0;
+    double accuracy = std::nan(""), round_s = std::nan(""), wall_s = 0;
+  } live;
+  std::unique_ptr<MetricsHttpServer> metrics;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> m =
+        MetricsHttpServer::Start(metrics_listen, [&live] {
+          absl::MutexLock lock(&live.mu);
+          return PromText({
+              {"fedtrain_rounds_completed", "gauge", "Rounds completed in this run.",
+               static_cast<double>(live.rounds)},
+              {"fedtrain_updates_received_total", "counter", "Client replies received.",
+               static_cast<double>(live.received)},
+              {"fedtrain_updates_rejected_total", "counter",
+               "Client replies rejected by validation.", static_cast<double>(live.rejected)},
+              {"fedtrain_messages_refused_total", "counter",
+               "Messages the transport refused before the round loop.",
+               static_cast<double>(live.refused)},
+              {"fedtrain_bytes_up_total", "counter", "Uplink bytes (serialized messages).",
+               static_cast<double>(live.bytes_up)},
+              {"fedtrain_bytes_down_total", "counter", "Downlink bytes (serialized messages).",
+               static_cast<double>(live.bytes_down)},
+              {"fedtrain_test_accuracy", "gauge", "Test accuracy of the last evaluated round.",
+               live.accuracy},
+              {"fedtrain_round_seconds", "gauge", "Wall time of the last round.", live.round_s},
+          });
+        });
+    if (!m.ok()) return fail(m.status());
+    metrics = *std::move(m);
+    FT_LOG(kInfo, "fedtrain server: metrics on http://", metrics->address(), "/metrics");
+  }
   absl::StatusOr<ExperimentOutcome> out = RunExperiment(
       *cfg, registry,
       [&](const RoundSummary& s) {
         for (const std::string& why : s.rejections)
-          std::fprintf(stderr, "fedtrain server: round %llu: %s\n",
-                       static_cast<unsigned long long>(s.round), why.c_str());
+          FT_LOG(kWarning, "fedtrain server: round ", s.round + 1, ": ", why);
+        if (metrics != nullptr) {
+          absl::MutexLock lock(&live.mu);
+          live.rounds = static_cast<int64_t>(s.round) + 1;
+          live.received += s.received;
+          live.rejected += s.rejected;
+          live.refused += s.refused;
+          live.bytes_up = s.cum_bytes_up;
+          live.bytes_down = s.cum_bytes_down;
+          if (s.test) live.accuracy = s.test->accuracy;
+          live.round_s = s.wall_s - live.wall_s;
+          live.wall_s = s.wall_s;
+        }
         progress.OnRound(s);
       },
       [&](const TransportContext& ctx) { return (*server)->WaitForWorkers(ctx.model.dim()); },

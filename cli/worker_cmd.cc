@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "cli/flags.h"
 #include "client/remote_worker.h"
+#include "core/log.h"
 #include "core/signal_watcher.h"
 #include "grpc/grpc.h"
 #include "proto/config_io.h"
@@ -126,14 +127,14 @@ int WorkerCommand(const std::vector<std::string>& args) {
     // SIGTERM / SIGINT: leave the run and exit 0. The watcher blocks them before any other
     // thread starts (gRPC's included) and takes them on a thread of its own.
     SignalWatcher signals({SIGTERM, SIGINT}, [&](int sig) {
-      std::fprintf(stderr, "fedtrain worker: signal %d: leaving the run\n", sig);
+      FT_LOG(kInfo, "fedtrain worker: signal ", sig, ": leaving the run");
       worker.Stop(absl::StrCat("signal ", sig));
     });
     grpc_init();  // docs/maintainers.md §9: avoids the shutdown stall together with _Exit in main
     st = worker.Run();
   }
   if (!st.ok()) return Fail("worker", std::string(st.message()));
-  std::fprintf(stderr, "fedtrain worker: the run is over\n");
+  FT_LOG(kInfo, "fedtrain worker: the run is over");
   return 0;
 }
 

@@ -11,13 +11,14 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "comm/transport.h"
+#include "core/log.h"
 #include "core/status_macros.h"
 #include "core/thread_pool.h"
 
 namespace fedtrain {
 namespace {
 
-void Log(const std::string& msg) { std::fprintf(stderr, "fedtrain worker: %s\n", msg.c_str()); }
+void Log(const std::string& msg) { FT_LOG(kInfo, "fedtrain worker: ", msg); }
 
 // <state_dir>/SLOT: "slot num_slots" of the worker whose client states the folder holds;
 // {-1, 0} when there is none yet.

@@ -75,7 +75,7 @@ ClientState Join(ClientState cur, int64_t cur_tag, ClientState prev, int64_t pre
 absl::StatusOr<v1::UpdateMsg> Worker::Handle(const Task& task) {
   const ClientId id = task.client_id;
   auto fail = [&](const absl::Status& s) {
-    return absl::Status(s.code(), absl::StrCat("client ", id, ", round ", task.round(), ": ",
+    return absl::Status(s.code(), absl::StrCat("client ", id, ", round ", task.round() + 1, ": ",
                                                s.message()));
   };
   // The down payload is sent uncompressed (identity codec) in this build.
@@ -120,9 +120,9 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const Task& task) {
       state = std::move(cur);  // written without versions: taken as it is
     } else {
       return fail(absl::FailedPreconditionError(absl::StrCat(
-          "the stored state is from round ", cur_tag - 1,
-          prev_tag > 0 ? absl::StrCat(" (and round ", prev_tag - 1, ")") : std::string(),
-          " but the server accepted this client through round ", accepted - 1,
+          "the stored state is from round ", cur_tag,
+          prev_tag > 0 ? absl::StrCat(" (and round ", prev_tag, ")") : std::string(),
+          " but the server accepted this client through round ", accepted,
           ": the worker's state folder does not match the server (restarted from an older "
           "checkpoint than every round since? resume with checkpoint.every 1)")));
     }
@@ -170,7 +170,7 @@ absl::StatusOr<v1::UpdateMsg> Worker::Handle(const Task& task) {
     if (started_empty && accepted > 0 && !Empty(state))
       return fail(absl::FailedPreconditionError(absl::StrCat(
           "this worker holds no state for the client, but the server accepted its update of "
-          "round ", accepted - 1, ": the state was lost (run workers with --state-dir to keep "
+          "round ", accepted, ": the state was lost (run workers with --state-dir to keep "
           "client states across restarts)")));
   }
   for (auto& [k, v] : history.vectors) state.vectors[k] = std::move(v);

@@ -231,9 +231,9 @@ TEST_P(VersionedStateTest, StateMatchingNeitherVersionFailsAndIsKept) {
   FT_ASSERT_OK(store_.Load(0, &before));
   EXPECT_THAT(Handle(*worker_, world_.Task(3, 0, 2)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr("client 0, round 3"),
-                             HasSubstr("stored state is from round 0 but"),
-                             HasSubstr("accepted this client through round 1"))));
+                       AllOf(HasSubstr("client 0, round 4"),  // messages count rounds from 1
+                             HasSubstr("stored state is from round 1 but"),
+                             HasSubstr("accepted this client through round 2"))));
   FT_ASSERT_OK(store_.Load(0, &after));
   EXPECT_TRUE(SameState(before, after));
 
@@ -243,9 +243,9 @@ TEST_P(VersionedStateTest, StateMatchingNeitherVersionFailsAndIsKept) {
   for (uint64_t acc : {3, 7}) {
     EXPECT_THAT(Handle(*worker_, world_.Task(4, 0, acc)),
                 StatusIs(absl::StatusCode::kFailedPrecondition,
-                         AllOf(HasSubstr("client 0, round 4"),
-                               HasSubstr("stored state is from round 1 (and round 0)"),
-                               HasSubstr(absl::StrCat("through round ", acc - 1)))))
+                         AllOf(HasSubstr("client 0, round 5"),
+                               HasSubstr("stored state is from round 2 (and round 1)"),
+                               HasSubstr(absl::StrCat("through round ", acc)))))
         << acc;
     FT_ASSERT_OK(store_.Load(0, &after));
     EXPECT_TRUE(SameState(before, after)) << acc;
@@ -259,7 +259,7 @@ TEST_P(VersionedStateTest, StateMatchingNeitherVersionFailsAndIsKept) {
 TEST_P(VersionedStateTest, NoStoredStateWithAcceptedRoundsFailsAsLost) {
   EXPECT_THAT(Handle(*worker_, world_.Task(4, 1, 3)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr("client 1, round 4"), HasSubstr("round 2"),
+                       AllOf(HasSubstr("client 1, round 5"), HasSubstr("round 3"),
                              HasSubstr("the state was lost"))));
   EXPECT_EQ(store_.size(), 0u);  // nothing was saved
   // accepted_through 0 is fine for the same worker.

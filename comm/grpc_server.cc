@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "comm/grpc_push_reader.h"
+#include "core/log.h"
 // The generated WithRawCallbackMethod_Push declares a Push overload with another signature
 // on purpose (raw bytes instead of UpdateChunk); clang's -Woverloaded-virtual flags it.
 #if defined(__clang__)
@@ -92,8 +93,12 @@ std::atomic<bool> accept_failed{false};
 void WatchGrpcLog(gpr_log_func_args* a) {
   if (a->message != nullptr && std::strstr(a->message, "Failed accept4") != nullptr)
     accept_failed = true;
-  std::fprintf(stderr, "%s %s:%d] %s\n", gpr_log_severity_string(a->severity), a->file, a->line,
-               a->message);
+  const LogLevel level = a->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kError
+                         : a->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                                : LogLevel::kDebug;
+  if (LogEnabled(level))
+    LogLine(level, absl::StrCat("grpc ", a->file, ":", a->line, "] ",
+                                a->message != nullptr ? a->message : ""));
 }
 
 // Raises the soft limit of open files to the hard one: a server holds a descriptor per
@@ -226,11 +231,9 @@ class GrpcServerTransport::Service final
             ++resent;
           }
         }
-        std::fprintf(stderr,
-                     "fedtrain server: worker %s rejoined slot %u (was worker %llu); %zu "
-                     "unanswered task(s) re-sent\n",
-                     req->worker_name().c_str(), joined->slot,
-                     static_cast<unsigned long long>(joined->replaced), resent);
+        FT_LOG(kInfo, "fedtrain server: worker ", req->worker_name(), " rejoined slot ",
+               joined->slot, " (was worker ", joined->replaced, "); ", resent,
+               " unanswered task(s) re-sent");
       }
       reply->set_worker_id(joined->worker_id);
       reply->set_max_update_bytes(t_->max_update_bytes_);
@@ -372,18 +375,18 @@ void GrpcServerTransport::SecurityRefusalLocked(const std::string& why) {
   const absl::Time now = absl::Now();
   if (now - security_log_window_ >= kWindow) {
     if (security_unlogged_ > 0)
-      std::fprintf(stderr, "fedtrain server: %llu more calls without valid credentials refused\n",
-                   static_cast<unsigned long long>(security_unlogged_));
+      FT_LOG(kWarning, "fedtrain server: ", security_unlogged_,
+             " more calls without valid credentials refused");
     security_log_window_ = now;
     security_logged_in_window_ = 0;
     security_unlogged_ = 0;
   }
   if (security_logged_in_window_ < kLines) {
     ++security_logged_in_window_;
-    std::fprintf(stderr, "fedtrain server: refused %.300s%s\n", why.c_str(),
-                 security_logged_in_window_ == kLines ? " (further refusals this minute are "
-                                                        "counted, not logged)"
-                                                      : "");
+    FT_LOG(kWarning, "fedtrain server: refused ", absl::string_view(why).substr(0, 300),
+           security_logged_in_window_ == kLines ? " (further refusals this minute are "
+                                                  "counted, not logged)"
+                                                : "");
   } else {
     ++security_unlogged_;
   }
@@ -400,7 +403,7 @@ uint64_t GrpcServerTransport::receive_bytes_in_use() const {
 }
 
 void GrpcServerTransport::RefuseLocked(std::string why) {
-  std::fprintf(stderr, "fedtrain server: refused %.500s\n", why.c_str());
+  FT_LOG(kWarning, "fedtrain server: refused ", absl::string_view(why).substr(0, 500));
   constexpr size_t kMaxKept = 1000;  // a flood of bad pushes must not grow memory
   if (refused_.size() < kMaxKept) refused_.push_back(std::move(why));
 }
@@ -539,11 +542,10 @@ void GrpcServerTransport::GuardListener() {
       if (fresh.ok()) server_ = std::move(fresh).value();
     }
     (void)AcceptFailed();  // the old listener's last complaints
-    std::fprintf(stderr,
-                 "fedtrain server: the listener stopped accepting connections (out of file "
-                 "descriptors); %s\n",
-                 fresh.ok() ? "restarted it on the same port: workers rejoin"
-                            : "could not restart it");
+    FT_LOG(kError,
+           "fedtrain server: the listener stopped accepting connections (out of file "
+           "descriptors); ",
+           fresh.ok() ? "restarted it on the same port: workers rejoin" : "could not restart it");
   }
 }
 

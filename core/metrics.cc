@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -54,7 +55,10 @@ std::string JsonQuote(const std::string& s) {
 
 std::string JsonNumber(double v) {
   if (!std::isfinite(v)) return "null";
-  return absl::StrFormat("%.17g", v);
+  // The shortest text that reads back as the same double (0.05, not 0.050000000000000003).
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
 }
 
 namespace {

@@ -46,7 +46,7 @@ rm -f "$out/.last"
 stats() {  # run_dir -> "final best best_round up_bytes wall_s"
   awk -F, 'NR==1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     { a = $(col["test_accuracy"]) }
-    a != "nan" && a != "" { final = a; if (a + 0 > best + 0) { best = a; br = $(col["round"]) + 1 } }
+    a != "nan" && a != "" { final = a; if (a + 0 > best + 0) { best = a; br = $(col["round"]) } }
     { up = $(col["cum_bytes_up"]); wall = $(col["wall_s"]) }
     END { printf "%s %s %s %s %s\n", final, best, br, up, wall }' "$1/metrics.csv"
 }
@@ -62,7 +62,7 @@ target=$(awk -v t="$target" 'BEGIN { printf "%.6f", 0.95 * t }')
     r=${runs[$i]}
     read -r final best br up wall <<< "$(stats "$r")"
     hit=$(awk -F, -v t="$target" 'NR==1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-      { a = $(col["test_accuracy"]) } a != "nan" && a + 0 >= t + 0 { print $(col["round"]) + 1; found = 1; exit }
+      { a = $(col["test_accuracy"]) } a != "nan" && a + 0 >= t + 0 { print $(col["round"]); found = 1; exit }
       END { if (!found) print "-" }' "$r/metrics.csv")
     echo "${labels[$i]},$final,$best,$br,$hit,$up,$wall"
   done

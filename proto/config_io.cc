@@ -3,6 +3,7 @@
 #include "proto/config_io.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -10,9 +11,11 @@
 #include <limits>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -124,6 +127,188 @@ std::vector<std::string> FieldNames(const Descriptor* d) {
   return names;
 }
 
+// A JSON config checked before protobuf's parser sees it, for errors that name the place:
+// a syntax error gives its line and column, an unknown field its path, line and column and
+// the fields its section has. Values are left to protobuf (whose type errors name the
+// field). Objects inside a google.protobuf.Struct (plug-in params) are not checked.
+class JsonConfigChecker {
+ public:
+  explicit JsonConfigChecker(const std::string& text) : t_(text) {}
+
+  absl::Status Check(const Descriptor* root) {
+    SkipSpace();
+    FT_RETURN_IF_ERROR(Value(root, ""));
+    SkipSpace();
+    if (i_ < t_.size()) return Error("unexpected text after the config's closing '}'");
+    return absl::OkStatus();
+  }
+
+ private:
+  // Where byte `pos` is, as "line L, column C" (both from 1; columns count bytes).
+  std::string Where(size_t pos) const {
+    size_t line = 1, col = 1;
+    for (size_t k = 0; k < pos && k < t_.size(); ++k) {
+      if (t_[k] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    return absl::StrCat("line ", line, ", column ", col);
+  }
+  absl::Status Error(const std::string& what) const { return ErrorAt(i_, what); }
+  absl::Status ErrorAt(size_t pos, const std::string& what) const {
+    return absl::InvalidArgumentError(absl::StrCat(Where(pos), ": ", what));
+  }
+  std::string Found() const {
+    if (i_ >= t_.size()) return "the end of the file";
+    return absl::StrCat("'", t_.substr(i_, 1), "'");
+  }
+  void SkipSpace() {
+    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\n' || t_[i_] == '\r'))
+      ++i_;
+  }
+
+  absl::Status String(std::string* out) {
+    if (i_ >= t_.size() || t_[i_] != '"') return Error(absl::StrCat("expected a string, found ", Found()));
+    ++i_;
+    std::string s;
+    while (i_ < t_.size() && t_[i_] != '"') {
+      if (static_cast<unsigned char>(t_[i_]) < 0x20)
+        return Error("control character in a string (a string must end on its line)");
+      if (t_[i_] == '\\') {
+        if (++i_ >= t_.size()) break;
+        if (std::string("\"\\/bfnrtu").find(t_[i_]) == std::string::npos)
+          return Error(absl::StrCat("bad escape '\\", t_.substr(i_, 1), "' in a string"));
+      }
+      s += t_[i_++];
+    }
+    if (i_ >= t_.size()) return Error("unterminated string");
+    ++i_;
+    if (out != nullptr) *out = std::move(s);
+    return absl::OkStatus();
+  }
+
+  // Skips a number or a literal (true, false, null).
+  absl::Status Scalar() {
+    const size_t start = i_;
+    while (i_ < t_.size() && (absl::ascii_isalnum(t_[i_]) || t_[i_] == '-' || t_[i_] == '+' ||
+                              t_[i_] == '.'))
+      ++i_;
+    const std::string tok = t_.substr(start, i_ - start);
+    if (tok.empty()) {
+      i_ = start;
+      return Error(absl::StrCat("expected a value, found ", Found()));
+    }
+    double d;
+    if (tok == "true" || tok == "false" || tok == "null" ||
+        ((absl::ascii_isdigit(tok[0]) || tok[0] == '-') && absl::SimpleAtod(tok, &d)))
+      return absl::OkStatus();
+    return ErrorAt(start, absl::StrCat("'", tok, "' is not a JSON value (strings need quotes)"));
+  }
+
+  // A value of field type `d` (null: not a message, or a Struct: not checked) at `path`.
+  absl::Status Value(const Descriptor* d, const std::string& path) {
+    SkipSpace();
+    if (i_ >= t_.size()) return Error("expected a value, found the end of the file");
+    const char c = t_[i_];
+    if (c == '{') return Object(d, path);
+    if (c == '[') {
+      ++i_;
+      SkipSpace();
+      if (i_ < t_.size() && t_[i_] == ']') {
+        ++i_;
+        return absl::OkStatus();
+      }
+      while (true) {
+        FT_RETURN_IF_ERROR(Value(d, path));
+        SkipSpace();
+        if (i_ < t_.size() && t_[i_] == ',') {
+          ++i_;
+          continue;
+        }
+        if (i_ < t_.size() && t_[i_] == ']') {
+          ++i_;
+          return absl::OkStatus();
+        }
+        return Error(absl::StrCat("expected ',' or ']' in a list, found ", Found()));
+      }
+    }
+    if (c == '"') return String(nullptr);
+    return Scalar();
+  }
+
+  absl::Status Object(const Descriptor* d, const std::string& path) {
+    ++i_;  // '{'
+    const bool check = d != nullptr && d->full_name() != "google.protobuf.Struct" &&
+                       d->full_name() != "google.protobuf.Value";
+    SkipSpace();
+    if (i_ < t_.size() && t_[i_] == '}') {
+      ++i_;
+      return absl::OkStatus();
+    }
+    while (true) {
+      SkipSpace();
+      const size_t key_pos = i_;
+      std::string key;
+      if (i_ >= t_.size() || t_[i_] != '"')
+        return Error(absl::StrCat("expected a field name in quotes, found ", Found(),
+                                  i_ < t_.size() && t_[i_] == '}' ? " (a ',' before '}'?)" : ""));
+      FT_RETURN_IF_ERROR(String(&key));
+      const std::string field_path = path.empty() ? key : absl::StrCat(path, ".", key);
+      const Descriptor* sub = nullptr;
+      if (check) {
+        const FieldDescriptor* f = d->FindFieldByName(key);
+        if (f == nullptr) f = d->FindFieldByCamelcaseName(key);
+        if (f == nullptr)
+          return ErrorAt(key_pos, absl::StrCat(
+              "unknown config field '", field_path, "' (",
+              path.empty() ? std::string("top level") : path, " has: ",
+              absl::StrJoin(FieldNames(d), ", "), ")"));
+        if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) sub = f->message_type();
+      } else if (d != nullptr) {
+        sub = d;  // inside a Struct: nested objects are Structs too (unchecked)
+      }
+      SkipSpace();
+      if (i_ >= t_.size() || t_[i_] != ':')
+        return Error(absl::StrCat("expected ':' after \"", key, "\", found ", Found()));
+      ++i_;
+      FT_RETURN_IF_ERROR(Value(sub, field_path));
+      SkipSpace();
+      if (i_ < t_.size() && t_[i_] == ',') {
+        ++i_;
+        continue;
+      }
+      if (i_ < t_.size() && t_[i_] == '}') {
+        ++i_;
+        return absl::OkStatus();
+      }
+      return Error(absl::StrCat("expected ',' or '}' after the value of '", field_path,
+                                "', found ", Found()));
+    }
+  }
+
+  const std::string& t_;
+  size_t i_ = 0;
+};
+
+// Appends "(<message> has: ...)" to text-format parser errors about an unknown field, which
+// name the message type but not its fields.
+std::string WithKnownFields(const std::string& error) {
+  static const char kNoField[] = "Message type \"";
+  const size_t at = error.find(kNoField);
+  if (at == std::string::npos || error.find("has no field named") == std::string::npos)
+    return error;
+  const size_t start = at + sizeof(kNoField) - 1;
+  const size_t end = error.find('"', start);
+  if (end == std::string::npos) return error;
+  const Descriptor* d = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
+      error.substr(start, end - start));
+  if (d == nullptr) return error;
+  return absl::StrCat(error, " (", d->name(), " has: ", absl::StrJoin(FieldNames(d), ", "), ")");
+}
+
 }  // namespace
 
 absl::StatusOr<v1::ExperimentConfig> ParseConfig(const std::string& text, const std::string& format,
@@ -132,6 +317,8 @@ absl::StatusOr<v1::ExperimentConfig> ParseConfig(const std::string& text, const 
   if (format == "json") {
     google::protobuf::util::JsonParseOptions opts;
     opts.ignore_unknown_fields = false;
+    if (absl::Status st = JsonConfigChecker(text).Check(cfg.GetDescriptor()); !st.ok())
+      return absl::InvalidArgumentError(absl::StrCat(source, ": ", st.message()));
     auto st = google::protobuf::util::JsonStringToMessage(text, &cfg, opts);
     if (!st.ok())
       return absl::InvalidArgumentError(
@@ -141,7 +328,8 @@ absl::StatusOr<v1::ExperimentConfig> ParseConfig(const std::string& text, const 
     CollectErrors errors;
     parser.RecordErrorsTo(&errors);
     if (!parser.ParseFromString(text, &cfg))
-      return absl::InvalidArgumentError(absl::StrCat(source, ": invalid config: ", errors.first));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": invalid config: ", WithKnownFields(errors.first)));
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": unknown config format '", format, "' (json or text)"));
@@ -519,6 +707,138 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
           absl::StrCat("data.synthetic.classes must be >= 2, got ", s.classes()));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// The shortest decimal text that parses back to `v` (std::to_chars' guarantee).
+template <typename T>
+std::string ShortestNumber(T v) {
+  if (!std::isfinite(v)) return JsonString(v != v ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
+}
+
+// Whether `f` of `msg` is a section that does not apply to this run (ConfigToRecordJson).
+bool NotApplicable(const Message& msg, const FieldDescriptor* f) {
+  const std::string& type = msg.GetDescriptor()->name();
+  const Reflection* r = msg.GetReflection();
+  auto str = [&](const char* field) {
+    const FieldDescriptor* g = msg.GetDescriptor()->FindFieldByName(field);
+    return g != nullptr ? r->GetString(msg, g) : std::string();
+  };
+  auto sub_str = [&](const FieldDescriptor* sub, const char* field) {
+    const Message& m = r->GetMessage(msg, sub);
+    const FieldDescriptor* g = m.GetDescriptor()->FindFieldByName(field);
+    return g != nullptr ? m.GetReflection()->GetString(m, g) : std::string();
+  };
+  if (type == "ExperimentConfig") {
+    if (f->name() == "attack") return sub_str(f, "name") == "none";
+    if (f->name() == "privacy") return sub_str(f, "mechanism") == "none";
+  }
+  if (type == "DataConfig") {
+    if (f->name() == "synthetic") return str("dataset") != "synthetic";
+    if (f->name() == "mean" || f->name() == "std") return str("normalize") != "standardize";
+  }
+  return false;
+}
+
+void AppendRecordJson(const Message& msg, int indent, std::string* out) {
+  const Descriptor* d = msg.GetDescriptor();
+  if (d->full_name() == "google.protobuf.Struct") {  // free-form plug-in parameters
+    google::protobuf::util::JsonPrintOptions opts;
+    std::string s;
+    (void)google::protobuf::util::MessageToJsonString(msg, &s, opts);
+    *out += s;
+    return;
+  }
+  const Reflection* r = msg.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->is_repeated() ? r->FieldSize(msg, f) == 0 : !r->HasField(msg, f)) continue;
+    if (NotApplicable(msg, f)) continue;
+    fields.push_back(f);
+  }
+  if (fields.empty()) {
+    *out += "{}";
+    return;
+  }
+  const std::string pad(indent + 2, ' ');
+  *out += "{\n";
+  for (size_t k = 0; k < fields.size(); ++k) {
+    const FieldDescriptor* f = fields[k];
+    absl::StrAppend(out, pad, JsonString(f->name()), ": ");
+    auto value = [&](int i) {  // i < 0: singular
+      const bool rep = i >= 0;
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_INT32:
+          return absl::StrCat(rep ? r->GetRepeatedInt32(msg, f, i) : r->GetInt32(msg, f));
+        case FieldDescriptor::CPPTYPE_INT64:
+          return absl::StrCat(rep ? r->GetRepeatedInt64(msg, f, i) : r->GetInt64(msg, f));
+        case FieldDescriptor::CPPTYPE_UINT32:
+          return absl::StrCat(rep ? r->GetRepeatedUInt32(msg, f, i) : r->GetUInt32(msg, f));
+        case FieldDescriptor::CPPTYPE_UINT64:
+          return absl::StrCat(rep ? r->GetRepeatedUInt64(msg, f, i) : r->GetUInt64(msg, f));
+        case FieldDescriptor::CPPTYPE_DOUBLE:
+          return ShortestNumber(rep ? r->GetRepeatedDouble(msg, f, i) : r->GetDouble(msg, f));
+        case FieldDescriptor::CPPTYPE_FLOAT:
+          return ShortestNumber(rep ? r->GetRepeatedFloat(msg, f, i) : r->GetFloat(msg, f));
+        case FieldDescriptor::CPPTYPE_BOOL:
+          return std::string((rep ? r->GetRepeatedBool(msg, f, i) : r->GetBool(msg, f)) ? "true"
+                                                                                        : "false");
+        case FieldDescriptor::CPPTYPE_ENUM:
+          return JsonString((rep ? r->GetRepeatedEnum(msg, f, i) : r->GetEnum(msg, f))->name());
+        case FieldDescriptor::CPPTYPE_STRING:
+          return JsonString(rep ? r->GetRepeatedString(msg, f, i) : r->GetString(msg, f));
+        case FieldDescriptor::CPPTYPE_MESSAGE: {
+          std::string s;
+          AppendRecordJson(rep ? r->GetRepeatedMessage(msg, f, i) : r->GetMessage(msg, f),
+                           indent + 2, &s);
+          return s;
+        }
+      }
+      return std::string("null");
+    };
+    if (f->is_repeated()) {
+      *out += "[";
+      for (int i = 0; i < r->FieldSize(msg, f); ++i) absl::StrAppend(out, i ? ", " : "", value(i));
+      *out += "]";
+    } else {
+      *out += value(-1);
+    }
+    absl::StrAppend(out, k + 1 < fields.size() ? ",\n" : "\n");
+  }
+  absl::StrAppend(out, std::string(indent, ' '), "}");
+}
+
+}  // namespace
+
+std::string ConfigToRecordJson(const v1::ExperimentConfig& resolved) {
+  std::string out;
+  AppendRecordJson(resolved, 0, &out);
+  return out;
 }
 
 std::string ConfigToJson(const Message& msg) {

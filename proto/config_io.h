@@ -44,6 +44,15 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& cfg);
 // Pretty JSON with the .proto field names.
 std::string ConfigToJson(const google::protobuf::Message& msg);
 
+// The JSON of a resolved config as a run records it (config.json, --print-config): integers
+// as JSON numbers (protobuf's printer quotes 64-bit ones), floating-point values in the
+// shortest text that reads back as the same number (0.05, not 0.050000000000000003), and
+// without the sections that do not apply to the run: `attack` when attack.name is "none",
+// `privacy` when privacy.mechanism is "none", `data.synthetic` unless data.dataset is
+// "synthetic", and `data.mean`/`data.std` unless data.normalize is "standardize". Reading it
+// back (LoadConfigFile, then ResolveConfig) gives the same resolved config.
+std::string ConfigToRecordJson(const v1::ExperimentConfig& resolved);
+
 }  // namespace fedtrain
 
 #endif  // FEDTRAIN_PROTO_CONFIG_IO_H_

@@ -15,7 +15,9 @@ namespace {
 
 using ::fedtrain::testing::IsOk;
 using ::fedtrain::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 absl::StatusOr<v1::ExperimentConfig> Json(const std::string& s) {
   return ParseConfig(s, "json", "test.json");
@@ -36,6 +38,90 @@ TEST(ConfigTest, UnknownFieldIsAnErrorNamingIt) {
                                                  HasSubstr("roundz")));
   EXPECT_THAT(ParseConfig("local { lrr: 1 }", "text", "x.txt"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lrr")));
+}
+
+TEST(ConfigTest, UnknownFieldInAFileIsAsClearAsInSet) {
+  // The same typo from a file and from --set: both name the field's path and list the
+  // fields its section has; the file's error also gives the line and column of the key.
+  const std::string file_error = std::string(
+      Json("{\n  \"rounds\": 3,\n  \"local\": {\"lr\": 0.1,\n    \"learning_rate\": 0.1}\n}")
+          .status()
+          .message());
+  v1::ExperimentConfig c;
+  const std::string set_error = std::string(ApplyOverride("local.learning_rate=0.1", &c).message());
+  EXPECT_EQ(file_error,
+            "test.json: line 4, column 5: unknown config field 'local.learning_rate' (local has: " +
+                set_error.substr(set_error.find("has: ") + 5));
+  EXPECT_THAT(set_error, HasSubstr("lr, lr_decay"));
+  // Top level.
+  EXPECT_THAT(Json(R"({"roundz": 3})"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("line 1, column 2: unknown config field 'roundz' (top level has: "
+                                 "name, seed")));
+  // Plug-in parameters are free-form: any key is accepted there (the algorithm checks them).
+  FT_EXPECT_OK(Json(R"({"algorithm": {"name": "fedprox", "params": {"anything": {"x": 1}}}})"));
+  // protobuf's JSON names (lowerCamel) are accepted as protobuf accepts them.
+  FT_EXPECT_OK(Json(R"({"federation": {"numClients": 5}})"));
+  // Text format: the parser's line and column, plus the fields the section has.
+  EXPECT_THAT(ParseConfig("rounds: 3\nlocal {\n  learning_rate: 1\n}", "text", "x.txt"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("x.txt: invalid config: line 3:"),
+                             HasSubstr("learning_rate"), HasSubstr("has: lr, lr_decay"))));
+}
+
+TEST(ConfigTest, JsonSyntaxErrorsGiveLineAndColumn) {
+  struct Case {
+    std::string json, message;
+  } cases[] = {
+      {"{\n  \"rounds\": 3,\n}", "line 3, column 1: expected a field name in quotes, found '}' (a ',' before '}'?)"},
+      {"{\n  \"rounds\": 3\n  \"seed\": 1\n}", "line 3, column 3: expected ',' or '}' after the value of 'rounds', found '\"'"},
+      {"{\"name\": fmnist}", "line 1, column 10: 'fmnist' is not a JSON value (strings need quotes)"},
+      {"{\"rounds\" 3}", "line 1, column 11: expected ':' after \"rounds\", found '3'"},
+      {"{\"model\": {\"hidden\": [200, 100}}", "line 1, column 31: expected ',' or ']' in a list, found '}'"},
+      {"{\"rounds\": ", "line 1, column 12: expected a value, found the end of the file"},
+      {"{\"name\": \"a\nb\"}", "line 1, column 12: control character in a string"},
+      {"{\"rounds\": 3} x", "line 1, column 15: unexpected text after the config's closing '}'"},
+  };
+  for (const Case& k : cases)
+    EXPECT_THAT(Json(k.json), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("test.json: " + k.message)))
+        << k.json;
+  // Value errors still come from protobuf's parser, which names the field.
+  EXPECT_THAT(Json(R"({"rounds": "ten"})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("rounds")));
+}
+
+TEST(ConfigTest, RecordJsonReadsBackAsTheSameConfig) {
+  v1::ExperimentConfig c;
+  FillDefaults(&c);
+  c.set_rounds(1500);
+  c.mutable_local()->set_lr(0.05);
+  c.mutable_local()->set_lr_decay(0.1 + 0.2);  // 0.30000000000000004: kept exactly
+  c.mutable_model()->add_hidden(200);
+  c.mutable_algorithm()->set_name("fedprox");
+  FT_ASSERT_OK(ApplyOverride("algorithm.params.mu=0.5", &c));
+  c.mutable_data()->set_dataset("fashion_mnist");
+  const std::string json = ConfigToRecordJson(c);
+  EXPECT_THAT(json, HasSubstr("\"rounds\": 1500,"));  // a number, not "1500"
+  EXPECT_THAT(json, HasSubstr("\"lr\": 0.05,"));       // not 0.050000000000000003
+  EXPECT_THAT(json, HasSubstr("\"lr_decay\": 0.30000000000000004"));
+  EXPECT_THAT(json, HasSubstr("\"hidden\": [200]"));
+  EXPECT_THAT(json, HasSubstr("\"mu\":0.5"));
+  // Sections that do not apply: no attack, no privacy mechanism, no synthetic data set, no
+  // standardisation statistics.
+  EXPECT_THAT(json, Not(HasSubstr("\"attack\"")));
+  EXPECT_THAT(json, Not(HasSubstr("\"privacy\"")));
+  EXPECT_THAT(json, Not(HasSubstr("\"synthetic\"")));
+  EXPECT_THAT(json, Not(HasSubstr("\"std\":")));
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig back, Json(json));
+  FillDefaults(&back);
+  EXPECT_EQ(back.SerializeAsString(), c.SerializeAsString());
+  // When they apply, they are there.
+  c.mutable_attack()->set_name("alie");
+  c.mutable_data()->set_dataset("synthetic");
+  const std::string with = ConfigToRecordJson(c);
+  EXPECT_THAT(with, HasSubstr("\"attack\": {"));
+  EXPECT_THAT(with, HasSubstr("\"synthetic\": {"));
 }
 
 TEST(ConfigTest, OverridesWalkDottedPaths) {

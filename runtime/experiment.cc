@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <string>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "aggregators/params.h"
 #include "aggregators/tracker_server.h"
 #include "client/file_client_state_store.h"
 #include "core/status_macros.h"
@@ -32,8 +34,29 @@ absl::StatusOr<v1::ExperimentConfig> ResolveConfig(v1::ExperimentConfig cfg,
     cfg.set_threads(std::max(1u, std::thread::hardware_concurrency()));
   if (cfg.output().run_name().empty()) cfg.mutable_output()->set_run_name(cfg.name());
   FT_RETURN_IF_ERROR(ValidateConfig(cfg));
+  if (!cfg.plugins().empty()) {
+    // Absolute, so that the saved config loads the same libraries from any folder.
+    for (std::string& p : *cfg.mutable_plugins()) {
+      std::error_code ec;
+      const std::filesystem::path abs = std::filesystem::absolute(p, ec);
+      if (!ec) p = abs.lexically_normal().string();
+    }
+  }
   FT_ASSIGN_OR_RETURN(const AlgorithmFactory* f, registry.Find(cfg.algorithm().name()));
-  FT_RETURN_IF_ERROR(f->Validate(cfg.algorithm()));
+  {
+    // The values the algorithm's (and its reducer's) parameters resolve to, defaults
+    // included, go into the resolved config.
+    ParamRecorder recorder;
+    FT_RETURN_IF_ERROR(f->Validate(cfg.algorithm()));
+    for (const auto& [prefix, values] : recorder.recorded()) {
+      google::protobuf::Struct* target =
+          prefix == "algorithm.params"           ? cfg.mutable_algorithm()->mutable_params()
+          : prefix == "algorithm.reducer.params" ? cfg.mutable_algorithm()->mutable_reducer()->mutable_params()
+                                                 : nullptr;
+      if (target == nullptr) continue;
+      for (const auto& [key, value] : values.fields()) (*target->mutable_fields())[key] = value;
+    }
+  }
   FT_RETURN_IF_ERROR(CheckFeedback(cfg, f->traits(cfg.algorithm())));
   FT_RETURN_IF_ERROR(CheckAttackConfig(cfg));
   return cfg;

@@ -1,5 +1,7 @@
 #include "runtime/federation.h"
 
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -91,6 +93,7 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   lo.checkpoint_every = cfg.checkpoint().every();
   lo.identity = CheckpointIdentity{cfg.algorithm().name(), ConfigFingerprint(cfg)};
   lo.resume = server_opts.resume;
+  lo.interrupt = server_opts.interrupt;
   RealClock clock;
   ServerLoopParts parts;
   parts.algorithm = server.get();
@@ -100,7 +103,24 @@ absl::StatusOr<RunResult> RunFederation(const v1::ExperimentConfig& cfg,
   parts.sink = sink;
   parts.clock = &clock;
   parts.pool = &pool;
-  FT_ASSIGN_OR_RETURN(ServerLoopResult loop, RunServerLoop(lo, parts, x0, on_round));
+  absl::StatusOr<ServerLoopResult> looped = RunServerLoop(lo, parts, x0, on_round);
+  if (absl::IsCancelled(looped.status()) && !lo.checkpoint_path.empty()) {
+    // Interrupted: the checkpoint holds the server's state only. When clients' states exist
+    // in this process alone, a resume from it could not repeat the run: remove it.
+    const auto* memory = dynamic_cast<const MemoryClientStateStore*>(store.get());
+    const auto* file = dynamic_cast<const FileClientStateStore*>(store.get());
+    const bool client_state = (memory != nullptr && memory->size() > 0) ||
+                              (file != nullptr && file->stats().bytes_written > 0);
+    if (client_state) {
+      std::error_code ec;
+      std::filesystem::remove(lo.checkpoint_path, ec);
+      return absl::CancelledError(absl::StrCat(
+          looped.status().message(), "; but the clients' own states (control variates, error "
+          "feedback, ...) lived in this process only, so the checkpoint was removed: this run "
+          "cannot be resumed"));
+    }
+  }
+  FT_ASSIGN_OR_RETURN(ServerLoopResult loop, std::move(looped));
   RunResult result;
   result.model = std::move(loop.model);
   result.final_test = loop.final_test;

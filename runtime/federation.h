@@ -6,6 +6,7 @@
 #ifndef FEDTRAIN_RUNTIME_FEDERATION_H_
 #define FEDTRAIN_RUNTIME_FEDERATION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -53,6 +54,10 @@ struct ServerRunOptions {
   // rounds and after the last, and start from `resume` when it is set.
   std::string checkpoint_path;
   std::shared_ptr<const CoordinatorSnapshot> resume;
+  // ServerLoopOptions::interrupt: stop after the round in progress once it is non-zero.
+  // When the run's own client-state store (a simulation's) holds states, the interrupted
+  // run removes its checkpoint, which could not repeat them: such a run cannot be resumed.
+  const std::atomic<int>* interrupt = nullptr;
 };
 
 // What a run produced (simulated or deployed alike).

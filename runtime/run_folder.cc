@@ -22,11 +22,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/build_info.h"
 #include "core/status_macros.h"
 #include "proto/config_io.h"
 #include "runtime/experiment.h"
 #include "runtime/model_file.h"
+#include "runtime/tensorboard.h"
 #include "runtime/uplink_setup.h"
 #include "server/checkpoint.h"
 
@@ -115,6 +120,39 @@ int64_t CountIncompleteRounds(const std::string& path) {
   return n;
 }
 
+// The best test accuracy in metrics.jsonl at `path` (full precision, unlike the CSV) and its
+// (1-based) round: the earliest round that reached it. {NaN, 0} when no round was evaluated.
+std::pair<double, int64_t> BestAccuracy(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  double best = std::nan("");
+  int64_t best_round = 0;
+  // The number after "key": in a row (the rows are flat objects that MetricsRow wrote).
+  auto field = [&line](absl::string_view key) -> std::string {
+    const std::string k = absl::StrCat("\"", key, "\":");
+    const size_t at = line.find(k);
+    if (at == std::string::npos) return "";
+    const size_t start = at + k.size();
+    const size_t end = line.find_first_of(",}", start);
+    return line.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  };
+  while (std::getline(in, line)) {
+    double a = 0;
+    int64_t r = 0;
+    if (absl::SimpleAtod(field("test_accuracy"), &a) && std::isfinite(a) &&
+        absl::SimpleAtoi(field("round"), &r) && !(a <= best)) {
+      best = a;
+      best_round = r;
+    }
+  }
+  return {best, best_round};
+}
+
+// Now as ISO 8601 UTC with milliseconds, e.g. "2026-12-07T22:50:55.123Z".
+std::string UtcNow() {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+}
+
 }  // namespace
 
 absl::StatusOr<ExperimentOutcome> RunExperiment(
@@ -176,16 +214,23 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
     scratch_state = partial + "/client_state";
     run_cfg.mutable_federation()->set_state_dir(scratch_state);
   }
+  const std::string start_time = UtcNow();
   auto run = [&]() -> absl::StatusOr<RunResult> {
     // On resume too: the checkpoint was verified against this config (ConfigFingerprint), and
     // the file may have been deleted or damaged since the run began.
-    FT_RETURN_IF_ERROR(WriteTextAtomically(partial + "/config.json", ConfigToJson(cfg) + "\n"));
+    FT_RETURN_IF_ERROR(WriteTextAtomically(partial + "/config.json", ConfigToRecordJson(cfg) + "\n"));
     // The per-client class histogram of the split (docs/federated.md §7.2: always log the split).
     // Not for on-demand client data: it would generate every client of the population.
     if (!data.population && !resuming) {
-      std::string hist;
-      for (const auto& row : ClassHistogram(data.train, data.partition))
-        absl::StrAppend(&hist, absl::StrJoin(row, ","), "\n");
+      // A header ("client,class_0,...") and one row per client: its id, then its count of
+      // each class.
+      const auto rows = ClassHistogram(data.train, data.partition);
+      std::string hist = "client";
+      const size_t classes = rows.empty() ? 0 : rows[0].size();
+      for (size_t k = 0; k < classes; ++k) absl::StrAppend(&hist, ",class_", k);
+      hist += "\n";
+      for (size_t c = 0; c < rows.size(); ++c)
+        absl::StrAppend(&hist, c, ",", absl::StrJoin(rows[c], ","), "\n");
       FT_RETURN_IF_ERROR(WriteText(partial + "/partition_histogram.csv", hist));
     }
     std::unique_ptr<FileMetricsSink> sink;
@@ -196,14 +241,26 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
     } else {
       FT_ASSIGN_OR_RETURN(sink, FileMetricsSink::Open(partial + "/metrics"));
     }
+    // output.tensorboard: the same rows also go to an event file (a new one per process, so
+    // a resumed run adds a file; TensorBoard reads them all).
+    MetricsSink* rows = sink.get();
+    std::unique_ptr<TensorBoardSink> tensorboard;
+    if (cfg.output().tensorboard()) {
+      FT_ASSIGN_OR_RETURN(tensorboard, TensorBoardSink::Open(partial + "/tensorboard", rows));
+      rows = tensorboard.get();
+    }
     FT_ASSIGN_OR_RETURN(RunResult r,
-                        RunFederation(run_cfg, registry, data, sink.get(), on_round,
+                        RunFederation(run_cfg, registry, data, rows, on_round,
                                       /*model=*/nullptr, transport, run_opts));
     if (cfg.output().save_model())
       FT_RETURN_IF_ERROR(SaveModel(partial + "/model.ftw", r.model_description, r.layout,
                                    static_cast<uint64_t>(r.rounds), r.model));
+    const auto [best_acc, best_round] = BestAccuracy(partial + "/metrics.jsonl");
     MetricsRow summary;
-    summary.Set("name", cfg.name())
+    // format_version 2: the fields below (version 1, before it was recorded, had a decimal
+    // weights hash and no version, times, build or best-accuracy fields).
+    summary.Set("format_version", int64_t{2})
+        .Set("name", cfg.name())
         .Set("model", r.model_description)
         .Set("rounds", r.rounds)
         .Set("incomplete_rounds", CountIncompleteRounds(partial + "/metrics.csv"))
@@ -215,7 +272,15 @@ absl::StatusOr<ExperimentOutcome> RunExperiment(
         .Set("cum_bytes_down", static_cast<int64_t>(r.cum_bytes_down))
         .Set("state_bytes_read", static_cast<int64_t>(r.state_bytes_read))
         .Set("state_bytes_written", static_cast<int64_t>(r.state_bytes_written))
-        .Set("weights_fnv1a64", absl::StrCat(HashFloats(r.model)));
+        .Set("best_test_accuracy", best_acc)
+        .Set("best_round", best_round)
+        // The same 16 hex digits as model.ftw's header.
+        .Set("weights_fnv1a64", absl::StrFormat("%016x", HashFloats(r.model)))
+        .Set("start_time", start_time)
+        .Set("end_time", UtcNow())
+        .Set("fedtrain_version", std::string(BuildVersion()))
+        .Set("git_commit", std::string(BuildGitCommit()))
+        .Set("build_type", std::string(BuildType()));
     if (cfg.privacy().mechanism() != "none") {
       summary.Set("privacy_mechanism", cfg.privacy().mechanism())
           .Set("privacy_guarantee", r.privacy_guarantee)
@@ -298,6 +363,9 @@ absl::StatusOr<std::string> FindFinishedRun(const v1::ExperimentConfig& cfg) {
       continue;
     absl::StatusOr<v1::ExperimentConfig> done =
         LoadConfigFile((it->path() / "config.json").string());
+    // config.json leaves out the sections that did not apply (ConfigToRecordJson): their
+    // defaults come back as a load would give them.
+    if (done.ok()) FillDefaults(&*done);
     if (done.ok() && ConfigFingerprint(*done) == want) found.push_back(it->path().string());
   }
   if (found.empty())

@@ -188,8 +188,8 @@ absl::Status Coordinator::Collect(Round* r) {
     const v1::UpdateMsg& m = got->msg;
     const ClientId id = m.client_id();
     if (m.round() != r->round) {
-      r->sum.rejections.push_back(absl::StrCat("client ", id, ": update for round ", m.round(),
-                                               ", current round is ", r->round));
+      r->sum.rejections.push_back(absl::StrCat("client ", id, ": update for round ", m.round() + 1,
+                                               ", current round is ", r->round + 1));
       continue;  // a stale reply: the client may still answer this round
     }
     if (!r->pending.contains(id)) {
@@ -204,7 +204,7 @@ absl::Status Coordinator::Collect(Round* r) {
     // comm/transport.h ReplyOrError carries the worker's status as Status::ToString().
     if (absl::StartsWith(m.error(), kFailedPreconditionPrefix))
       return absl::FailedPreconditionError(absl::StrCat(
-          "round ", r->round, ": the worker of client ", id, " cannot train it: ",
+          "round ", r->round + 1, ": the worker of client ", id, " cannot train it: ",
           m.error().substr(sizeof(kFailedPreconditionPrefix) - 1)));
     absl::StatusOr<ClientRecord> rec = Accept(*got, r->dim);
     if (!rec.ok()) {
@@ -291,7 +291,7 @@ absl::Status Coordinator::CheckProgress(const Round& r) {
   for (size_t i = 0; i < r.sum.rejections.size() && i < 3; ++i)
     absl::StrAppend(&why, i ? "; " : "", r.sum.rejections[i]);
   return absl::FailedPreconditionError(absl::StrCat(
-      "rounds ", rejected_streak_first_, " to ", r.round, " accepted no update: every reply "
+      "rounds ", rejected_streak_first_ + 1, " to ", r.round + 1, " accepted no update: every reply "
       "was rejected in ", rejected_streak_, " of them (federation.max_rejected_rounds = ",
       opts_.max_rejected_rounds, "; 0 turns this off). Last reasons: ", why,
       r.sum.rejections.size() > 3 ? "; ..." : ""));
@@ -315,7 +315,7 @@ absl::Status Coordinator::Aggregate(Round* r) {
     for (size_t i = 0; i < sum.rejections.size() && i < 5; ++i)
       absl::StrAppend(&why, i ? "; " : "", sum.rejections[i]);
     return absl::UnavailableError(absl::StrCat(
-        "round ", r->round, " closed without ", sum.missing, " of its ", r->info.sampled.size(),
+        "round ", r->round + 1, " closed without ", sum.missing, " of its ", r->info.sampled.size(),
         " sampled clients' updates and federation.require_all is set; the model was not "
         "changed", why.empty() ? "" : ". Reasons: ", why, sum.rejections.size() > 5 ? "; ..." : ""));
   }
@@ -324,7 +324,7 @@ absl::Status Coordinator::Aggregate(Round* r) {
     for (size_t i = 0; i < sum.rejections.size() && i < 5; ++i)
       absl::StrAppend(&why, i ? "; " : "", sum.rejections[i]);
     return absl::UnavailableError(absl::StrCat(
-        "round ", r->round, " closed with ", updates.size(), " accepted updates of ",
+        "round ", r->round + 1, " closed with ", updates.size(), " accepted updates of ",
         r->info.sampled.size(), " sampled clients, below federation.min_updates (", opts_.min_updates,
         "); the model was not changed", why.empty() ? "" : ". Reasons: ", why,
         sum.rejections.size() > 5 ? "; ..." : ""));
@@ -339,11 +339,11 @@ absl::Status Coordinator::Aggregate(Round* r) {
     for (const ClientUpdate& u : updates) accepted_through_[u.id] = r->round + 1;
   state_.round = r->round + 1;
   if (state_.x.size() != r->dim)
-    return absl::InternalError(absl::StrCat("round ", r->round,
+    return absl::InternalError(absl::StrCat("round ", r->round + 1,
                                             ": the algorithm changed the model from ", r->dim,
                                             " to ", state_.x.size(), " floats"));
   if (absl::Status s = CheckFinite(state_.x, "global model"); !s.ok())
-    return absl::InternalError(absl::StrCat("round ", r->round, ": ", s.message(),
+    return absl::InternalError(absl::StrCat("round ", r->round + 1, ": ", s.message(),
                                             " (diverged: lower local.lr or algorithm.server_lr)"));
   sum.received = static_cast<int64_t>(updates.size());
   sum.rejected = static_cast<int64_t>(r->info.rejected.size() + r->info.dropped.size());
@@ -370,7 +370,7 @@ absl::Status Coordinator::Record(Round* r) {
   }
   if (!sink_) return absl::OkStatus();
   MetricsRow row;
-  row.Set("round", static_cast<int64_t>(r->round))
+  row.Set("round", static_cast<int64_t>(r->round) + 1)  // 1-based, as everywhere users see it
       .Set("sampled", sum.sampled)
       .Set("received", sum.received)
       .Set("rejected", sum.rejected)

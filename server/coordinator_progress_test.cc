@@ -71,7 +71,7 @@ TEST(CoordinatorProgressTest, KRoundsWithAllRepliesRejectedFailTheRunWithTheReas
   h.net.reply = Script({0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
   EXPECT_THAT(h.coord->Run(nullptr),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       ::testing::AllOf(HasSubstr("rounds 0 to 2 accepted no update: every "
+                       ::testing::AllOf(HasSubstr("rounds 1 to 3 accepted no update: every "
                                                   "reply was rejected in 3 of them"),
                                         HasSubstr("non-finite value"))));
   EXPECT_EQ(h.coord->rounds_done(), 2);  // the failing round leaves the model alone
@@ -103,7 +103,7 @@ TEST(CoordinatorProgressTest, RoundsWithoutRepliesDoNotCount) {
     h.net.reply = Script({0, 2}, /*silent=*/{1});
     EXPECT_THAT(h.coord->Run(nullptr),
                 StatusIs(absl::StatusCode::kFailedPrecondition,
-                         HasSubstr("rounds 0 to 2 accepted no update: every reply was "
+                         HasSubstr("rounds 1 to 3 accepted no update: every reply was "
                                    "rejected in 2 of them")));
   }
 }
@@ -123,7 +123,7 @@ TEST(CoordinatorProgressTest, AWorkerThatCannotTrainAClientFailsTheRunAtOnce) {
   FT_ASSERT_OK(h.coord->RunRound().status());
   EXPECT_THAT(h.coord->RunRound(),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       ::testing::AllOf(HasSubstr("round 1: the worker of client"),
+                       ::testing::AllOf(HasSubstr("round 2: the worker of client"),  // 1-based
                                         HasSubstr("cannot train it: client"),
                                         HasSubstr("the state was lost"))));
   EXPECT_EQ(h.coord->rounds_done(), 1);

@@ -842,7 +842,7 @@ TEST(CoordinatorMinUpdatesTest, TooFewAcceptedUpdatesFailTheRoundAndLeaveTheMode
 
   const absl::StatusOr<RoundSummary> s1 = h.coord->RunRound();
   EXPECT_THAT(s1, StatusIs(absl::StatusCode::kUnavailable,
-                           AllOf(HasSubstr("round 1"), HasSubstr("2 accepted updates"),
+                           AllOf(HasSubstr("round 2"), HasSubstr("2 accepted updates"),
                                  HasSubstr("federation.min_updates (3)"),
                                  HasSubstr("client 0: worker failed"))));
   // Nothing moved: model, round, byte counters, accepted_through; no metrics row.

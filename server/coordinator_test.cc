@@ -118,7 +118,7 @@ TEST(CoordinatorTest, RequireAllFailsARoundWithAMissingUpdate) {
     if (require_all) {
       ASSERT_FALSE(s.ok());
       EXPECT_THAT(std::string(s.status().message()),
-                  HasSubstr("round 0 closed without 1 of its 5 sampled clients' updates and "
+                  HasSubstr("round 1 closed without 1 of its 5 sampled clients' updates and "
                             "federation.require_all is set"));
       EXPECT_EQ(std::vector<float>(h.coord->model().begin(), h.coord->model().end()), x0);
     } else {
@@ -158,7 +158,7 @@ TEST(CoordinatorTest, BadRepliesAreRejectedWithReasonsAndTheRoundGoesOn) {
   EXPECT_EQ(s.sampled, 10);
   EXPECT_EQ(s.received, 3);  // clients 0, 8 and 9; 8's duplicate is refused
   const std::string all = ::testing::PrintToString(s.rejections);
-  EXPECT_THAT(all, HasSubstr("client 1: update for round 7, current round is 0"));
+  EXPECT_THAT(all, HasSubstr("client 1: update for round 8, current round is 1"));
   EXPECT_THAT(all, HasSubstr("client 2: part 0 has 5 floats; model has 4"));
   EXPECT_THAT(all, HasSubstr("client 3: part 0: decoded vector has a non-finite value"));
   EXPECT_THAT(all, HasSubstr("client 4: part 0: codec 'topk/1'"));
@@ -235,7 +235,7 @@ TEST(CoordinatorTest, AccountsBytesAndWritesMetricsRows) {
   EXPECT_EQ(down, expect_down);
   EXPECT_EQ(std::get<int64_t>(*h.sink.rows[1].Get("cum_bytes_down")), static_cast<int64_t>(expect_down));
   EXPECT_GT(std::get<int64_t>(*h.sink.rows[1].Get("cum_bytes_up")), 2 * 4 * 8 * 4);
-  EXPECT_EQ(std::get<int64_t>(*h.sink.rows[0].Get("round")), 0);
+  EXPECT_EQ(std::get<int64_t>(*h.sink.rows[0].Get("round")), 1);  // 1-based
 }
 
 // FedAvg's server half that records the learning rate each Update is told.

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "core/log.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
@@ -26,9 +27,9 @@ const std::string& DeployedServer::address() const { return transport_->address(
 absl::StatusOr<std::shared_ptr<ServerTransport>> DeployedServer::WaitForWorkers(size_t dim) {
   // Four dense float64 parts plus 1 MiB of framing: every codec and algorithm fits.
   transport_->SetMaxUpdateBytes(uint64_t{32} * dim + (uint64_t{1} << 20));
-  std::fprintf(stderr, "fedtrain server: waiting for %d workers\n", opts_.expected_workers);
+  FT_LOG(kInfo, "fedtrain server: waiting for ", opts_.expected_workers, " workers");
   FT_RETURN_IF_ERROR(transport_->WaitForWorkers(absl::Now() + join_timeout_));
-  std::fprintf(stderr, "fedtrain server: %d workers joined\n", opts_.expected_workers);
+  FT_LOG(kInfo, "fedtrain server: ", opts_.expected_workers, " workers joined");
   return std::shared_ptr<ServerTransport>(transport_);
 }
 
@@ -38,8 +39,7 @@ void DeployedServer::Finish() {
   transport_->FinishRun(absl::Now() + absl::Seconds(10));
   transport_->Shutdown(absl::Now() + absl::Seconds(2));
   if (const uint64_t n = transport_->security_refusals(); n > 0)
-    std::fprintf(stderr, "fedtrain server: %llu calls without valid credentials were refused\n",
-                 static_cast<unsigned long long>(n));
+    FT_LOG(kWarning, "fedtrain server: ", n, " calls without valid credentials were refused");
 }
 
 }  // namespace fedtrain

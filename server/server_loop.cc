@@ -1,5 +1,6 @@
 #include "server/server_loop.h"
 
+#include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
@@ -25,14 +26,25 @@ absl::StatusOr<ServerLoopResult> RunServerLoop(
     result.cum_bytes_up = s.cum_bytes_up;
     result.cum_bytes_down = s.cum_bytes_down;
     const int64_t done = static_cast<int64_t>(s.round) + 1;
+    const bool interrupted = o.interrupt != nullptr && o.interrupt->load() != 0;
     if (!o.checkpoint_path.empty() && o.checkpoint_every > 0 && checkpoint_status.ok() &&
-        (done % o.checkpoint_every == 0 || done == rounds)) {
+        (done % o.checkpoint_every == 0 || done == rounds || interrupted)) {
       absl::StatusOr<CoordinatorSnapshot> snap = coord.Snapshot();
       checkpoint_status = snap.ok() ? SaveCheckpoint(o.checkpoint_path, *snap, o.identity)
                                     : snap.status();
     }
     if (on_round) on_round(s);
-  }, [&]() { return checkpoint_status; }));
+  }, [&]() -> absl::Status {
+    if (!checkpoint_status.ok()) return checkpoint_status;
+    const int signal = o.interrupt != nullptr ? o.interrupt->load() : 0;
+    if (signal != 0 && coord.rounds_done() < rounds)
+      return absl::CancelledError(absl::StrCat(
+          "interrupted (signal ", signal, ") after round ", coord.rounds_done(), " of ", rounds,
+          !o.checkpoint_path.empty() && o.checkpoint_every > 0
+              ? absl::StrCat("; ", o.checkpoint_path, " holds round ", coord.rounds_done())
+              : std::string("; no checkpoint (checkpoint.every is 0)")));
+    return absl::OkStatus();
+  }));
   // Resumed from a checkpoint taken after the last round: evaluate the final model once more.
   if (!result.final_test && coord.rounds_done() == rounds && o.resume && parts.evaluator) {
     FT_ASSIGN_OR_RETURN(EvalMetrics e, parts.evaluator(coord.model()));

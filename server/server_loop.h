@@ -17,6 +17,8 @@
 #include "aggregators/algorithm.h"
 #include "comm/transport.h"
 #include "compression/uplink_codec.h"
+#include <atomic>
+
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/thread_pool.h"
@@ -34,6 +36,11 @@ struct ServerLoopOptions {
   CheckpointIdentity identity;
   // Continue from this snapshot instead of round 0.
   std::shared_ptr<const CoordinatorSnapshot> resume;
+  // When not null and non-zero after a round (set from another thread, e.g. to the number of
+  // the signal that asked for it), the run stops there: a checkpoint of that round is
+  // written (when checkpoints are on and that round did not write one) and the loop returns
+  // Cancelled naming the round.
+  const std::atomic<int>* interrupt = nullptr;
 };
 
 struct ServerLoopResult {

@@ -95,7 +95,7 @@ TEST(BadInputTest, AllUpdatesRejectedForKRoundsFailsTheRunWithTheReason) {
   TempDir dir;
   const Outcome o = Simulate(dir, {"local.lr=3e38", "rounds=50", "federation.max_rejected_rounds=3"});
   EXPECT_EQ(o.rc, 1) << o.err;
-  EXPECT_THAT(o.err, HasSubstr("rounds 0 to 2 accepted no update: every reply was rejected in 3"));
+  EXPECT_THAT(o.err, HasSubstr("rounds 1 to 3 accepted no update: every reply was rejected in 3"));
   EXPECT_THAT(o.err, HasSubstr("federation.max_rejected_rounds = 3"));
   EXPECT_THAT(o.err, HasSubstr("non-finite"));  // the reason itself
   const std::string error_txt =

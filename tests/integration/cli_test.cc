@@ -15,16 +15,19 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <ostream>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -38,6 +41,7 @@
 #include "core/rng.h"
 #include "runtime/model_file.h"
 #include "runtime/npy.h"
+#include "runtime/tensorboard.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -46,6 +50,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::fedtrain::testing::ListDir;
+using ::fedtrain::testing::MetricsColumn;
 using ::fedtrain::testing::ReadFileBytes;
 using ::fedtrain::testing::TempDir;
 using ::fedtrain::testing::WriteFileBytes;
@@ -53,6 +58,7 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // A child that runs longer than this is killed: every command here finishes in seconds, so
@@ -480,10 +486,30 @@ TEST_F(CliTest, PrintConfigFillsDefaultsAndWritesNothing) {
   EXPECT_TRUE(cfg.algorithm().has_server_lr());
   EXPECT_EQ(cfg.federation().sampling(), "uniform_fixed");
   EXPECT_TRUE(cfg.output().save_model());
+  // Integers are JSON numbers.
+  EXPECT_THAT(r.out, HasSubstr("\"rounds\": 7,"));
   // Derived values are resolved as a run would resolve them.
   EXPECT_EQ(cfg.output().run_name(), kSyntheticRunName);
   EXPECT_EQ(cfg.sampling_seed(), cfg.seed());
   EXPECT_GT(cfg.threads(), 0);
+  ExpectNothingWritten();
+}
+
+// The algorithm's parameter defaults are recorded (fedprox's mu), and a plug-in path is
+// made absolute.
+TEST_F(CliTest, PrintConfigShowsAlgorithmParameterDefaults) {
+  ChildResult r = SimulateSynthetic({"--print-config", "--set", "algorithm.name=fedprox"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg, ParseConfig(r.out, "json", "stdout"));
+  ASSERT_EQ(cfg.algorithm().params().fields().count("mu"), 1u) << r.out;
+  EXPECT_EQ(cfg.algorithm().params().fields().at("mu").number_value(), 0.01);
+  EXPECT_THAT(r.out, HasSubstr("\"mu\":0.01"));
+  // fedavg_m's gamma has no fixed default (eta * K of the round): it stays absent.
+  ChildResult m = SimulateSynthetic({"--print-config", "--set", "algorithm.name=fedavg_m"});
+  ASSERT_EQ(m.exit_code, 0) << Describe(m);
+  FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig mc, ParseConfig(m.out, "json", "stdout"));
+  EXPECT_EQ(mc.algorithm().params().fields().count("beta"), 1u);
+  EXPECT_EQ(mc.algorithm().params().fields().count("gamma"), 0u);
   ExpectNothingWritten();
 }
 
@@ -495,6 +521,46 @@ std::vector<std::string> TinyRun() { return {"--set", "rounds=3", "--set", "eval
 
 std::vector<std::string> NonEmptyLines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+// output.tensorboard: an event file whose records parse back (TFRecord checksums, TbEvent)
+// into one event per round, step = the 1-based round, holding the round's metrics.
+TEST_F(CliTest, TensorBoardEventFileHoldsTheMetrics) {
+  std::vector<std::string> args = TinyRun();
+  args.insert(args.end(), {"--set", "output.tensorboard=true"});
+  ChildResult r = SimulateSynthetic(args);
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  const std::string run = absl::StrCat(out_, "/", kSyntheticRunName);
+  std::vector<std::string> files = ListDir(run + "/tensorboard");
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_THAT(files[0], StartsWith("events.out.tfevents."));
+  FT_ASSERT_OK_AND_ASSIGN(std::vector<std::string> recs,
+                          ReadTfRecords(ReadFileBytes(run + "/tensorboard/" + files[0])));
+  ASSERT_EQ(recs.size(), 4u);  // the file version, then rounds 1..3
+  const std::vector<std::string> rows = NonEmptyLines(ReadFileBytes(run + "/metrics.jsonl"));
+  ASSERT_EQ(rows.size(), 3u);
+  auto json_number = [](const std::string& row, const std::string& key) {
+    const size_t at = row.find("\"" + key + "\":");
+    double v = std::nan("");
+    if (at != std::string::npos) {
+      const size_t start = at + key.size() + 3;
+      (void)absl::SimpleAtod(row.substr(start, row.find_first_of(",}", start) - start), &v);
+    }
+    return v;
+  };
+  for (int i = 1; i <= 3; ++i) {
+    v1::TbEvent e;
+    ASSERT_TRUE(e.ParseFromString(recs[i]));
+    EXPECT_EQ(e.step(), i);
+    std::map<std::string, float> got;
+    for (const v1::TbSummaryValue& v : e.summary().value()) got[v.tag()] = v.simple_value();
+    const std::string& row = rows[i - 1];
+    EXPECT_EQ(json_number(row, "round"), i);
+    // Exact: the event holds the float nearest to the metric (float is TensorBoard's type).
+    EXPECT_EQ(got.at("test/accuracy"), static_cast<float>(json_number(row, "test_accuracy")));
+    EXPECT_EQ(got.at("train/loss"), static_cast<float>(json_number(row, "train_loss")));
+    EXPECT_EQ(got.at("bytes/uplink_total"), static_cast<float>(json_number(row, "cum_bytes_up")));
+  }
 }
 
 TEST_F(CliTest, TinyRunWritesCompleteFolderAndNeverOverwrites) {
@@ -512,20 +578,61 @@ TEST_F(CliTest, TinyRunWritesCompleteFolderAndNeverOverwrites) {
   EXPECT_THAT(csv[0], AllOf(StartsWith("round"), HasSubstr("test_accuracy")));
   EXPECT_EQ(NonEmptyLines(ReadFileBytes(run + "/metrics.jsonl")).size(), 3u);
 
-  // config.json is the resolved config, readable as a config again. int64 fields print as
-  // JSON strings in the proto3 JSON mapping.
+  // 1-based rounds: 1, 2, 3; the model file's round is the last one.
+  EXPECT_THAT(MetricsColumn(run + "/metrics.csv", "round"), ElementsAre(1, 2, 3));
+
+  // config.json is the resolved config, readable as a config again: integers as numbers,
+  // numbers in their shortest exact form, the algorithm's parameter defaults, and no section
+  // that does not apply (no attack, no privacy mechanism).
   const std::string config_json = ReadFileBytes(run + "/config.json");
-  EXPECT_THAT(config_json, HasSubstr("\"rounds\": \"3\""));
+  EXPECT_THAT(config_json, HasSubstr("\"rounds\": 3,"));
+  EXPECT_THAT(config_json, Not(HasSubstr("\"attack\"")));
+  EXPECT_THAT(config_json, Not(HasSubstr("\"privacy\"")));
+  EXPECT_THAT(config_json, Not(HasSubstr("00000000000")));  // no float noise
   FT_ASSERT_OK_AND_ASSIGN(v1::ExperimentConfig cfg,
                           ParseConfig(config_json, "json", run + "/config.json"));
   EXPECT_EQ(cfg.rounds(), 3);
   EXPECT_EQ(cfg.eval_every(), 1);
   EXPECT_EQ(cfg.output().run_name(), kSyntheticRunName);
 
-  EXPECT_THAT(ReadFileBytes(run + "/summary.json"),
-              AllOf(StartsWith("{"), HasSubstr("\"test_accuracy\""), HasSubstr("\"rounds\"")));
-  // 30 devices: one histogram row per client.
-  EXPECT_EQ(NonEmptyLines(ReadFileBytes(run + "/partition_histogram.csv")).size(), 30u);
+  const std::string summary = ReadFileBytes(run + "/summary.json");
+  EXPECT_THAT(summary, AllOf(StartsWith("{"), HasSubstr("\"format_version\":2"),
+                             HasSubstr("\"test_accuracy\""), HasSubstr("\"rounds\":3"),
+                             HasSubstr("\"best_test_accuracy\":"), HasSubstr("\"best_round\":"),
+                             HasSubstr("\"start_time\":\"20"), HasSubstr("\"end_time\":\"20"),
+                             HasSubstr("\"git_commit\":"), HasSubstr("\"build_type\":")));
+  // The weights hash is the model file's, in the same 16 hex digits.
+  FT_ASSERT_OK_AND_ASSIGN(SavedModel saved, LoadModel(run + "/model.ftw"));
+  {
+    const std::string bytes = ReadFileBytes(run + "/model.ftw");
+    const size_t at = bytes.find("\"fnv1a64\":\"");
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_THAT(summary, HasSubstr("\"weights_fnv1a64\":\"" + bytes.substr(at + 11, 16) + "\""));
+  }
+  // The best accuracy is the largest test_accuracy in metrics.csv, at the first round with it.
+  {
+    const std::vector<std::string> rows = NonEmptyLines(ReadFileBytes(run + "/metrics.csv"));
+    const std::vector<std::string> head = absl::StrSplit(rows[0], ',');
+    const size_t acc = std::find(head.begin(), head.end(), "test_accuracy") - head.begin();
+    double best = -1;
+    int best_round = 0;
+    for (size_t i = 1; i < rows.size(); ++i) {
+      const std::vector<std::string> f = absl::StrSplit(rows[i], ',');
+      double a = 0;
+      ASSERT_TRUE(absl::SimpleAtod(f[acc], &a));
+      if (a > best) {
+        best = a;
+        best_round = static_cast<int>(i);
+      }
+    }
+    EXPECT_THAT(summary, HasSubstr(absl::StrCat("\"best_round\":", best_round, ",")));
+  }
+  // 30 devices: a header and one histogram row per client, each starting with its id.
+  const std::vector<std::string> hist =
+      NonEmptyLines(ReadFileBytes(run + "/partition_histogram.csv"));
+  ASSERT_EQ(hist.size(), 31u);
+  EXPECT_THAT(hist[0], StartsWith("client,class_0,class_1,"));
+  for (size_t i = 1; i < hist.size(); ++i) EXPECT_THAT(hist[i], StartsWith(absl::StrCat(i - 1, ",")));
 
   FT_ASSERT_OK_AND_ASSIGN(SavedModel model, LoadModel(run + "/model.ftw"));
   EXPECT_EQ(model.round, 3u);
@@ -580,9 +687,9 @@ TEST_F(CliTest, WeightsDoNotDependOnThreadCount) {
   EXPECT_TRUE(model1 == model2) << "model.ftw differs between --threads 1 and --threads 2";
   // The threads really differed (the resolved configs record them).
   EXPECT_THAT(ReadFileBytes(absl::StrCat(out1, "/", kSyntheticRunName, "/config.json")),
-              HasSubstr("\"threads\": \"1\""));
+              HasSubstr("\"threads\": 1,"));
   EXPECT_THAT(ReadFileBytes(absl::StrCat(out2, "/", kSyntheticRunName, "/config.json")),
-              HasSubstr("\"threads\": \"2\""));
+              HasSubstr("\"threads\": 2,"));
 }
 
 // `fedtrain aggregate` gives the bits of the in-process reducer, prints its diagnostics as

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints, for every example config, the hash of the final weights a run of it gives
-# (summary.json's weights_fnv1a64), and for examples/ef/*.json the sha256 of ef-validate's
+# (summary.json's weights_fnv1a64, printed in decimal: summary.json format_version 2 holds it
+# as 16 hex digits, earlier summaries as a decimal string), and for examples/ef/*.json the sha256 of ef-validate's
 # results less their wall-clock times. Used to show that a refactoring changes no numerics:
 # run it with the old and the new binary and diff the outputs.
 #   tests/tools/example_hashes.sh FEDTRAIN_BIN [ROUNDS]
@@ -19,7 +20,12 @@ for cfg in examples/*.json examples/algorithms/*.json; do
     echo "$cfg FAILED"; tail -n 5 "$out/log"; continue
   fi
   run=$(sed -n 's/^run folder: //p' "$out/log" | tail -n 1)
-  hash=$(grep -o '"weights_fnv1a64": *"[0-9]*"' "$run/summary.json" | grep -o '[0-9]\{6,\}')
+  if grep -q '"format_version"' "$run/summary.json"; then
+    hex=$(grep -o '"weights_fnv1a64": *"[0-9a-f]*"' "$run/summary.json" | grep -o '[0-9a-f]\{16\}')
+    hash=$(printf '%u' "0x$hex")
+  else
+    hash=$(grep -o '"weights_fnv1a64": *"[0-9]*"' "$run/summary.json" | grep -o '[0-9]\{6,\}')
+  fi
   echo "$cfg $hash"
 done
 for cfg in examples/ef/*.json; do
