@@ -24,6 +24,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "core/metrics.h"
 #include "core/status_macros.h"
 
 namespace fedtrain {
@@ -711,25 +712,8 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
 
 namespace {
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
+// JSON string literals: core/metrics.h's JsonQuote (the same escaping as the metrics files).
+std::string JsonString(const std::string& s) { return JsonQuote(s); }
 
 // The shortest decimal text that parses back to `v` (std::to_chars' guarantee).
 template <typename T>

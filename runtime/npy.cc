@@ -60,6 +60,14 @@ std::string Header(const std::string& dict) {
   return out + h;
 }
 
+// The bytes of the file at `path`; NotFound naming it when it cannot be opened.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return absl::NotFoundError(absl::StrCat(path, ": cannot open for reading"));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
 
 // The item size of a supported numeric dtype, 0 for any other.
 size_t ItemSize(const std::string& d) {
@@ -153,11 +161,8 @@ absl::StatusOr<NpyArray> ParseNpyArray(std::string bytes, const std::string& nam
 }
 
 absl::StatusOr<NpyArray> ReadNpyArray(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return absl::NotFoundError(absl::StrCat(path, ": cannot open for reading"));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ParseNpyArray(ss.str(), path);
+  FT_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));
+  return ParseNpyArray(std::move(bytes), path);
 }
 
 double NpyElement(const NpyArray& a, size_t k) {
@@ -231,11 +236,8 @@ absl::StatusOr<NpyMatrix> ParseNpyMatrix(const std::string& bytes, const std::st
 }
 
 absl::StatusOr<NpyMatrix> ReadNpyMatrix(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return absl::NotFoundError(absl::StrCat(path, ": cannot open for reading"));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ParseNpyMatrix(ss.str(), path);
+  FT_ASSIGN_OR_RETURN(const std::string bytes, ReadWholeFile(path));
+  return ParseNpyMatrix(bytes, path);
 }
 
 std::string NpyVectorBytes(const std::vector<float>& v) {

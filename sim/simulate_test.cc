@@ -57,6 +57,14 @@ absl::StatusOr<Ran> RunTiny(v1::ExperimentConfig c, int threads) {
   return out;
 }
 
+// TinyConfig with the overrides `sets`, run on `threads` threads.
+absl::StatusOr<Ran> RunTinyWith(const std::vector<std::string>& sets, int threads) {
+  v1::ExperimentConfig c = TinyConfig();
+  for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
+  return RunTiny(c, threads);
+}
+
+
 TEST(SimulateTest, BitIdenticalWeightsForAnyThreadCount) {
   for (const char* algo : {"fedavg", "fedavgm"}) {
     v1::ExperimentConfig c = TinyConfig();
@@ -780,11 +788,7 @@ TEST(SimulateTest, RobustReducersRunThreadInvariantAndAreCheckedAtLoad) {
 // The attack harness in a whole run: the same bits for any thread count, the attack moves
 // the model, a robust reducer keeps a Gaussian attack out, and bad settings name the field.
 TEST(SimulateTest, AttacksAreReproducibleAndFilteredByRobustReducers) {
-  auto run = [](const std::vector<std::string>& sets, int threads) {
-    v1::ExperimentConfig c = TinyConfig();
-    for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
-    return RunTiny(c, threads);
-  };
+  const auto& run = RunTinyWith;
   auto norm = [](const std::vector<float>& v) {
     double s = 0;
     for (float e : v) s += double(e) * e;
@@ -819,11 +823,7 @@ TEST(SimulateTest, AttacksAreReproducibleAndFilteredByRobustReducers) {
 // sends its vector through the identity uplink; at the server, the Coordinator computes it
 // from the decoded updates. Every sampled client answers here, so p and f agree.
 TEST(SimulateTest, WorkerPlacedAttacksEqualServerPlacedOnes) {
-  auto run = [](const std::vector<std::string>& sets, int threads) {
-    v1::ExperimentConfig c = TinyConfig();
-    for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
-    return RunTiny(c, threads);
-  };
+  const auto& run = RunTinyWith;
   FT_ASSERT_OK_AND_ASSIGN(Ran clean, run({}, 1));
   for (const char* name : {"alie", "ipm", "sign_flip", "gaussian", "partial_drop",
                            "random_uniform", "crash_zero"})
@@ -853,11 +853,7 @@ TEST(SimulateTest, WorkerPlacedAttacksEqualServerPlacedOnes) {
 // The attacks only a worker can make: label flipping and stale updates change the model,
 // reproducibly for any thread count; the placements that cannot work are refused by name.
 TEST(SimulateTest, LabelFlipAndStaleAttacksRunOnTheWorker) {
-  auto run = [](const std::vector<std::string>& sets, int threads) {
-    v1::ExperimentConfig c = TinyConfig();
-    for (const std::string& o : sets) EXPECT_TRUE(ApplyOverride(o, &c).ok()) << o;
-    return RunTiny(c, threads);
-  };
+  const auto& run = RunTinyWith;
   FT_ASSERT_OK_AND_ASSIGN(Ran clean, run({}, 1));
   for (const std::vector<std::string>& sets :
        std::vector<std::vector<std::string>>{{"attack.name=label_flip", "attack.clients=0,1,2,3"},

@@ -139,6 +139,18 @@ ClusterRun RunCluster(const TempDir& dir, int workers, const ClusterOptions& o) 
   return r;
 }
 
+// Server + `workers` workers on `sets` must write `sim`'s model.ftw, byte for byte.
+void ExpectClusterMatches(const TempDir& dir, int workers, const std::vector<std::string>& sets,
+                          const std::string& sim) {
+  ClusterOptions o;
+  o.sets = sets;
+  ClusterRun run = RunCluster(dir, workers, o);
+  ASSERT_EQ(run.server_rc, 0);
+  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
+  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + " << workers
+                           << " workers";
+}
+
 TEST(GrpcClusterTest, FourWorkerProcessesMatchSimulationBitForBit) {
   TempDir dir;
   const std::string sim = SimulatedModel(dir);
@@ -201,12 +213,7 @@ TEST(GrpcClusterTest, CentralGaussianRunMatchesSimulationBitForBit) {
                                          "privacy.noise_multiplier=0.5"};
   const std::string sim = SimulatedModel(dir, sets);
   ASSERT_FALSE(sim.empty());
-  ClusterOptions o;
-  o.sets = sets;
-  ClusterRun run = RunCluster(dir, 4, o);
-  ASSERT_EQ(run.server_rc, 0);
-  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
-  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 4 workers";
+  ExpectClusterMatches(dir, 4, sets, sim);
 }
 
 // A model of ~1.1 MiB (tasks and updates travel in two chunks) and an algorithm with
@@ -220,12 +227,7 @@ TEST(GrpcClusterTest, ChunkedMessagesAndClientStateMatchSimulation) {
                                          "eval_every=3"};
   const std::string sim = SimulatedModel(dir, sets);
   ASSERT_GT(sim.size(), size_t{1} << 20);
-  ClusterOptions o;
-  o.sets = sets;
-  ClusterRun run = RunCluster(dir, 2, o);
-  ASSERT_EQ(run.server_rc, 0);
-  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
-  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 2 workers";
+  ExpectClusterMatches(dir, 2, sets, sim);
 }
 
 // A robust reducer under attack: three faulty clients send ALIE vectors (injected by the
@@ -238,12 +240,7 @@ TEST(GrpcClusterTest, AttackedRunWithFlagAggregatorMatchesSimulation) {
                                          "attack.clients=0,1,2"};
   const std::string sim = SimulatedModel(dir, sets);
   ASSERT_FALSE(sim.empty());
-  ClusterOptions o;
-  o.sets = sets;
-  ClusterRun run = RunCluster(dir, 4, o);
-  ASSERT_EQ(run.server_rc, 0);
-  const std::string grpc = ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/model.ftw")));
-  EXPECT_TRUE(grpc == sim) << "model.ftw differs between simulate and server + 4 workers";
+  ExpectClusterMatches(dir, 4, sets, sim);
   EXPECT_THAT(ReadFileBytes(dir.File(absl::StrCat("grpc/", kRunName, "/metrics.csv"))),
               HasSubstr("reducer_diag"));
 }
