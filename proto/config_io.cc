@@ -601,7 +601,7 @@ absl::Status ValidateConfig(const v1::ExperimentConfig& c) {
         "partition.method natural needs a data set with its own split (data.dataset synthetic, "
         "or data.dataset files with data.files.client_column)");
   if (c.data().dataset() == "files") {
-    FT_RETURN_IF_ERROR(OneOf("data.files.format", c.data().files().format(), {"idx", "npy", "csv"}));
+    FT_RETURN_IF_ERROR(OneOf("data.files.format", c.data().files().format(), {"idx", "npy", "npz", "csv"}));
     if (c.data().files().train().empty())
       return absl::InvalidArgumentError("data.files.train is empty: name the training file");
     if (!c.data().files().client_column().empty() && c.data().files().format() != "csv")

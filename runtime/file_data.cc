@@ -45,14 +45,11 @@ absl::StatusOr<Split> LoadIdxSplit(const std::string& images, const std::string&
   return Split{std::move(d), {}};
 }
 
-absl::StatusOr<Split> LoadNpySplit(const std::string& features, const std::string& labels,
-                                   bool scale) {
-  if (labels.empty())
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.files: format npy needs the labels file next to ", features,
-        " (data.files.train_labels / test_labels)"));
-  FT_ASSIGN_OR_RETURN(NpyArray x, ReadNpyArray(features));
-  FT_ASSIGN_OR_RETURN(NpyArray y, ReadNpyArray(labels));
+// Features x and labels y read from `features` and `labels` (file names, or for npz the
+// archive's member names), into a split.
+absl::StatusOr<Split> ArraysToSplit(const NpyArray& x, const NpyArray& y,
+                                    const std::string& features, const std::string& labels,
+                                    bool scale) {
   const size_t n = x.shape[0];
   if (n == 0) return Invalid(features, "has no rows");
   if (!(y.shape.size() == 1 || (y.shape.size() == 2 && y.shape[1] == 1)))
@@ -80,6 +77,25 @@ absl::StatusOr<Split> LoadNpySplit(const std::string& features, const std::strin
   }
   FT_RETURN_IF_ERROR(CheckFinite(s, features));
   return s;
+}
+
+absl::StatusOr<Split> LoadNpySplit(const std::string& features, const std::string& labels,
+                                   bool scale) {
+  if (labels.empty())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.files: format npy needs the labels file next to ", features,
+        " (data.files.train_labels / test_labels)"));
+  FT_ASSIGN_OR_RETURN(NpyArray x, ReadNpyArray(features));
+  FT_ASSIGN_OR_RETURN(NpyArray y, ReadNpyArray(labels));
+  return ArraysToSplit(x, y, features, labels, scale);
+}
+
+absl::StatusOr<Split> LoadNpzSplit(const std::string& archive, const v1::FileDataConfig& f,
+                                   bool scale) {
+  FT_ASSIGN_OR_RETURN(NpyArray x, ReadNpzArray(archive, f.features_array()));
+  FT_ASSIGN_OR_RETURN(NpyArray y, ReadNpzArray(archive, f.labels_array()));
+  return ArraysToSplit(x, y, absl::StrCat(archive, ":", f.features_array()),
+                       absl::StrCat(archive, ":", f.labels_array()), scale);
 }
 
 absl::StatusOr<Split> LoadCsvSplit(const std::string& path, const v1::FileDataConfig& f) {
@@ -156,6 +172,7 @@ absl::StatusOr<Split> LoadSplit(const v1::DataConfig& cfg, const std::string& ma
     return LoadIdxSplit(main, labels, scale);
   }
   if (f.format() == "npy") return LoadNpySplit(main, labels, scale);
+  if (f.format() == "npz") return LoadNpzSplit(main, f, scale);
   return LoadCsvSplit(main, f);
 }
 
@@ -177,9 +194,9 @@ Split Take(const Split& from, const std::vector<uint32_t>& rows) {
 
 absl::StatusOr<FileData> LoadFileData(const v1::DataConfig& cfg, uint64_t seed) {
   const v1::FileDataConfig& f = cfg.files();
-  if (f.format() != "idx" && f.format() != "npy" && f.format() != "csv")
+  if (f.format() != "idx" && f.format() != "npy" && f.format() != "npz" && f.format() != "csv")
     return absl::InvalidArgumentError(absl::StrCat(
-        "data.files.format must be idx, npy or csv, got '", f.format(), "'"));
+        "data.files.format must be idx, npy, npz or csv, got '", f.format(), "'"));
   if (f.train().empty())
     return absl::InvalidArgumentError("data.files.train is empty: name the training file");
   FT_ASSIGN_OR_RETURN(Split train, LoadSplit(cfg, f.train(), f.train_labels()));

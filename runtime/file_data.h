@@ -3,6 +3,8 @@
 //        Fashion-MNIST, EMNIST, KMNIST...
 //   npy  NumPy arrays: features of shape (n, ...) of any numeric dtype (flattened per row),
 //        labels of shape (n,) or (n, 1) of integers (or integral floats)
+//   npz  a NumPy archive (numpy.savez or savez_compressed) holding both arrays, named by
+//        data.files.features_array / labels_array ("x", "y")
 //   csv  a comma-separated table with a header row: the label column, optionally a client-id
 //        column, every other column a numeric feature
 // uint8 features are scaled to [0, 1] (x / 255) unless data.normalize is "none"; other

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <zlib.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/config_io.h"
@@ -99,6 +101,74 @@ TEST(FileDataTest, NpyDefectsAreNamed) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("train_labels")));
   EXPECT_THAT(LoadFileData(Files({"format=parquet", "train=a"}), 1).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("data.files.format")));
+}
+
+// A zip archive as numpy.savez (stored) or savez_compressed (deflate) writes one: for each
+// member a local header and its data, then the central directory and its end record.
+std::string Zip(const std::vector<std::pair<std::string, std::string>>& members, bool compress) {
+  auto le = [](uint32_t v, int bytes) {
+    std::string s;
+    for (int i = 0; i < bytes; ++i) s += static_cast<char>((v >> (8 * i)) & 0xff);
+    return s;
+  };
+  std::string out, central;
+  for (const auto& [name, raw] : members) {
+    std::string data = raw;
+    if (compress) {
+      z_stream zs{};
+      EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+      data.assign(deflateBound(&zs, raw.size()), '\0');
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
+      zs.avail_in = static_cast<uInt>(raw.size());
+      zs.next_out = reinterpret_cast<Bytef*>(data.data());
+      zs.avail_out = static_cast<uInt>(data.size());
+      EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+      data.resize(zs.total_out);
+      deflateEnd(&zs);
+    }
+    const uint32_t crc = crc32(0L, reinterpret_cast<const Bytef*>(raw.data()), raw.size());
+    const std::string common = le(20, 2) + le(0, 2) + le(compress ? 8 : 0, 2) + le(0, 4) +
+                               le(crc, 4) + le(data.size(), 4) + le(raw.size(), 4) +
+                               le(name.size(), 2) + le(0, 2);
+    central += le(0x02014b50, 4) + le(20, 2) + common + le(0, 2) + le(0, 2) + le(0, 2) +
+               le(0, 4) + le(out.size(), 4) + name;
+    out += le(0x04034b50, 4) + common + name + data;
+  }
+  return out + central + le(0x06054b50, 4) + le(0, 2) + le(0, 2) + le(members.size(), 2) +
+         le(members.size(), 2) + le(central.size(), 4) + le(out.size(), 4) + le(0, 2);
+}
+
+TEST(FileDataTest, NpzArchivesStoredOrDeflated) {
+  TempDir dir;
+  std::vector<float> x(30);
+  for (size_t k = 0; k < x.size(); ++k) x[k] = 0.5f * static_cast<float>(k);
+  const std::vector<int64_t> y = {0, 1, 2, 0, 1, 2, 0, 1, 2, 2};
+  const std::vector<std::pair<std::string, std::string>> members = {
+      {"x.npy", NpyArrayBytes("<f4", {10, 3}, Raw(x))}, {"y.npy", NpyArrayBytes("<i8", {10}, Raw(y))}};
+  for (bool compress : {false, true}) {
+    const std::string path = dir.File(compress ? "c.npz" : "s.npz");
+    Write(path, Zip(members, compress));
+    FT_ASSERT_OK_AND_ASSIGN(FileData d, LoadFileData(Files({"format=npz", "train=" + path,
+                                                            "test=" + path}), 1));
+    EXPECT_EQ(d.train.features, x) << compress;
+    EXPECT_EQ(d.train.labels, (std::vector<int32_t>(y.begin(), y.end()))) << compress;
+    EXPECT_EQ(d.train.num_classes, 3);
+    EXPECT_THAT(LoadFileData(Files({"format=npz", "train=" + path, "test=" + path,
+                                    "labels_array=labels"}), 1).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("has no array 'labels'; its arrays are: x, y")));
+  }
+  // A flipped data byte fails the CRC; a file that is not a zip says so.
+  std::string z = Zip(members, false);
+  z[200] ^= 1;
+  Write(dir.File("bad.npz"), z);
+  EXPECT_THAT(LoadFileData(Files({"format=npz", "train=" + dir.File("bad.npz"),
+                                  "test=" + dir.File("bad.npz")}), 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CRC-32")));
+  Write(dir.File("no.npz"), "just text, not an archive");
+  EXPECT_THAT(LoadFileData(Files({"format=npz", "train=" + dir.File("no.npz"),
+                                  "test=" + dir.File("no.npz")}), 1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a .npz (zip) archive")));
 }
 
 TEST(FileDataTest, CsvWithLabelAndClientColumns) {

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <zlib.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -163,6 +165,89 @@ absl::StatusOr<NpyArray> ParseNpyArray(std::string bytes, const std::string& nam
 absl::StatusOr<NpyArray> ReadNpyArray(const std::string& path) {
   FT_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));
   return ParseNpyArray(std::move(bytes), path);
+}
+
+namespace {
+
+uint32_t Le(const std::string& b, size_t at, int bytes) {
+  uint32_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(b[at + i]);
+  return v;
+}
+
+// Raw deflate (no zlib header), as ZIP's method 8 stores it, into exactly `size` bytes.
+absl::StatusOr<std::string> Inflate(const char* data, size_t n, size_t size,
+                                    const std::string& what) {
+  std::string out(size, '\0');
+  z_stream zs{};
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) return absl::InternalError("zlib inflateInit2 failed");
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+  zs.avail_in = static_cast<uInt>(n);
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(size);
+  const int rc = inflate(&zs, Z_FINISH);
+  const size_t got = zs.total_out;
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END || got != size)
+    return absl::InvalidArgumentError(absl::StrCat(what, ": damaged deflate data"));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<NpyArray> ReadNpzArray(const std::string& path, const std::string& array) {
+  FT_ASSIGN_OR_RETURN(const std::string z, ReadWholeFile(path));
+  // The end-of-central-directory record: 22 bytes plus a comment of at most 65535.
+  size_t eocd = std::string::npos;
+  if (z.size() >= 22) {
+    const size_t lowest = z.size() > 22 + 65535 ? z.size() - 22 - 65535 : 0;
+    for (size_t i = z.size() - 22 + 1; i-- > lowest;)
+      if (Le(z, i, 4) == 0x06054b50) {
+        eocd = i;
+        break;
+      }
+  }
+  if (eocd == std::string::npos) return Bad(path, "not a .npz (zip) archive: no end of central directory");
+  const uint32_t entries = Le(z, eocd + 10, 2), cd_offset = Le(z, eocd + 16, 4);
+  if (cd_offset == 0xffffffffu || entries == 0xffffu)
+    return Bad(path, "is a ZIP64 archive (an array over 4 GiB), which fedtrain does not read");
+  const std::string want = array + ".npy";
+  std::vector<std::string> names;
+  size_t at = cd_offset;
+  for (uint32_t e = 0; e < entries; ++e) {
+    if (at + 46 > z.size() || Le(z, at, 4) != 0x02014b50) return Bad(path, "damaged central directory");
+    const uint32_t method = Le(z, at + 10, 2), crc = Le(z, at + 16, 4), csize = Le(z, at + 20, 4),
+                   usize = Le(z, at + 24, 4);
+    const uint32_t name_len = Le(z, at + 28, 2), extra_len = Le(z, at + 30, 2),
+                   comment_len = Le(z, at + 32, 2), local = Le(z, at + 42, 4);
+    if (at + 46 + name_len > z.size()) return Bad(path, "damaged central directory");
+    const std::string name = z.substr(at + 46, name_len);
+    at += 46 + name_len + extra_len + comment_len;
+    names.push_back(name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0
+                        ? name.substr(0, name.size() - 4) : name);
+    if (name != want) continue;
+    if (csize == 0xffffffffu || usize == 0xffffffffu || local == 0xffffffffu)
+      return Bad(path, "is a ZIP64 archive (an array over 4 GiB), which fedtrain does not read");
+    if (local + 30 > z.size() || Le(z, local, 4) != 0x04034b50) return Bad(path, "damaged local header of " + name);
+    const size_t data = local + 30 + Le(z, local + 26, 2) + Le(z, local + 28, 2);
+    if (data + csize > z.size()) return Bad(path, "truncated member " + name);
+    const std::string what = absl::StrCat(path, ":", name);
+    std::string raw;
+    if (method == 0) {
+      if (csize != usize) return Bad(path, "damaged member sizes of " + name);
+      raw = z.substr(data, csize);
+    } else if (method == 8) {
+      FT_ASSIGN_OR_RETURN(raw, Inflate(z.data() + data, csize, usize, what));
+    } else {
+      return Bad(path, absl::StrCat("member ", name, " uses compression method ", method,
+                                    "; numpy.savez (stored) and savez_compressed (deflate) are read"));
+    }
+    if (crc32(0L, reinterpret_cast<const Bytef*>(raw.data()), static_cast<uInt>(raw.size())) != crc)
+      return Bad(path, absl::StrCat("member ", name, " fails its CRC-32 check (damaged archive)"));
+    return ParseNpyArray(std::move(raw), what);
+  }
+  return Bad(path, absl::StrCat("has no array '", array, "'; its arrays are: ",
+                                absl::StrJoin(names, ", ")));
 }
 
 double NpyElement(const NpyArray& a, size_t k) {

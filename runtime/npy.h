@@ -35,6 +35,11 @@ struct NpyArray {
 };
 absl::StatusOr<NpyArray> ParseNpyArray(std::string bytes, const std::string& name);
 absl::StatusOr<NpyArray> ReadNpyArray(const std::string& path);
+// The array `array` ("x" for the member "x.npy") of the NumPy .npz archive at `path`, as
+// numpy.savez (stored) or numpy.savez_compressed (deflated) writes it. InvalidArgument naming
+// the file for a damaged archive, a ZIP64 one, an unknown compression method, or a missing
+// member (with the list of the archive's arrays).
+absl::StatusOr<NpyArray> ReadNpzArray(const std::string& path, const std::string& array);
 // Element k as a double (exact for every dtype but 64-bit integers beyond 2^53).
 double NpyElement(const NpyArray& a, size_t k);
 // An array of `shape` and dtype descr ("<f4", "<i8", "|u1", ...) from raw little-endian
