@@ -156,7 +156,8 @@ def one_run(args, attack, rule, seed):
         row["status"] = "ok" if math.isfinite(acc) else "nan"
         return row
     msg = last_line(proc.stderr) or last_line(proc.stdout) or f"exit status {proc.returncode}"
-    row["message"] = msg
+    # The results name run folders relative to --runs, so they do not depend on where it was.
+    row["message"] = msg.replace(os.path.abspath(args.runs) + "/", "runs/")
     # A rule refusing a round for too few updates is the specified outcome, not a failure.
     row["status"] = "rejected" if "needs p >=" in msg else "error"
     return row
