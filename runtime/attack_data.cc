@@ -27,9 +27,7 @@ absl::Status CheckDataAttack(const v1::ExperimentConfig& cfg) {
   return absl::OkStatus();
 }
 
-ClientDataFn WithDataAttack(ClientDataFn base, const v1::ExperimentConfig& cfg,
-                            const ExperimentData& data) {
-  const AttackOptions a = AttackFromConfig(cfg);
+ClientDataFn WithDataAttack(ClientDataFn base, const AttackOptions& a, const ExperimentData& data) {
   if (!IsDataAttack(a)) return base;
   // A black pixel in the features' own units: what the warp moves in from outside the image.
   float fill = 0.0f;

@@ -22,11 +22,10 @@ constexpr uint64_t kDataAttackRound = ~uint64_t{0};
 // (augmented needs images: data.dataset fashion_mnist).
 absl::Status CheckDataAttack(const v1::ExperimentConfig& cfg);
 
-// `base` with the faulty clients' data transformed when the config's attack is a data attack
-// placed on the worker; `base` itself otherwise. Each returned function owns a buffer that the
-// last DataView it returned points into (one function per Worker, as ClientDataOf).
-ClientDataFn WithDataAttack(ClientDataFn base, const v1::ExperimentConfig& cfg,
-                            const ExperimentData& data);
+// `base` with the faulty clients' data transformed when `a` is a data attack placed on the
+// worker; `base` itself otherwise. Each returned function owns a buffer that the last
+// DataView it returned points into (one function per Worker, as ClientDataOf).
+ClientDataFn WithDataAttack(ClientDataFn base, const AttackOptions& a, const ExperimentData& data);
 
 }  // namespace fedtrain
 

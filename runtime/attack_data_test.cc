@@ -37,6 +37,8 @@ v1::ExperimentConfig Config(const std::vector<std::string>& sets) {
   return c;
 }
 
+AttackOptions Attack(const std::vector<std::string>& sets) { return AttackFromConfig(Config(sets)); }
+
 std::vector<float> Row(const DataView& v, size_t i) {
   const ConstVec r = v.data->row(v.index(i));
   return std::vector<float>(r.begin(), r.end());
@@ -44,7 +46,7 @@ std::vector<float> Row(const DataView& v, size_t i) {
 
 TEST(AttackDataTest, LabelFlipFlipsOnlyTheFaultyClientsLabels) {
   const ExperimentData d = Images(8);
-  ClientDataFn fn = WithDataAttack(ClientDataOf(d), Config({"attack.name=label_flip",
+  ClientDataFn fn = WithDataAttack(ClientDataOf(d), Attack({"attack.name=label_flip",
                                                             "attack.clients=1"}), d);
   FT_ASSERT_OK_AND_ASSIGN(DataView bad, fn(1));
   ASSERT_EQ(bad.size(), 4u);
@@ -62,7 +64,7 @@ TEST(AttackDataTest, AugmentedWarpsEveryImageWithOneOfTheTenMapsReproducibly) {
   const v1::ExperimentConfig c = Config({"attack.name=augmented", "attack.clients=0"});
   std::vector<std::vector<int32_t>> maps;
   for (int k = 0; k < kNumWarps; ++k) maps.push_back(LotkaVolterraMap(28, 28, WarpTime(k)));
-  ClientDataFn fn = WithDataAttack(ClientDataOf(d), c, d);
+  ClientDataFn fn = WithDataAttack(ClientDataOf(d), AttackFromConfig(c), d);
   FT_ASSERT_OK_AND_ASSIGN(DataView v, fn(0));
   std::vector<std::vector<float>> first;
   for (size_t i = 0; i < v.size(); ++i) {
@@ -78,12 +80,12 @@ TEST(AttackDataTest, AugmentedWarpsEveryImageWithOneOfTheTenMapsReproducibly) {
     EXPECT_TRUE(matched) << "image " << i << " is not one of the ten warps of its source";
     first.push_back(std::move(got));
   }
-  ClientDataFn fn2 = WithDataAttack(ClientDataOf(d), c, d);  // owns the view's buffer
+  ClientDataFn fn2 = WithDataAttack(ClientDataOf(d), AttackFromConfig(c), d);  // owns the view's buffer
   FT_ASSERT_OK_AND_ASSIGN(DataView again, fn2(0));
   for (size_t i = 0; i < again.size(); ++i) EXPECT_EQ(Row(again, i), first[i]);
   // rho = 0.5 keeps some images as they are; the draws of the others do not move.
   ClientDataFn half = WithDataAttack(
-      ClientDataOf(d), Config({"attack.name=augmented", "attack.clients=0", "attack.rho=0.5"}), d);
+      ClientDataOf(d), Attack({"attack.name=augmented", "attack.clients=0", "attack.rho=0.5"}), d);
   FT_ASSERT_OK_AND_ASSIGN(DataView h, half(0));
   int kept = 0, warped_same = 0;
   for (size_t i = 0; i < h.size(); ++i) {
@@ -98,7 +100,7 @@ TEST(AttackDataTest, AugmentedWarpsEveryImageWithOneOfTheTenMapsReproducibly) {
 
 TEST(AttackDataTest, OtherAttacksLeaveTheDataAlone) {
   const ExperimentData d = Images(4);
-  ClientDataFn fn = WithDataAttack(ClientDataOf(d), Config({"attack.name=alie",
+  ClientDataFn fn = WithDataAttack(ClientDataOf(d), Attack({"attack.name=alie",
                                                             "attack.clients=0"}), d);
   FT_ASSERT_OK_AND_ASSIGN(DataView v, fn(0));
   EXPECT_EQ(v.data, &d.train);

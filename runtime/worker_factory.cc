@@ -18,7 +18,6 @@ struct WorkerFactory::Parts {
   std::unique_ptr<ClientAlgorithm> client;
   std::unique_ptr<UplinkCodec> uplink;
   WorkerOptions wopts;
-  v1::ExperimentConfig cfg;  // for the data attacks of each Worker's ClientDataFn
 };
 
 WorkerFactory::WorkerFactory(std::unique_ptr<Parts> p) : p_(std::move(p)) {}
@@ -47,7 +46,6 @@ absl::StatusOr<std::unique_ptr<WorkerFactory>> WorkerFactory::Create(
   p->wopts.num_up_parts = server->num_up_parts();
   p->wopts.commit_sent = factory->traits(cfg.algorithm()).commit_sent;
   p->wopts.attack = AttackFromConfig(cfg);
-  p->cfg = cfg;
   const uint64_t seed = cfg.sampling_seed();
   const int64_t n = cfg.federation().num_clients();
   const int64_t m = SampleSize(n, cfg.federation().clients_per_round(),
@@ -60,7 +58,7 @@ void WorkerFactory::SetVersionedState(bool on) { p_->wopts.versioned_state = on;
 
 std::unique_ptr<Worker> WorkerFactory::NewWorker() const {
   return std::make_unique<Worker>(p_->wopts, p_->client.get(), p_->model->Clone(),
-                                  WithDataAttack(ClientDataOf(*p_->data), p_->cfg, *p_->data),
+                                  WithDataAttack(ClientDataOf(*p_->data), p_->wopts.attack, *p_->data),
                                   p_->store, p_->uplink.get());
 }
 
